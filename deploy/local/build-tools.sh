@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Build (once per machine) the real binaries of the local control plane into
+# ~/.cache/rollwise/bin/<component>-<version>/, and install Prometheus from Debian.
+# Idempotent: a component whose binaries exist is skipped. The whole log is kept in
+# ~/.cache/rollwise/logs/build-tools.log.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+CACHE=${ROLLWISE_CACHE:-$HOME/.cache/rollwise}
+mkdir -p "$CACHE/logs" "$CACHE/src"
+LOG="$CACHE/logs/build-tools.log"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+start=$(date +%s)
+
+say() { printf '[build-tools %4ss] %s\n' "$(( $(date +%s) - start ))" "$*" | tee -a "$LOG"; }
+run() { "$@" >>"$LOG" 2>&1 || { say "FAILED: $* (see $LOG)"; tail -n 40 "$LOG" >&2; exit 1; }; }
+have() { for f in "$@"; do [ -x "$f" ] || return 1; done; }
+
+k8s_dir="$CACHE/bin/kubernetes-$KUBERNETES_VERSION"
+kwok_dir="$CACHE/bin/kwok-$KWOK_VERSION"
+etcd_dir="$CACHE/bin/etcd-$ETCD_VERSION"
+helm_dir="$CACHE/bin/helm-$HELM_VERSION"
+
+build_kubernetes() {
+  if have "$k8s_dir"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}; then
+    say "kubernetes $KUBERNETES_VERSION: cached"; return; fi
+  say "kubernetes $KUBERNETES_VERSION: building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (10-30 min cold)"
+  local v=${KUBERNETES_VERSION#v} mod="$CACHE/src/kubernetes-$KUBERNETES_VERSION"
+  local minor=${v#*.}; minor=${minor%%.*}
+  local staging="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
+    cloud-provider cluster-bootstrap code-generator component-base component-helpers
+    controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation
+    endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy
+    kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission
+    sample-apiserver sample-cli-plugin sample-controller cri-streaming streaming"
+  mkdir -p "$mod"
+  # The kubernetes module replaces its staging modules with local paths, so `go install`
+  # refuses it; a wrapper module pins each staging module to its published version instead.
+  {
+    echo "module rollwise.local/kubernetes-build"
+    echo
+    echo "go 1.24.0"
+    echo
+    echo "godebug default=go1.24"
+    echo
+    for m in $staging; do echo "replace k8s.io/$m => k8s.io/$m v0.$minor.${v##*.}"; done
+  } >"$mod/go.mod"
+  # cri-streaming and streaming only exist from 1.36 on; drop replaces that do not resolve.
+  if [ "$minor" -lt 36 ]; then sed -i '/k8s.io\/cri-streaming\|k8s.io\/streaming /d' "$mod/go.mod"; fi
+  local cmds="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
+  ( cd "$mod" && for c in $cmds; do run go get -tool "$c@$KUBERNETES_VERSION"; done )
+  local gm=${v%%.*} commit date ld=""
+  commit=$(printf '%s' "$KUBERNETES_VERSION" | sha1sum | cut -c1-40)
+  date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=$gm -X $p.gitMinor=$minor"
+    ld="$ld -X $p.gitCommit=$commit -X $p.gitTreeState=clean -X $p.buildDate=$date"
+  done
+  mkdir -p "$k8s_dir.tmp"
+  # One `go build` for all four: they share most packages.
+  ( cd "$mod" && run go build -trimpath -ldflags "-s -w $ld" -o "$k8s_dir.tmp/" $cmds )
+  rm -rf "$k8s_dir"; mv "$k8s_dir.tmp" "$k8s_dir"
+  say "kubernetes: $("$k8s_dir/kubectl" version --client 2>/dev/null | head -n1)"
+}
+
+build_kwok() {
+  if have "$kwok_dir"/{kwok,kwokctl}; then say "kwok $KWOK_VERSION: cached"; return; fi
+  say "kwok $KWOK_VERSION: go install kwok, kwokctl"
+  mkdir -p "$kwok_dir.tmp"
+  GOBIN="$kwok_dir.tmp" run go install -trimpath -ldflags "-s -w" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+  rm -rf "$kwok_dir"; mv "$kwok_dir.tmp" "$kwok_dir"
+  # The default and chaos stages ship in the module; keep a copy beside the binaries.
+  cp -r "$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage" "$kwok_dir/stage"
+  chmod -R u+w "$kwok_dir/stage"
+}
+
+build_etcd() {
+  if have "$etcd_dir/etcd"; then say "etcd $ETCD_VERSION: cached"; return; fi
+  say "etcd $ETCD_VERSION: building from go.etcd.io/etcd/server/v3"
+  local mod="$CACHE/src/etcd-$ETCD_VERSION"
+  mkdir -p "$mod"
+  printf 'module rollwise.local/etcd-build\n\ngo 1.24\n' >"$mod/go.mod"
+  ( cd "$mod" && run go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION" )
+  mkdir -p "$etcd_dir.tmp"
+  ( cd "$mod" && run go build -trimpath -ldflags "-s -w" -o "$etcd_dir.tmp/etcd" go.etcd.io/etcd/server/v3 )
+  rm -rf "$etcd_dir"; mv "$etcd_dir.tmp" "$etcd_dir"
+}
+
+build_helm() {
+  if have "$helm_dir/helm"; then say "helm $HELM_VERSION: cached"; return; fi
+  say "helm $HELM_VERSION: go install"
+  mkdir -p "$helm_dir.tmp"
+  GOBIN="$helm_dir.tmp" run go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  rm -rf "$helm_dir"; mv "$helm_dir.tmp" "$helm_dir"
+}
+
+install_prometheus() {
+  if command -v prometheus >/dev/null; then say "prometheus: $(prometheus --version 2>&1 | head -n1)"; return; fi
+  say "prometheus: apt-get install $PROMETHEUS_DEB"
+  # The package's own service is not used: the harness runs prometheus with its own config.
+  export DEBIAN_FRONTEND=noninteractive
+  run apt-get update -q
+  run apt-get install -y -q --no-install-recommends "$PROMETHEUS_DEB"
+  pkill -x prometheus 2>/dev/null || true
+}
+
+only=${1:-all}
+case "$only" in
+  all) install_prometheus; build_kwok; build_helm; build_etcd; build_kubernetes ;;
+  kubernetes|kwok|etcd|helm) "build_$only" ;;
+  prometheus) install_prometheus ;;
+  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|prometheus]" >&2; exit 2 ;;
+esac
+# A line other scripts read: where each binary lives.
+cat >"$CACHE/bin/paths.env" <<PATHS
+KUBE_BIN=$k8s_dir
+KWOK_BIN=$kwok_dir
+ETCD_BIN=$etcd_dir
+HELM_BIN=$helm_dir
+PATHS
+say "done in $(( $(date +%s) - start ))s"

@@ -1,0 +1,348 @@
+"""ProgressiveService: one service, declared once; its rollout told in status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from rollwise.api.base import ApiModel, StatusModel
+from rollwise.api.durations import Duration
+
+KIND = "ProgressiveService"
+PLURAL = "progressiveservices"
+SHORT_NAMES = ["psvc"]
+HISTORY_LIMIT = 20
+
+_OPEN = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True)
+_PRESERVE = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+class Container(ApiModel):
+    """A container as Kubernetes knows it; rollwise reads only name, image and env."""
+
+    model_config = _OPEN | ConfigDict(json_schema_extra=_PRESERVE)
+    name: str = Field(min_length=1)
+    image: str = Field(min_length=1)
+
+
+class PodSpec(ApiModel):
+    """A core/v1 PodSpec; only the containers are checked here, the rest passes through."""
+
+    model_config = _OPEN | ConfigDict(json_schema_extra=_PRESERVE)
+    containers: list[Container] = Field(min_length=1)
+
+
+class TemplateMetadata(ApiModel):
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class PodTemplate(ApiModel):
+    """A core/v1 PodTemplateSpec."""
+
+    metadata: TemplateMetadata = Field(default_factory=TemplateMetadata)
+    spec: PodSpec
+
+
+class ServicePorts(ApiModel):
+    """The Services rollwise owns: `<name>`, `<name>-stable`, `<name>-canary`."""
+
+    port: int = Field(default=80, ge=1, le=65535)
+    target_port: int | str = Field(
+        default=8080, json_schema_extra={"x-kubernetes-int-or-string": True}
+    )
+
+
+class MigrationSpec(ApiModel):
+    """A Job run once per revision, before the new code gets traffic."""
+
+    template: PodTemplate
+    backoff_limit: int = Field(default=1, ge=0, le=20)
+    active_deadline_seconds: int = Field(default=600, ge=1)
+
+
+class PauseStep(ApiModel):
+    """Wait for a duration, or for `promote` when there is none."""
+
+    duration: Duration | None = None
+
+
+class GateRef(ApiModel):
+    """A MetricGate (or ClusterMetricGate with `cluster: true`) and its argument values."""
+
+    name: str = Field(min_length=1, max_length=253)
+    cluster: bool = False
+    args: dict[str, str] = Field(default_factory=dict)
+
+
+class AnalysisStep(ApiModel):
+    gates: list[GateRef] = Field(min_length=1, max_length=10)
+
+
+class CanaryStep(ApiModel):
+    """Exactly one of setWeight, pause, analysis."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.setWeight), has(self.pause), has(self.analysis)]"
+                    ".filter(x, x).size() == 1",
+                    "message": "each step sets exactly one of setWeight, pause, analysis",
+                }
+            ]
+        }
+    )
+    set_weight: int | None = Field(default=None, ge=0, le=100)
+    pause: PauseStep | None = None
+    analysis: AnalysisStep | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CanaryStep:
+        given = [x is not None for x in (self.set_weight, self.pause, self.analysis)]
+        if sum(given) != 1:
+            raise ValueError("each step sets exactly one of setWeight, pause, analysis")
+        return self
+
+
+class BackgroundAnalysis(ApiModel):
+    """Gates evaluated through every step from startingStep on."""
+
+    gates: list[GateRef] = Field(min_length=1, max_length=10)
+    starting_step: int = Field(default=0, ge=0)
+
+
+class HTTPRouteRef(ApiModel):
+    http_route: str = Field(min_length=1)
+
+
+class IngressRef(ApiModel):
+    ingress: str = Field(min_length=1)
+
+
+class VirtualServiceRef(ApiModel):
+    virtual_service: str = Field(min_length=1)
+
+
+class ReplicaRouting(ApiModel):
+    """Weight approximated by the canary's share of ready pods."""
+
+
+class TrafficRouting(ApiModel):
+    """Exactly one router. Immutable: switching routers mid-flight would orphan weights."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.replicas), has(self.gatewayAPI), has(self.nginx),"
+                    " has(self.istio)].filter(x, x).size() == 1",
+                    "message": "trafficRouting sets exactly one of replicas, gatewayAPI, "
+                    "nginx, istio",
+                },
+                {
+                    "rule": "self == oldSelf",
+                    "message": "trafficRouting is immutable; create a new ProgressiveService "
+                    "to change the router",
+                },
+            ]
+        }
+    )
+    replicas: ReplicaRouting | None = None
+    gateway_api: HTTPRouteRef | None = Field(default=None, alias="gatewayAPI")
+    nginx: IngressRef | None = None
+    istio: VirtualServiceRef | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TrafficRouting:
+        given = [x is not None for x in (self.replicas, self.gateway_api, self.nginx, self.istio)]
+        if sum(given) > 1:
+            raise ValueError("trafficRouting sets exactly one of replicas, gatewayAPI, nginx, istio")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The router's name: replicas (the default), gatewayAPI, nginx or istio."""
+        if self.gateway_api is not None:
+            return "gatewayAPI"
+        if self.nginx is not None:
+            return "nginx"
+        if self.istio is not None:
+            return "istio"
+        return "replicas"
+
+
+class CanaryStrategy(ApiModel):
+    steps: list[CanaryStep] = Field(min_length=1, max_length=50)
+    analysis: BackgroundAnalysis | None = None
+    traffic_routing: TrafficRouting = Field(
+        default_factory=lambda: TrafficRouting(replicas=ReplicaRouting())
+    )
+
+
+class Strategy(ApiModel):
+    canary: CanaryStrategy
+
+
+class ServiceSpec(ApiModel):
+    """What a team declares: the pod template, its version, and how to roll it out."""
+
+    replicas: int = Field(default=1, ge=0, le=10000)
+    version: str | None = Field(default=None, max_length=128)
+    template: PodTemplate
+    service: ServicePorts = Field(default_factory=ServicePorts)
+    migration: MigrationSpec | None = None
+    strategy: Strategy
+    progress_deadline_seconds: int = Field(default=600, ge=1)
+    abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+
+    def resolved_version(self) -> str:
+        """The declared version, else the first container's image tag, else "latest"."""
+        if self.version:
+            return self.version
+        image = self.template.spec.containers[0].image
+        name = image.rsplit("/", 1)[-1]
+        if "@" in name:
+            return name.split("@", 1)[1][:19]
+        return name.split(":", 1)[1] if ":" in name else "latest"
+
+
+# ---------------------------------------------------------------- status
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    MIGRATING = "Migrating"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    PROMOTING = "Promoting"
+    HEALTHY = "Healthy"
+    ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
+    MIGRATION_FAILED = "MigrationFailed"
+    DEGRADED = "Degraded"
+
+
+class Verdict(StrEnum):
+    PASSED = "Passed"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"
+
+
+class MigrationPhase(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class RevisionStatus(StatusModel):
+    revision: str
+    version: str = ""
+    replicas: int = 0
+    ready_replicas: int = 0
+
+
+class MigrationStatus(StatusModel):
+    revision: str
+    version: str = ""
+    job: str
+    phase: MigrationPhase
+    attempts: int = 1
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    message: str | None = None
+
+
+class GateResult(StatusModel):
+    """The latest measurement of one gate, with the query exactly as it was sent."""
+
+    gate: str
+    step: int | None = None
+    background: bool = False
+    query: str = ""
+    value: float | None = None
+    verdict: Verdict | None = None
+    measured_at: datetime | None = None
+    measurements: int = 0
+    failures: int = 0
+    inconclusive: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+    message: str | None = None
+
+
+class AbortStatus(StatusModel):
+    reason: str
+    message: str
+    at: datetime
+    revision: str | None = None
+
+
+class Condition(StatusModel):
+    type: str
+    status: str
+    reason: str
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: datetime | None = None
+
+
+class HistoryEntry(StatusModel):
+    at: datetime
+    event: str
+    actor: str = "rollwise"
+    revision: str | None = None
+    step: int | None = None
+    weight: int | None = None
+    message: str | None = None
+
+
+class RequestAck(StatusModel):
+    """The last manual request acted on; its id is never acted on twice."""
+
+    id: str
+    action: str
+    by: str
+    at: datetime
+    result: str
+
+
+class ServiceStatus(StatusModel):
+    """The answer to "which version is really running, and why"."""
+
+    observed_generation: int | None = None
+    phase: Phase = Phase.PENDING
+    message: str | None = None
+    stable: RevisionStatus | None = None
+    canary: RevisionStatus | None = None
+    canary_weight: int = Field(default=0, ge=0, le=100)
+    current_step_index: int | None = None
+    step_started_at: datetime | None = None
+    pause_started_at: datetime | None = None
+    paused_by_request: bool = False
+    migration: MigrationStatus | None = None
+    schema_ahead_of_app: bool = False
+    analysis: list[GateResult] = Field(default_factory=list)
+    abort: AbortStatus | None = None
+    scale_down_at: datetime | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    last_request: RequestAck | None = None
+
+
+class ProgressiveService(ApiModel):
+    """The whole object as read from the cluster (metadata kept loosely)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+    api_version: str = "rollwise.dev/v1alpha1"
+    kind: str = KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ServiceSpec
+    status: ServiceStatus = Field(default_factory=ServiceStatus)

@@ -1,0 +1,59 @@
+"""`rollwise`: run the operator, or generate its CRDs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rollwise", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    crds = sub.add_parser("crds", help="write the CRD YAML generated from the API models")
+    crds.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
+    crds.add_argument("--check", action="store_true", help="fail if the files are stale")
+
+    run = sub.add_parser("run", help="run the operator")
+    env_ns = [n for n in os.environ.get("ROLLWISE_NAMESPACES", "").split(",") if n]
+    run.add_argument("--namespace", "-n", action="append", default=env_ns, dest="namespaces")
+    run.add_argument("--all-namespaces", "-A", action="store_true")
+    run.add_argument("--workers", type=int, default=int(os.environ.get("ROLLWISE_WORKERS", "8")))
+    run.add_argument("--log-level", default=os.environ.get("ROLLWISE_LOG_LEVEL", "info"))
+    run.add_argument(
+        "--log-format",
+        choices=["json", "text"],
+        default=os.environ.get("ROLLWISE_LOG_FORMAT", "json"),
+    )
+    run.add_argument("--metrics-port", type=int, default=8080, help="0 disables /metrics")
+    run.add_argument("--health-port", type=int, default=8081, help="0 disables /healthz")
+    run.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `rollwise` console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "crds":
+        from rollwise.cli import crds
+
+        if args.check:
+            stale = crds.stale_files(args.root)
+            for path in stale:
+                print(f"stale: {path} (run `rollwise crds`)", file=sys.stderr)
+            return 1 if stale else 0
+        for path in crds.write(args.root):
+            print(f"wrote {path}")
+        return 0
+    if not args.namespaces and not args.all_namespaces:
+        print("rollwise run: give --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
+        return 2
+    from rollwise.controller.runner import run_operator
+
+    return run_operator(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Plain data that crosses the core's boundary: what was observed, and the Plan to apply.
+
+The core never talks to the cluster. Adapters translate the world into `Observed` and a `Plan`
+back into API calls; every action is derived from observed state, so applying a Plan twice, or
+half of it before a crash, is repaired by the next pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from rollwise.api.gates import MetricGateSpec
+from rollwise.api.service import ServiceStatus
+
+
+@dataclass(frozen=True)
+class ReplicaSetState:
+    """One ReplicaSet of this service (owned by it), summarised."""
+
+    revision: str
+    replicas: int  # spec.replicas
+    ready_replicas: int = 0
+    available_replicas: int = 0
+    pods_failed: int = 0  # pods of this revision in phase Failed or crash-looping
+
+
+@dataclass(frozen=True)
+class JobState:
+    """The migration Job of one revision."""
+
+    name: str
+    revision: str
+    owned: bool  # its ownerReference names this ProgressiveService's uid
+    succeeded: bool = False
+    failed: bool = False
+    failure_reason: str | None = None  # the Job condition's reason and the pod's, for humans
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    failed_pods: int = 0
+
+
+@dataclass(frozen=True)
+class GateQuery:
+    """A gate measurement the core wants taken now, with its query already resolved."""
+
+    key: str  # gate identity in status: "<name>" or "cluster:<name>", plus "@bg" for background
+    gate: str
+    background: bool
+    address: str
+    query: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class MetricSample:
+    """The outcome of one GateQuery: a value, no value (no data), or an error."""
+
+    key: str
+    query: str
+    measured_at: datetime
+    value: float | None = None  # None, NaN or +-Inf: no data
+    error: str | None = None  # Prometheus unreachable, bad query, several series, timeout
+
+
+class Action(StrEnum):
+    PROMOTE = "promote"
+    ABORT = "abort"
+    RETRY = "retry"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+@dataclass(frozen=True)
+class ManualRequest:
+    """A person's request, read from the `rollwise.dev/request` annotation."""
+
+    id: str
+    action: Action
+    by: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything decide() may know about the world, gathered in one pass."""
+
+    namespace: str
+    name: str
+    generation: int
+    replica_sets: dict[str, ReplicaSetState] = field(default_factory=dict)  # by revision
+    jobs: dict[str, JobState] = field(default_factory=dict)  # by revision
+    # Gate specs by gate identity ("<name>" or "cluster:<name>"); None when it does not exist.
+    gates: dict[str, MetricGateSpec | None] = field(default_factory=dict)
+    samples: tuple[MetricSample, ...] = ()
+    request: ManualRequest | None = None
+    request_error: str | None = None  # the annotation exists but could not be read
+
+
+# ------------------------------------------------------------------ actions (the Plan's verbs)
+
+
+@dataclass(frozen=True)
+class ScaleReplicaSet:
+    """Create the revision's ReplicaSet from spec.template if missing, else scale it."""
+
+    revision: str
+    replicas: int
+
+
+@dataclass(frozen=True)
+class DeleteReplicaSet:
+    revision: str
+
+
+@dataclass(frozen=True)
+class EnsureServices:
+    """Services `<name>`, `<name>-stable`, `<name>-canary` with these revision selectors.
+
+    `main_revisions` is what `<name>` selects: every revision while traffic may reach the canary,
+    only the stable one once it is drained (how the replicas router sets weight 0 at once).
+    """
+
+    stable_revision: str
+    canary_revision: str | None
+    main_revisions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SetRouterWeight:
+    """Set the canary weight at a traffic router (gatewayAPI, nginx, istio)."""
+
+    stable_revision: str
+    canary_revision: str | None
+    weight: int
+
+
+@dataclass(frozen=True)
+class CreateMigrationJob:
+    """Create the migration Job from spec.migration; on AlreadyExists adopt it only if ours.
+
+    The name is deterministic per (revision, attempt), so a crash between creating the Job and
+    recording it in status can never start a second migration: the retry meets AlreadyExists.
+    """
+
+    revision: str
+    job_name: str
+
+
+
+PlanAction = (
+    ScaleReplicaSet
+    | DeleteReplicaSet
+    | EnsureServices
+    | SetRouterWeight
+    | CreateMigrationJob
+)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A Kubernetes Event to post on the ProgressiveService."""
+
+    reason: str
+    message: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do now, the status to write, and when to look again."""
+
+    actions: tuple[PlanAction, ...]
+    status: ServiceStatus
+    events: tuple[EventRecord, ...] = ()
+    requeue_after: float | None = None  # seconds; None: wait for a watch event
