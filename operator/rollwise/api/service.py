@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 from rollwise.api.base import ApiModel, StatusModel
 from rollwise.api.durations import Duration
@@ -18,7 +19,7 @@ SHORT_NAMES = ["psvc"]
 HISTORY_LIMIT = 20
 
 _OPEN = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True)
-_PRESERVE = {"x-kubernetes-preserve-unknown-fields": True}
+_PRESERVE: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 class Container(ApiModel):
@@ -161,7 +162,9 @@ class TrafficRouting(ApiModel):
     def _exactly_one(self) -> TrafficRouting:
         given = [x is not None for x in (self.replicas, self.gateway_api, self.nginx, self.istio)]
         if sum(given) > 1:
-            raise ValueError("trafficRouting sets exactly one of replicas, gatewayAPI, nginx, istio")
+            raise ValueError(
+                "trafficRouting sets exactly one of replicas, gatewayAPI, nginx, istio"
+            )
         return self
 
     @property
@@ -333,6 +336,7 @@ class ServiceStatus(StatusModel):
     conditions: list[Condition] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     last_request: RequestAck | None = None
+    invalid_request: str | None = None
 
 
 class ProgressiveService(ApiModel):

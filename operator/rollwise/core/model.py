@@ -95,6 +95,10 @@ class Observed:
     samples: tuple[MetricSample, ...] = ()
     request: ManualRequest | None = None
     request_error: str | None = None  # the annotation exists but could not be read
+    # The three Services read back in the terms of EnsureServices; None when any is missing.
+    services: EnsureServices | None = None
+    # The canary weight a traffic router currently has; None for the replicas router.
+    router_weight: int | None = None
 
 
 # ------------------------------------------------------------------ actions (the Plan's verbs)
@@ -117,8 +121,9 @@ class DeleteReplicaSet:
 class EnsureServices:
     """Services `<name>`, `<name>-stable`, `<name>-canary` with these revision selectors.
 
-    `main_revisions` is what `<name>` selects: every revision while traffic may reach the canary,
-    only the stable one once it is drained (how the replicas router sets weight 0 at once).
+    `main_revisions` is what `<name>` selects: `()` means every pod of the service (while traffic
+    may reach the canary), `(stable,)` only the stable revision (steady state, and at once when an
+    abort drains the canary: how the replicas router sets weight 0 without waiting for pods).
     """
 
     stable_revision: str
@@ -147,13 +152,8 @@ class CreateMigrationJob:
     job_name: str
 
 
-
 PlanAction = (
-    ScaleReplicaSet
-    | DeleteReplicaSet
-    | EnsureServices
-    | SetRouterWeight
-    | CreateMigrationJob
+    ScaleReplicaSet | DeleteReplicaSet | EnsureServices | SetRouterWeight | CreateMigrationJob
 )
 
 

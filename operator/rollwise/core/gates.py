@@ -1,0 +1,193 @@
+"""Gates: resolving queries safely, turning one measurement into a verdict, and deciding
+when a gate has passed or must abort the rollout. Missing data never counts as a pass."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from rollwise.api.durations import parse_duration
+from rollwise.api.gates import MetricGateSpec
+from rollwise.api.service import GateRef, GateResult, Verdict
+from rollwise.core.model import MetricSample
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
+# A value that could close the label matcher's string, start another matcher or a new line is
+# rejected outright rather than escaped: a gate must never be widened by an argument.
+_FORBIDDEN = re.compile(r'["\'`{}\n\r\t\x00-\x1f]')
+_MAX_VALUE = 253
+
+
+class GateConfigError(ValueError):
+    """The gate or the reference to it cannot produce a query; says what to fix."""
+
+
+def escape_label_value(value: str) -> str:
+    """Escape a value for use inside a double-quoted PromQL label matcher."""
+    return value.replace("\\", "\\\\")
+
+
+def _checked(gate: str, arg: str, value: str) -> str:
+    if len(value) > _MAX_VALUE or _FORBIDDEN.search(value):
+        raise GateConfigError(
+            f"gate {gate}: value of arg {arg!r} contains a quote, brace or control character "
+            f"(or is over {_MAX_VALUE} chars); it would break out of a label matcher"
+        )
+    return escape_label_value(value)
+
+
+def resolve_query(
+    gate_name: str,
+    spec: MetricGateSpec,
+    ref: GateRef,
+    context: dict[str, str],
+) -> str:
+    """The gate's query with {{args.X}}, {{canary.revision}}, {{stable.revision}},
+    {{service.name}} and {{service.namespace}} substituted and label-escaped."""
+    declared = {a.name: a.default for a in spec.args}
+    unknown = sorted(set(ref.args) - set(declared))
+    if unknown:
+        raise GateConfigError(
+            f"gate {gate_name}: args {unknown} are not declared by the MetricGate "
+            f"(it declares {sorted(declared) or 'none'})"
+        )
+    values: dict[str, str] = {}
+    for name, default in declared.items():
+        value = ref.args.get(name, default)
+        if value is None:
+            raise GateConfigError(
+                f"gate {gate_name}: arg {name!r} has no value; set it under the gate reference's "
+                "args in the ProgressiveService"
+            )
+        values[f"args.{name}"] = _checked(gate_name, name, value)
+    for key, value in context.items():
+        values[key] = _checked(gate_name, key, value)
+
+    def substitute(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise GateConfigError(f"gate {gate_name}: unknown placeholder {{{{{key}}}}}")
+        return values[key]
+
+    return _PLACEHOLDER.sub(substitute, spec.provider.prometheus.query)
+
+
+def verdict_of(sample: MetricSample, spec: MetricGateSpec) -> Verdict:
+    """One measurement's verdict: no value, NaN or +-Inf is Inconclusive, never Passed."""
+    if sample.error is not None:
+        return Verdict.ERROR
+    value = sample.value
+    if value is None or math.isnan(value) or math.isinf(value):
+        return Verdict.INCONCLUSIVE
+    low, high = spec.threshold_range.min, spec.threshold_range.max
+    if (low is not None and value < low) or (high is not None and value > high):
+        return Verdict.FAILED
+    return Verdict.PASSED
+
+
+def describe_threshold(value: float | None, spec: MetricGateSpec) -> str:
+    """`0.041 > max 0.01`, for messages."""
+    low, high = spec.threshold_range.min, spec.threshold_range.max
+    if value is None:
+        return "no value"
+    if high is not None and value > high:
+        return f"{value:.6g} > max {high:g}"
+    if low is not None and value < low:
+        return f"{value:.6g} < min {low:g}"
+    return f"{value:.6g} within [{'-inf' if low is None else f'{low:g}'}, " + (
+        "inf]" if high is None else f"{high:g}]"
+    )
+
+
+def record(result: GateResult, sample: MetricSample, spec: MetricGateSpec) -> GateResult:
+    """Fold one measurement into the gate's running tally."""
+    verdict = verdict_of(sample, spec)
+    value = sample.value
+    message: str | None
+    if value is not None and (math.isnan(value) or math.isinf(value)):
+        shown: float | None = None
+        message = f"query returned {value}: no data"
+    else:
+        shown = value
+        message = sample.error if verdict is Verdict.ERROR else None
+        if verdict is Verdict.INCONCLUSIVE:
+            message = "query returned no data (empty result)"
+    return result.model_copy(
+        update={
+            "query": sample.query,
+            "value": shown,
+            "verdict": verdict,
+            "measured_at": sample.measured_at,
+            "measurements": result.measurements + 1,
+            "failures": result.failures + (verdict is Verdict.FAILED),
+            "inconclusive": result.inconclusive + (verdict is Verdict.INCONCLUSIVE),
+            "errors": result.errors + (verdict is Verdict.ERROR),
+            "consecutive_errors": result.consecutive_errors + 1 if verdict is Verdict.ERROR else 0,
+            "message": message,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """Where a gate stands: still measuring, passed, or breached (with why)."""
+
+    passed: bool = False
+    breached: bool = False
+    reason: str = ""
+    message: str = ""
+
+
+def outcome(result: GateResult, spec: MetricGateSpec, step_gate: bool) -> GateOutcome:
+    """Limits are tolerances: one measurement beyond a limit aborts. A step gate passes once it
+    has taken `count` measurements (at least one) and the latest of them Passed."""
+    from rollwise.core.reasons import Reason
+
+    if result.failures > spec.failure_limit:
+        return GateOutcome(
+            breached=True,
+            reason=Reason.GATE_FAILED,
+            message=f"{result.gate} {describe_threshold(result.value, spec)} "
+            f"({result.failures} failed, limit {spec.failure_limit})",
+        )
+    if result.inconclusive > spec.inconclusive_limit:
+        return GateOutcome(
+            breached=True,
+            reason=Reason.GATE_INCONCLUSIVE,
+            message=f"{result.gate} had no data {result.inconclusive} times "
+            f"(inconclusiveLimit {spec.inconclusive_limit}); no data never passes a gate",
+        )
+    if result.consecutive_errors > spec.consecutive_error_limit:
+        return GateOutcome(
+            breached=True,
+            reason=Reason.GATE_ERROR,
+            message=f"{result.gate} failed to measure {result.consecutive_errors} times in a row "
+            f"(consecutiveErrorLimit {spec.consecutive_error_limit}): {result.message}",
+        )
+    wanted = max(spec.count, 1) if step_gate else spec.count
+    if result.verdict is Verdict.PASSED and (
+        (step_gate and result.measurements >= wanted) or not step_gate
+    ):
+        return GateOutcome(passed=True)
+    return GateOutcome()
+
+
+def next_due(result: GateResult | None, spec: MetricGateSpec, started: datetime) -> datetime:
+    """When the gate should be measured next: one interval after the last measurement, or one
+    interval after the gate became active (so fresh pods have produced data to measure)."""
+    interval = timedelta(seconds=parse_duration(spec.interval))
+    if result is None or result.measured_at is None:
+        return started + interval
+    return result.measured_at + interval
+
+
+def exhausted(result: GateResult | None, spec: MetricGateSpec, step_gate: bool) -> bool:
+    """A background gate with a count stops measuring after `count` measurements."""
+    return (
+        not step_gate
+        and spec.count > 0
+        and result is not None
+        and result.measurements >= spec.count
+    )

@@ -1,0 +1,56 @@
+"""Every condition type and every condition/Event reason, in one place."""
+
+from __future__ import annotations
+
+
+class ConditionType:
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    PAUSED = "Paused"
+    MIGRATION_COMPLETE = "MigrationComplete"
+
+
+class Reason:
+    # rollout lifecycle
+    ROLLOUT_STARTED = "RolloutStarted"
+    INITIAL_DEPLOY = "InitialDeploy"
+    STEP_STARTED = "StepStarted"
+    STEP_COMPLETED = "StepCompleted"
+    WEIGHT_SET = "WeightSet"
+    PAUSED = "Paused"
+    RESUMED = "Resumed"
+    PROMOTING = "Promoting"
+    PROMOTED = "Promoted"
+    HEALTHY = "Healthy"
+    SUPERSEDED = "Superseded"
+    # migration
+    MIGRATION_STARTED = "MigrationStarted"
+    MIGRATION_ADOPTED = "MigrationAdopted"
+    MIGRATION_SUCCEEDED = "MigrationSucceeded"
+    MIGRATION_FAILED = "MigrationFailed"
+    MIGRATION_RETRY = "MigrationRetry"
+    NO_MIGRATION = "NoMigration"
+    # analysis
+    GATE_PASSED = "GatePassed"
+    GATE_FAILED = "GateFailed"
+    GATE_INCONCLUSIVE = "GateInconclusive"
+    GATE_ERROR = "GateError"
+    GATE_MISSING = "GateMissing"
+    GATE_INVALID = "GateInvalid"
+    # abort and rollback
+    ABORTED = "Aborted"
+    ROLLING_BACK = "RollingBack"
+    TRAFFIC_DRAINED = "TrafficDrained"
+    ROLLED_BACK = "RolledBack"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    RETRY = "Retry"
+    # manual requests
+    REQUEST_ACCEPTED = "RequestAccepted"
+    REQUEST_IGNORED = "RequestIgnored"
+    REQUEST_INVALID = "RequestInvalid"
+    # spec and adapters
+    INVALID_SPEC = "InvalidSpec"
+    APPLY_FAILED = "ApplyFailed"
+    WAITING_FOR_PODS = "WaitingForPods"
+    DEGRADED_PODS = "PodsNotReady"

@@ -1,0 +1,175 @@
+"""A pure, in-memory world for driving decide() through whole rollouts in unit tests.
+
+It is not a fake of Kubernetes: it only applies the core's own actions to the core's own
+`Observed` shape, with pods becoming ready when the test says so. Cluster behaviour is tested
+on the real control plane in tests/integration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rollwise.api.gates import MetricGateSpec
+from rollwise.api.service import ServiceSpec, ServiceStatus
+from rollwise.core.decide import decide, due_gates
+from rollwise.core.model import (
+    CreateMigrationJob,
+    DeleteReplicaSet,
+    EnsureServices,
+    JobState,
+    ManualRequest,
+    MetricSample,
+    Observed,
+    Plan,
+    ReplicaSetState,
+    ScaleReplicaSet,
+    SetRouterWeight,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def spec_from(**overrides: Any) -> ServiceSpec:
+    """A small valid spec; keyword arguments replace top-level wire fields."""
+    wire: dict[str, Any] = {
+        "replicas": 4,
+        "version": "1.0.0",
+        "template": {"spec": {"containers": [{"name": "app", "image": "example/app:1.0.0"}]}},
+        "strategy": {
+            "canary": {
+                "steps": [
+                    {"setWeight": 25},
+                    {"pause": {"duration": "30s"}},
+                    {"analysis": {"gates": [{"name": "error-rate"}]}},
+                    {"setWeight": 50},
+                ]
+            }
+        },
+        "abortScaleDownDelaySeconds": 10,
+        "progressDeadlineSeconds": 120,
+    }
+    wire.update(overrides)
+    return ServiceSpec.model_validate(wire)
+
+
+def gate_from(**overrides: Any) -> MetricGateSpec:
+    wire: dict[str, Any] = {
+        "interval": "10s",
+        "count": 1,
+        "failureLimit": 0,
+        "inconclusiveLimit": 1,
+        "consecutiveErrorLimit": 2,
+        "provider": {
+            "prometheus": {
+                "address": "http://prom:9090",
+                "query": 'sum(rate(errors{revision="{{canary.revision}}"}[1m]))',
+            }
+        },
+        "thresholdRange": {"max": 0.05},
+    }
+    wire.update(overrides)
+    return MetricGateSpec.model_validate(wire)
+
+
+@dataclass
+class World:
+    """Observed state plus the rules the tests choose: are pods ready, do Jobs succeed, what do
+    gates return."""
+
+    spec: ServiceSpec
+    status: ServiceStatus = field(default_factory=ServiceStatus)
+    now: datetime = T0
+    generation: int = 1
+    replica_sets: dict[str, ReplicaSetState] = field(default_factory=dict)
+    jobs: dict[str, JobState] = field(default_factory=dict)
+    services: EnsureServices | None = None
+    router_weight: int | None = None
+    gates: dict[str, MetricGateSpec | None] = field(default_factory=lambda: {"error-rate": gate_from()})
+    gate_value: float | None = 0.01
+    gate_error: str | None = None
+    pods_ready: bool = True
+    ready_cap: int | None = None  # at most this many ready pods per revision
+    job_outcome: str = "succeeded"  # succeeded | failed | running
+    request: ManualRequest | None = None
+    plans: list[Plan] = field(default_factory=list)
+    job_creations: list[str] = field(default_factory=list)
+    log: list[Any] = field(default_factory=list)
+
+    def observed(self, samples: tuple[MetricSample, ...] = ()) -> Observed:
+        return Observed(
+            namespace="shop",
+            name="payment",
+            generation=self.generation,
+            replica_sets=dict(self.replica_sets),
+            jobs=dict(self.jobs),
+            gates=dict(self.gates),
+            samples=samples,
+            request=self.request,
+            services=self.services,
+            router_weight=self.router_weight,
+        )
+
+    def step(self, advance: float = 0.0) -> Plan:
+        """One reconcile pass at now + advance: measure due gates, decide, apply the plan."""
+        self.now += timedelta(seconds=advance)
+        self._settle()
+        base = self.observed()
+        samples = tuple(
+            MetricSample(
+                key=q.key, query=q.query, measured_at=self.now, value=self.gate_value,
+                error=self.gate_error,
+            )
+            for q in due_gates(self.spec, self.status, base, self.now)
+        )
+        plan = decide(self.spec, self.status, self.observed(samples), self.now)
+        self.apply(plan)
+        return plan
+
+    def apply(self, plan: Plan) -> None:
+        self.plans.append(plan)
+        for action in plan.actions:
+            self.log.append(action)
+            if isinstance(action, ScaleReplicaSet):
+                old = self.replica_sets.get(action.revision)
+                ready = old.ready_replicas if old else 0
+                self.replica_sets[action.revision] = ReplicaSetState(
+                    revision=action.revision, replicas=action.replicas,
+                    ready_replicas=min(ready, action.replicas),
+                )
+            elif isinstance(action, DeleteReplicaSet):
+                self.replica_sets.pop(action.revision, None)
+            elif isinstance(action, EnsureServices):
+                self.services = action
+            elif isinstance(action, SetRouterWeight):
+                self.router_weight = action.weight
+            elif isinstance(action, CreateMigrationJob):
+                self.job_creations.append(action.job_name)
+                self.jobs[action.revision] = JobState(
+                    name=action.job_name, revision=action.revision, owned=True,
+                    started_at=self.now,
+                )
+        self.status = plan.status
+
+    def _settle(self) -> None:
+        """Pods become ready and Jobs finish according to the test's rules."""
+        for rev, rs in list(self.replica_sets.items()):
+            ready = rs.replicas if self.pods_ready else 0
+            if self.ready_cap is not None:
+                ready = min(ready, self.ready_cap)
+            self.replica_sets[rev] = replace(rs, ready_replicas=ready)
+        for rev, job in list(self.jobs.items()):
+            if job.succeeded or job.failed or self.job_outcome == "running":
+                continue
+            failed = self.job_outcome == "failed"
+            self.jobs[rev] = replace(
+                job, succeeded=not failed, failed=failed, finished_at=self.now,
+                failure_reason="BackoffLimitExceeded: exit code 1" if failed else None,
+            )
+
+    def run(self, passes: int = 60, advance: float = 5.0, until: str | None = None) -> None:
+        for _ in range(passes):
+            self.step(advance)
+            if until is not None and self.status.phase == until:
+                return
