@@ -110,11 +110,21 @@ install_prometheus() {
   pkill -x prometheus 2>/dev/null || true
 }
 
+install_lua() {
+  # The Argo CD health check (deploy/argocd/health.lua) is tested with a real Lua interpreter.
+  if command -v lua5.4 >/dev/null; then say "lua5.4: present"; return; fi
+  say "lua5.4: apt-get install lua5.4"
+  export DEBIAN_FRONTEND=noninteractive
+  run apt-get update -q
+  run apt-get install -y -q --no-install-recommends lua5.4
+}
+
 only=${1:-all}
 case "$only" in
-  all) install_prometheus; build_kwok; build_helm; build_etcd; build_kubernetes ;;
+  all) install_prometheus; install_lua; build_kwok; build_helm; build_etcd; build_kubernetes ;;
   kubernetes|kwok|etcd|helm) "build_$only" ;;
   prometheus) install_prometheus ;;
+  lua) install_lua ;;
   *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|prometheus]" >&2; exit 2 ;;
 esac
 # A line other scripts read: where each binary lives.

@@ -20,11 +20,25 @@ def rendered() -> dict[str, str]:
     }
 
 
+def _kustomization(names: list[str]) -> str:
+    """crds/kustomization.yaml, so a kustomize base can list `../../crds` (kustomize refuses
+    single files outside its own folder)."""
+    listed = "".join(f"  - {name}\n" for name in sorted(names))
+    return HEADER + f"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{listed}"
+
+
+def _wanted(target: str) -> dict[str, str]:
+    files = rendered()
+    if target == "crds":
+        files["kustomization.yaml"] = _kustomization(list(files))
+    return files
+
+
 def stale_files(root: Path) -> list[Path]:
     """Generated files that are missing, different, or no longer generated."""
-    wanted = rendered()
     stale: list[Path] = []
     for target in TARGETS:
+        wanted = _wanted(target)
         folder = root / target
         for name, text in wanted.items():
             path = folder / name
@@ -38,8 +52,8 @@ def stale_files(root: Path) -> list[Path]:
 def write(root: Path) -> list[Path]:
     """Write every CRD into both targets; remove files no longer generated."""
     written: list[Path] = []
-    wanted = rendered()
     for target in TARGETS:
+        wanted = _wanted(target)
         folder = root / target
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("*.yaml"):

@@ -1,0 +1,121 @@
+{{/* Chart name, overridable. */}}
+{{- define "rollwise.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name of every object. The release name alone when it already contains the chart name,
+so `helm install rollwise` gives objects named `rollwise`, as the kustomize base does.
+*/}}
+{{- define "rollwise.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels that select the operator's pod; never change them on upgrade. */}}
+{{- define "rollwise.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rollwise.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "rollwise.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "rollwise.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: rollwise
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "rollwise.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "rollwise.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "rollwise.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+"true" when the operator watches only listed namespaces, which also selects namespaced RBAC.
+rbac.scope=namespaced without namespaces would leave the operator with no permissions at all.
+*/}}
+{{- define "rollwise.namespaced" -}}
+{{- if .Values.watchNamespaces }}true
+{{- else if eq .Values.rbac.scope "namespaced" }}
+{{- fail "rbac.scope=namespaced needs watchNamespaces: the namespaces to watch and grant a Role in" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Rules the operator needs in every namespace it watches: exactly the API calls it makes.
+No Secrets, no wildcards. Shared by the ClusterRole (cluster scope) and each Role.
+*/}}
+{{- define "rollwise.namespacedRules" -}}
+# The custom resource; its status is a subresource with its own rule.
+- apiGroups: ["rollwise.dev"]
+  resources: ["progressiveservices"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["rollwise.dev"]
+  resources: ["progressiveservices/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["rollwise.dev"]
+  resources: ["metricgates"]
+  verbs: ["get", "list", "watch"]
+# One ReplicaSet per revision, owned by the ProgressiveService.
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# <name>, <name>-stable and <name>-canary.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# Readiness and failure reasons of canary pods; read only.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+# Run-once migration Jobs.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# Traffic routers: the user owns the route objects, the operator only moves weights...
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+# ...except nginx, where the operator owns the canary Ingress it creates beside the user's.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+{{- end }}
+
+{{/* Cluster-scoped reads, needed in both modes. */}}
+{{- define "rollwise.clusterScopedRules" -}}
+- apiGroups: ["rollwise.dev"]
+  resources: ["clustermetricgates"]
+  verbs: ["get", "list", "watch"]
+# Kopf discovers the resources it watches through their CRDs.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
