@@ -1,0 +1,288 @@
+"""`kubectl rollwise`: see a ProgressiveService's rollout, and ask the operator to act on it.
+
+    kubectl rollwise status payment [-o json|yaml]
+    kubectl rollwise watch payment [--until Healthy,RolledBack] [--timeout 600]
+    kubectl rollwise history payment
+    kubectl rollwise promote|abort|retry|pause|resume payment [--wait] [--timeout 120]
+
+Requests are written to the `rollwise.dev/request` annotation, never to the spec, so GitOps
+tools see no drift; the operator acts once per request id and acknowledges in status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import yaml
+
+from rollwise.api.service import Phase
+from rollwise.cli.plugin_cluster import (
+    SINGULAR,
+    KubeSession,
+    PluginError,
+    follow_service,
+    get_service,
+    open_session,
+    username,
+    write_request,
+)
+from rollwise.cli.plugin_render import read_status, render_history, render_status, status_is_current
+from rollwise.cli.plugin_requests import (
+    acknowledgement_of,
+    actor_label,
+    request_annotation,
+    unacknowledged_request,
+)
+from rollwise.core.model import Action
+
+PROG = "kubectl rollwise"
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+FRAME_SEPARATOR = "-" * 100
+DEFAULT_WAIT_TIMEOUT_S = 120.0
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+# ------------------------------------------------------------------------------ arguments
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser, *, on_subcommand: bool) -> None:
+    # Accepted before and after the subcommand; on the subcommand they must not reset a value
+    # given before it, hence SUPPRESS there.
+    default = argparse.SUPPRESS if on_subcommand else None
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        default=default,
+        help="namespace (default: the context's namespace, else 'default')",
+    )
+    parser.add_argument("--kubeconfig", default=default, help="kubeconfig file")
+    parser.add_argument("--context", default=default, help="kubeconfig context to use")
+
+
+def _phases(text: str) -> frozenset[Phase]:
+    phases: set[Phase] = set()
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            phases.add(Phase(part))
+        except ValueError:
+            allowed = ", ".join(phase.value for phase in Phase)
+            raise argparse.ArgumentTypeError(f"{part!r} is not a phase; one of {allowed}") from None
+    if not phases:
+        raise argparse.ArgumentTypeError("give at least one phase, e.g. Healthy,RolledBack")
+    return frozenset(phases)
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("the timeout must be more than 0 seconds")
+    return seconds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `kubectl rollwise`."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _add_connection_flags(parser, on_subcommand=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("name", metavar="NAME", help="the ProgressiveService")
+        _add_connection_flags(sub, on_subcommand=True)
+        return sub
+
+    status = command("status", "the rollout: phase, revisions, step, migration, gates, history")
+    status.add_argument("-o", "--output", choices=["json", "yaml"], help="print the raw status")
+
+    follow = command("watch", "redraw the status view each time the object changes")
+    follow.add_argument(
+        "--until", type=_phases, metavar="PHASES", help="exit 0 once the phase is one of these"
+    )
+    follow.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="S",
+        help="stop after S seconds; exit 1 if --until was given and not reached",
+    )
+
+    history = command("history", "every history entry")
+    history.add_argument("-o", "--output", choices=["json", "yaml"], help="print raw entries")
+
+    for action in Action:
+        request = command(action.value, f"ask the operator to {action.value} the rollout")
+        request.add_argument(
+            "--wait", action="store_true", help="wait until the operator acknowledges"
+        )
+        request.add_argument(
+            "--timeout",
+            type=_seconds,
+            default=DEFAULT_WAIT_TIMEOUT_S,
+            metavar="S",
+            help=f"with --wait: give up after S seconds (default {DEFAULT_WAIT_TIMEOUT_S:g})",
+        )
+    return parser
+
+
+# ------------------------------------------------------------------------------- commands
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _dump(data: object, output: str) -> str:
+    if output == "json":
+        return json.dumps(data, indent=2) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, width=100)
+
+
+def _raw_status(obj: Mapping[str, Any]) -> dict[str, Any]:
+    status = obj.get("status")
+    return dict(status) if isinstance(status, Mapping) else {}
+
+
+def show_status(session: KubeSession, name: str, output: str | None, out: TextIO) -> int:
+    """`status NAME`."""
+    obj = get_service(session, name)
+    out.write(_dump(_raw_status(obj), output) if output else render_status(obj, _now()))
+    return EXIT_OK
+
+
+def show_history(session: KubeSession, name: str, output: str | None, out: TextIO) -> int:
+    """`history NAME`."""
+    obj = get_service(session, name)
+    if output:
+        out.write(_dump(_raw_status(obj).get("history", []), output))
+    else:
+        out.write(render_history(obj, _now()))
+    return EXIT_OK
+
+
+def _draw(out: TextIO, frame: str, first: bool) -> None:
+    if out.isatty():
+        out.write(CLEAR_SCREEN)
+    elif not first:
+        out.write(FRAME_SEPARATOR + "\n")
+    out.write(frame)
+    out.flush()
+
+
+def watch_status(
+    session: KubeSession,
+    name: str,
+    until: frozenset[Phase] | None,
+    timeout: float | None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """`watch NAME`: one frame per change; with --until, stop once the phase is reached."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    phase = Phase.PENDING
+    shown: str | None = None
+    for obj in follow_service(session, name, deadline):
+        # Changes the view does not show (another request annotation, labels) draw no frame.
+        content = render_status(obj)
+        if content != shown:
+            _draw(out, render_status(obj, _now()), first=shown is None)
+            shown = content
+        phase = read_status(obj.get("status")).status.phase
+        # A phase written for an older generation says nothing about the current spec.
+        if until is not None and phase in until and status_is_current(obj):
+            return EXIT_OK
+    if until is None:
+        return EXIT_OK
+    wanted = ", ".join(sorted(p.value for p in until))
+    err.write(
+        f"timed out after {timeout:g}s waiting for {SINGULAR} {session.namespace}/{name}"
+        f" to reach {wanted}; the phase is {phase.value}\n"
+    )
+    return EXIT_FAILED
+
+
+def send_request(
+    session: KubeSession,
+    name: str,
+    action: Action,
+    wait: bool,
+    timeout: float,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """`promote|abort|retry|pause|resume NAME`: write the request annotation, maybe await it."""
+    obj = get_service(session, name)
+    replaced = unacknowledged_request(obj)
+    request_id = uuid.uuid4().hex
+    by = actor_label(username(session), action)
+    write_request(session, name, request_annotation(action, request_id, by))
+    target = f"{SINGULAR} {session.namespace}/{name}"
+    if replaced is not None:
+        err.write(
+            f"warning: replaced request {replaced.id} ({replaced.action.value} by {replaced.by}),"
+            " which the operator had not acknowledged yet\n"
+        )
+    out.write(f"{action.value} requested for {target} as {by} (request {request_id})\n")
+    out.flush()
+    if not wait:
+        return EXIT_OK
+    deadline = time.monotonic() + timeout
+    for current in follow_service(session, name, deadline):
+        result = acknowledgement_of(current, request_id)
+        if result is not None:
+            out.write(f"the operator acknowledged request {request_id}: {result}\n")
+            return EXIT_OK
+    err.write(
+        f"the operator did not acknowledge request {request_id} within {timeout:g}s;"
+        f" is it running and watching namespace {session.namespace}? The request stays in the"
+        " annotation and is acted on when the operator sees it.\n"
+    )
+    return EXIT_FAILED
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Dispatch one parsed command line."""
+    session = open_session(args.kubeconfig, args.context, args.namespace)
+    command: str = args.command
+    if command == "status":
+        return show_status(session, args.name, args.output, out)
+    if command == "history":
+        return show_history(session, args.name, args.output, out)
+    if command == "watch":
+        return watch_status(session, args.name, args.until, args.timeout, out, err)
+    return send_request(session, args.name, Action(command), args.wait, args.timeout, out, err)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `kubectl-rollwise` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args, sys.stdout, sys.stderr)
+    except PluginError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader left (`| head`): say nothing more, and keep Python's exit flush quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
