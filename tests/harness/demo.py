@@ -1,0 +1,187 @@
+"""`make demo`: rollwise doing a real canary and a real rollback on the local control plane.
+
+Starts the control plane (kwok), the pod-traffic simulator, Prometheus and the operator; applies
+the example in deploy/examples/ at 1.0.0; rolls out 2.0.0 (healthy) to Healthy and 3.0.0 (30% of
+its requests fail) which rolls back by itself; shows each rollout live with
+`kubectl rollwise watch`; prints a summary. Everything is stopped at the end unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.harness import cli, processes, stack
+from tests.harness.cluster import KubectlError, LocalCluster
+from tests.harness.operator_process import OperatorProcess
+from tests.harness.rollouts import Rollouts
+from tests.harness.run import HarnessRun
+from tests.harness.wait import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "deploy" / "examples"
+NAMESPACE = "shop"
+PLUGIN = Path(sys.executable).with_name("kubectl-rollwise")
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m==> {text}\033[0m" if sys.stdout.isatty() else f"\n==> {text}", flush=True)
+
+
+def version_of(manifest: dict[str, Any], version: str, error_rate: str) -> dict[str, Any]:
+    """The example at another version: image tag, version, migration, simulated error rate."""
+    out = copy.deepcopy(manifest)
+    spec = out["spec"]
+    spec["version"] = version
+    container = spec["template"]["spec"]["containers"][0]
+    container["image"] = container["image"].rsplit(":", 1)[0] + f":{version}"
+    for env in container.get("env", []):
+        if env["name"] == "SIM_ERROR_RATE":
+            env["value"] = error_rate
+    migrate = spec["migration"]["template"]["spec"]["containers"][0]
+    migrate["image"] = container["image"]
+    migrate["command"] = ["migrate", "--to", version]
+    return out
+
+
+def watch(kubeconfig: Path, until: str, timeout: int) -> int:
+    """`kubectl rollwise watch` in the foreground, as a person would run it."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    argv = [
+        str(PLUGIN),
+        "-n",
+        NAMESPACE,
+        "watch",
+        "payment",
+        "--until",
+        until,
+        "--timeout",
+        str(timeout),
+    ]
+    return subprocess.run(argv, env=env, check=False).returncode
+
+
+def keep_running(
+    run: HarnessRun,
+    cluster: LocalCluster,
+    managed: list[processes.ManagedProcess],
+    operator: OperatorProcess,
+    prometheus_url: str,
+    simulator_url: str,
+) -> None:
+    """Hand everything to `make demo-down` (tests.harness.cli down), as `cli up` does."""
+    records = [r for r in (*(m.detach() for m in managed), operator.detach()) if r]
+    cluster.detach()
+    state = {
+        "run_id": run.run_id,
+        "cluster": cluster.name,
+        "kubeconfig": str(cluster.kubeconfig),
+        "prometheus_url": prometheus_url,
+        "simulator_url": simulator_url,
+        "log_dir": str(run.log_dir),
+        "state_dir": str(run.state_dir),
+        "processes": [asdict(r) for r in records],
+        "timings": run.timings,
+    }
+    cli.state_file().write_text(json.dumps(state, indent=2))
+    say("left running; `make demo-down` stops everything")
+    print(f"  export KUBECONFIG={cluster.kubeconfig}")
+    print(f"  {PLUGIN.name} -n {NAMESPACE} status payment")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
+    parser.add_argument("--keep", action="store_true", help="leave everything running")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    processes.install_signal_handlers()
+    run = HarnessRun()
+    summary: list[str] = []
+    try:
+        say("starting the local control plane (kube-apiserver, etcd, kwok), simulator, Prometheus")
+        cluster = stack.start_cluster(run, "rollwise-demo")
+        simulator = stack.start_simulator(run, cluster)
+        prometheus = stack.start_prometheus(run, simulator)
+        cluster.kubectl("apply", "-k", str(ROOT / "crds"))
+        for crd in ("progressiveservices", "metricgates", "clustermetricgates"):
+            cluster.kubectl(
+                "wait", "--for=condition=Established", f"crd/{crd}.rollwise.dev", "--timeout=60s"
+            )
+        cluster.kubectl("create", "namespace", NAMESPACE)
+        wait_for(
+            lambda: cluster.kubectl("get", "sa", "default", "-n", NAMESPACE),
+            timeout=30,
+            message="namespace shop ready",
+            ignore=(KubectlError,),
+        )
+
+        say("starting the operator: rollwise run --namespace shop")
+        operator = OperatorProcess(run, cluster.kubeconfig, [NAMESPACE])
+        operator.start()
+
+        api = cluster.api_client()
+        rollouts = Rollouts(api, NAMESPACE)
+        gate = yaml.safe_load((EXAMPLES / "error-rate-gate.yaml").read_text())
+        gate["spec"]["provider"]["prometheus"]["address"] = prometheus.url
+        rollouts.create_gate(gate)
+        example = yaml.safe_load((EXAMPLES / "payment.yaml").read_text())
+
+        stories = [
+            ("1.0.0", "0", "Healthy", "first version: migration, then 4 replicas"),
+            ("2.0.0", "0", "Healthy", "2.0.0, healthy: canary 25% -> 50% -> 75% -> promoted"),
+            (
+                "3.0.0",
+                "0.3",
+                "RolledBack",
+                "3.0.0, 30% errors: the gate fails, traffic drains, rolled back",
+            ),
+        ]
+        for version, error_rate, until, what in stories:
+            say(f"kubectl apply: payment {what}")
+            t0 = time.monotonic()
+            rollouts.apply(version_of(example, version, error_rate))
+            code = watch(cluster.kubeconfig, until, timeout=240)
+            status = rollouts.status()
+            took = time.monotonic() - t0
+            stable = (status.get("stable") or {}).get("version")
+            line = f"{version}: phase {status.get('phase')}, stable {stable}, {took:.0f}s"
+            if status.get("abort"):
+                line += f" — {status['abort']['reason']}: {status['abort']['message']}"
+            summary.append(line)
+            if code != 0 or status.get("phase") != until:
+                say(f"{version} did not reach {until}; operator log: {operator.log_path}")
+                return 1
+        api.close()  # type: ignore[no-untyped-call]
+
+        say("summary")
+        for line in summary:
+            print(f"  {line}")
+        print(f"  demo wall time: {time.monotonic() - started:.0f}s; logs in {run.log_dir}")
+        if args.keep:
+            keep_running(
+                run,
+                cluster,
+                [simulator.process, prometheus.process],
+                operator,
+                prometheus.url,
+                simulator.url,
+            )
+        return 0
+    finally:
+        if not args.keep:
+            processes.run_teardown()
+            run.remove_state()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
