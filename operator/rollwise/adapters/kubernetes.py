@@ -1,0 +1,402 @@
+"""The Kubernetes adapter: reads one service's world into plain data (`Workloads`, gate specs)
+and applies a Plan's actions, posts its Events and patches its status.
+
+Every action is derived from what exists now and is safe to repeat: creates meet AlreadyExists
+and adopt only what this ProgressiveService owns; scales and patches write only differences.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from rollwise.adapters import routers
+from rollwise.adapters.errors import AdapterError, NotOwnedError
+from rollwise.adapters.kubeapi import (
+    CLUSTER_METRIC_GATES,
+    EVENTS,
+    JOBS,
+    METRIC_GATES,
+    PODS,
+    PROGRESSIVE_SERVICES,
+    REPLICA_SETS,
+    SERVICES,
+    KubeApi,
+)
+from rollwise.adapters.manifests import (
+    Manifest,
+    ServiceRef,
+    event_manifest,
+    is_owned_by,
+    job_states,
+    merge_patch,
+    migration_job_manifest,
+    observed_services,
+    owned_selector,
+    replica_set_manifest,
+    replica_set_states,
+    rfc3339,
+    service_manifests,
+)
+from rollwise.api.gates import MetricGateSpec
+from rollwise.api.service import ServiceSpec, ServiceStatus
+from rollwise.core import naming
+from rollwise.core.decide import revision_of
+from rollwise.core.model import (
+    CreateMigrationJob,
+    DeleteReplicaSet,
+    EnsureServices,
+    EventRecord,
+    JobState,
+    PlanAction,
+    ReplicaSetState,
+    ScaleReplicaSet,
+    SetRouterWeight,
+)
+
+log = logging.getLogger("rollwise.adapters.kubernetes")
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass
+class _Series:
+    name: str
+    count: int
+    posted: float  # monotonic
+
+
+class EventRecorder:
+    """Posts core/v1 Events on a ProgressiveService. A repeat of the same (type, reason, message)
+    within `window` seconds patches the first Event's count and lastTimestamp, as the
+    Kubernetes event recorder does, instead of creating a flood."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        instance: str,
+        *,
+        window: float = 3600.0,
+        limit: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api = api
+        self._instance = instance
+        self._window = window
+        self._limit = limit
+        self._clock = clock
+        self._series: OrderedDict[tuple[str, str, bool, str], _Series] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def post(self, ref: ServiceRef, record: EventRecord, now: datetime) -> None:
+        key = (ref.uid, record.reason, record.warning, record.message)
+        with self._lock:
+            series = self._series.get(key)
+        if series is not None and self._clock() - series.posted < self._window:
+            try:
+                self._api.patch(
+                    EVENTS,
+                    ref.namespace,
+                    series.name,
+                    {"count": series.count + 1, "lastTimestamp": rfc3339(now)},
+                )
+            except AdapterError as err:
+                if err.status != 404:
+                    raise
+            else:
+                self._remember(key, _Series(series.name, series.count + 1, self._clock()))
+                return
+        name = f"{ref.name[:236]}.{uuid.uuid4().hex[:16]}"
+        self._api.create(
+            EVENTS,
+            ref.namespace,
+            event_manifest(ref, record, name=name, at=now, instance=self._instance),
+        )
+        self._remember(key, _Series(name, 1, self._clock()))
+
+    def forget(self, uid: str) -> None:
+        """Drop the series of a deleted ProgressiveService."""
+        with self._lock:
+            for key in [k for k in self._series if k[0] == uid]:
+                del self._series[key]
+
+    def _remember(self, key: tuple[str, str, bool, str], series: _Series) -> None:
+        with self._lock:
+            self._series[key] = series
+            self._series.move_to_end(key)
+            while len(self._series) > self._limit:
+                self._series.popitem(last=False)
+
+
+# ----------------------------------------------------------------------------- the adapter
+
+
+@dataclass(frozen=True)
+class Workloads:
+    """What exists of one service, summarised for `Observed`."""
+
+    replica_sets: dict[str, ReplicaSetState] = field(default_factory=dict)
+    jobs: dict[str, JobState] = field(default_factory=dict)
+    services: EnsureServices | None = None
+    router_weight: int | None = None
+
+
+class InvalidGateError(AdapterError):
+    """A MetricGate exists but its spec does not validate."""
+
+
+class KubernetesAdapter:
+    """Everything the controller asks of the cluster, for one ProgressiveService at a time."""
+
+    def __init__(self, api: KubeApi, *, instance: str | None = None) -> None:
+        self.api = api
+        self.events = EventRecorder(api, instance or socket.gethostname())
+        self.routers = routers.RouterFactory(api)
+
+    # ---- reads
+
+    def read_service(self, namespace: str, name: str) -> Manifest | None:
+        """The ProgressiveService as stored now (None when gone)."""
+        return self.api.get(PROGRESSIVE_SERVICES, namespace, name)
+
+    def observe(
+        self, ref: ServiceRef, spec: ServiceSpec, migration_job: str | None = None
+    ) -> Workloads:
+        """The service's own ReplicaSets, migration Jobs, Services and router weight."""
+        selector = owned_selector(ref.name)
+        replica_sets = self.api.list(REPLICA_SETS, ref.namespace, selector)
+        jobs = self.api.list(JOBS, ref.namespace, selector)
+        services = self.api.list(SERVICES, ref.namespace, selector)
+        rs_states = replica_set_states(replica_sets, [], ref.uid)
+        job_list = job_states(jobs, [], ref.uid, prefer=migration_job)
+        # Pods only explain what ReplicaSets and Jobs do not say: why pods are not ready and
+        # why a Job failed. Skipping the list when neither applies saves a call per pass.
+        if any(s.ready_replicas < s.replicas for s in rs_states.values()) or any(
+            j.failed for j in job_list.values()
+        ):
+            pods = self.api.list(PODS, ref.namespace, selector)
+            rs_states = replica_set_states(replica_sets, pods, ref.uid)
+            job_list = job_states(jobs, pods, ref.uid, prefer=migration_job)
+        return Workloads(
+            replica_sets=rs_states,
+            jobs=job_list,
+            services=observed_services(ref, spec, services),
+            router_weight=self.routers.for_spec(spec).read_weight(ref, spec),
+        )
+
+    def read_gate(self, namespace: str, name: str, cluster: bool) -> MetricGateSpec | None:
+        """A MetricGate (or ClusterMetricGate) spec; None when it does not exist."""
+        res = CLUSTER_METRIC_GATES if cluster else METRIC_GATES
+        obj = self.api.get(res, None if cluster else namespace, name)
+        if obj is None:
+            return None
+        try:
+            return MetricGateSpec.model_validate(obj.get("spec") or {})
+        except ValidationError as err:
+            raise InvalidGateError(
+                res.describe(namespace, name),
+                f"invalid spec: {validation_summary(err)}",
+                fix="fix the gate; the rollout waits until it validates",
+            ) from err
+
+    # ---- actions
+
+    def apply(self, ref: ServiceRef, spec: ServiceSpec, action: PlanAction) -> None:
+        """Apply one action of a Plan; idempotent, derived from what exists now."""
+        if isinstance(action, ScaleReplicaSet):
+            self._scale(ref, spec, action)
+        elif isinstance(action, DeleteReplicaSet):
+            self._delete_replica_set(ref, action)
+        elif isinstance(action, EnsureServices):
+            self._ensure_services(ref, spec, action)
+        elif isinstance(action, SetRouterWeight):
+            self.routers.for_spec(spec).set_weight(ref, spec, action)
+        elif isinstance(action, CreateMigrationJob):
+            self._create_migration_job(ref, spec, action)
+        else:  # pragma: no cover - the Plan's verbs are a closed set
+            raise TypeError(f"unknown action {action!r}")
+
+    def _scale(self, ref: ServiceRef, spec: ServiceSpec, action: ScaleReplicaSet) -> None:
+        name = naming.replica_set_name(ref.name, action.revision)
+        current = self.api.get(REPLICA_SETS, ref.namespace, name)
+        if current is None:
+            if action.replicas == 0:
+                return
+            current_revision = revision_of(spec)
+            if action.revision != current_revision:
+                raise AdapterError(
+                    ref.child("ReplicaSet", name),
+                    f"is gone and spec.template is now revision {current_revision}; the "
+                    f"template of revision {action.revision} is no longer known",
+                    fix="it cannot be recreated; apply that template again to bring it back",
+                )
+            manifest = replica_set_manifest(ref, spec, action.revision, action.replicas)
+            try:
+                self.api.create(REPLICA_SETS, ref.namespace, manifest)
+                return
+            except AdapterError as err:
+                if err.status != 409:
+                    raise
+            current = self.api.get(REPLICA_SETS, ref.namespace, name)
+            if current is None:
+                raise AdapterError(
+                    ref.child("ReplicaSet", name), "exists and vanished again", transient=True
+                )
+        if not is_owned_by(current, ref.uid):
+            raise NotOwnedError(ref.child("ReplicaSet", name))
+        if (current.get("spec") or {}).get("replicas") != action.replicas:
+            self.api.patch(
+                REPLICA_SETS, ref.namespace, name, {"spec": {"replicas": action.replicas}}
+            )
+
+    def _delete_replica_set(self, ref: ServiceRef, action: DeleteReplicaSet) -> None:
+        name = naming.replica_set_name(ref.name, action.revision)
+        current = self.api.get(REPLICA_SETS, ref.namespace, name)
+        if current is None:
+            return
+        if not is_owned_by(current, ref.uid):
+            raise NotOwnedError(ref.child("ReplicaSet", name))
+        uid = (current.get("metadata") or {}).get("uid")
+        self.api.delete(
+            REPLICA_SETS,
+            ref.namespace,
+            name,
+            {"propagationPolicy": "Background", "preconditions": {"uid": uid}},
+        )
+
+    def _ensure_services(self, ref: ServiceRef, spec: ServiceSpec, want: EnsureServices) -> None:
+        for manifest in service_manifests(ref, spec, want):
+            name = manifest["metadata"]["name"]
+            current = self.api.get(SERVICES, ref.namespace, name)
+            if current is None:
+                try:
+                    self.api.create(SERVICES, ref.namespace, manifest)
+                    continue
+                except AdapterError as err:
+                    if err.status != 409:
+                        raise
+                current = self.api.get(SERVICES, ref.namespace, name)
+                if current is None:
+                    raise AdapterError(
+                        ref.child("Service", name), "exists and vanished again", transient=True
+                    )
+            if not is_owned_by(current, ref.uid):
+                raise NotOwnedError(ref.child("Service", name))
+            patch = _service_patch(current, manifest)
+            if patch:
+                self.api.patch(SERVICES, ref.namespace, name, patch)
+
+    def _create_migration_job(
+        self, ref: ServiceRef, spec: ServiceSpec, action: CreateMigrationJob
+    ) -> None:
+        if spec.migration is None:
+            raise AdapterError(
+                ref.child("Job", action.job_name),
+                "a migration Job was planned but spec.migration is not set",
+                field="spec.migration",
+                fix="declare spec.migration, or apply a new revision",
+            )
+        manifest = migration_job_manifest(ref, spec, action.revision, action.job_name)
+        try:
+            self.api.create(JOBS, ref.namespace, manifest)
+            return
+        except AdapterError as err:
+            if err.status != 409:
+                raise
+        # The name is deterministic per (revision, attempt): AlreadyExists means an earlier pass
+        # created it (adopt: nothing to do) or someone else did (never adopted).
+        current = self.api.get(JOBS, ref.namespace, action.job_name)
+        if current is not None and not is_owned_by(current, ref.uid):
+            raise NotOwnedError(ref.child("Job", action.job_name))
+
+    # ---- events and status
+
+    def post_event(self, ref: ServiceRef, record: EventRecord, now: datetime) -> None:
+        self.events.post(ref, record, now)
+
+    def patch_status(
+        self,
+        ref: ServiceRef,
+        resource_version: str,
+        old_status: Manifest,
+        new_status: ServiceStatus,
+        *,
+        attempts: int = 3,
+    ) -> bool:
+        """Merge-patch the status subresource to `new_status` if it differs from what is stored.
+
+        The patch carries the resourceVersion read at the start of the pass, so a concurrent
+        write is a 409, never a silent merge; on 409/422 the object is read again and the patch
+        recomputed against what is stored. True when a patch was written.
+        """
+        wanted = new_status.to_wire()
+        for attempt in range(1, attempts + 1):
+            patch = merge_patch(old_status, wanted)
+            if not patch:
+                return False
+            body = {"metadata": {"resourceVersion": resource_version}, "status": patch}
+            try:
+                self.api.patch(PROGRESSIVE_SERVICES, ref.namespace, ref.name, body, sub="status")
+                return True
+            except AdapterError as err:
+                if err.status not in (409, 422) or attempt == attempts:
+                    raise
+                log.info(
+                    "status patch conflicted (%s); re-reading",
+                    err.status,
+                    extra={"k8s_ref": {"namespace": ref.namespace, "name": ref.name}},
+                )
+            fresh = self.read_service(ref.namespace, ref.name)
+            if fresh is None or (fresh.get("metadata") or {}).get("uid") != ref.uid:
+                return False
+            resource_version = str(fresh["metadata"]["resourceVersion"])
+            old_status = fresh.get("status") or {}
+        return False  # pragma: no cover - the loop returns or raises
+
+
+def _service_patch(current: Manifest, wanted: Manifest) -> Manifest:
+    """A merge patch bringing selector, ports and labels of a Service to what rollwise wants;
+    fields the API server defaults (clusterIP, ...) are left alone."""
+    spec = current.get("spec") or {}
+    patch: Manifest = {}
+    selector = merge_patch(spec.get("selector") or {}, wanted["spec"]["selector"])
+    ports_now = [
+        {k: p.get(k) for k in ("name", "port", "targetPort", "protocol")}
+        for p in spec.get("ports") or []
+    ]
+    spec_patch: Manifest = {}
+    if selector:
+        spec_patch["selector"] = selector
+    if ports_now != wanted["spec"]["ports"]:
+        spec_patch["ports"] = wanted["spec"]["ports"]
+    if spec_patch:
+        patch["spec"] = spec_patch
+    labels = (current.get("metadata") or {}).get("labels") or {}
+    missing = {k: v for k, v in wanted["metadata"]["labels"].items() if labels.get(k) != v}
+    if missing:
+        patch["metadata"] = {"labels": missing}
+    return patch
+
+
+def validation_summary(err: ValidationError, prefix: str = "spec") -> str:
+    """A pydantic error as `field.path: message`, joined: what a person fixes in the YAML."""
+    parts = []
+    for item in err.errors()[:5]:
+        path = prefix
+        for loc in item["loc"]:
+            path += f"[{loc}]" if isinstance(loc, int) else f".{loc}"
+        parts.append(f"{path}: {item['msg']}")
+    more = len(err.errors()) - 5
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)

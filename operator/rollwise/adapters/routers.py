@@ -1,0 +1,475 @@
+"""Traffic routers: how a canary weight reaches the traffic.
+
+One small Protocol, one implementation per `spec.strategy.canary.trafficRouting` kind, chosen by
+a factory. Routers split between the Services `<name>-stable` and `<name>-canary` (their
+selectors are kept by EnsureServices), so a router only ever moves weights. The user owns the
+route objects; rollwise patches only the weights, except for nginx, where it owns the canary
+Ingress it creates beside the user's.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Protocol
+
+from rollwise.adapters.errors import AdapterError, NotOwnedError, ObjectMissingError
+from rollwise.adapters.kubeapi import HTTP_ROUTES, INGRESSES, VIRTUAL_SERVICES, KubeApi
+from rollwise.adapters.manifests import (
+    Manifest,
+    ServiceRef,
+    is_owned_by,
+    merge_patch,
+    owner_reference,
+    service_labels,
+)
+from rollwise.api.service import ServiceSpec
+from rollwise.core import naming
+from rollwise.core.model import SetRouterWeight
+
+NGINX_CANARY = "nginx.ingress.kubernetes.io/canary"
+NGINX_CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
+_ROUTING_FIELD = "spec.strategy.canary.trafficRouting"
+
+
+class RouteError(ValueError):
+    """A route object cannot be split between stable and canary as it is written."""
+
+
+class Router(Protocol):
+    """Reads and sets the canary weight (0-100) of one traffic router."""
+
+    def read_weight(self, ref: ServiceRef, spec: ServiceSpec) -> int | None:
+        """The canary weight in force; None when unknown, missing or inconsistent."""
+        ...
+
+    def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
+        """Set the canary weight; raises AdapterError naming the object and what to fix."""
+        ...
+
+
+def _stable_canary(name: str) -> tuple[str, str]:
+    _, stable, canary = naming.service_names(name)
+    return stable, canary
+
+
+# ----------------------------------------------------------------------------- replicas
+
+
+class ReplicasRouter:
+    """The weight is the canary's share of ready pods; EnsureServices does all the routing."""
+
+    def read_weight(self, ref: ServiceRef, spec: ServiceSpec) -> int | None:
+        return None
+
+    def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
+        return None
+
+
+# ----------------------------------------------------------------------------- shared shape
+
+
+def _split(
+    groups: list[Manifest],
+    key: str,
+    matches: Any,
+    stable: str,
+    canary: str,
+    weight: int,
+    make_canary: Any,
+) -> list[Manifest]:
+    """Within every group (an HTTPRoute rule, a VirtualService http route) whose `key` list
+    targets stable: stable gets 100-weight, canary gets weight (added when missing)."""
+    out: list[Manifest] = []
+    found = False
+    for group in groups:
+        targets = group.get(key) or []
+        stable_target = next((t for t in targets if matches(t, stable)), None)
+        if stable_target is None:
+            out.append(group)
+            continue
+        found = True
+        new_targets = []
+        for target in targets:
+            if matches(target, stable):
+                new_targets.append({**target, "weight": 100 - weight})
+            elif matches(target, canary):
+                new_targets.append({**target, "weight": weight})
+            else:
+                new_targets.append(target)
+        if not any(matches(t, canary) for t in targets):
+            new_targets.append({**make_canary(stable_target), "weight": weight})
+        out.append({**group, key: new_targets})
+    if not found:
+        raise RouteError(f"nothing routes to Service {stable}")
+    return out
+
+
+def _weight_of(
+    groups: list[Manifest], key: str, matches: Any, stable: str, canary: str, default: int
+) -> int | None:
+    """The canary weight when every group targeting stable splits stable/canary as 100-w / w."""
+    seen: set[int] = set()
+    for group in groups:
+        targets = group.get(key) or []
+        stable_target = next((t for t in targets if matches(t, stable)), None)
+        if stable_target is None:
+            continue
+        canary_target = next((t for t in targets if matches(t, canary)), None)
+        if canary_target is None:
+            return None
+        w = int(canary_target.get("weight", default))
+        if int(stable_target.get("weight", default)) != 100 - w:
+            return None
+        seen.add(w)
+    return seen.pop() if len(seen) == 1 else None
+
+
+# ----------------------------------------------------------------------------- Gateway API
+
+
+def _is_service_ref(ref: Manifest, name: str) -> bool:
+    return (
+        ref.get("name") == name
+        and ref.get("kind", "Service") == "Service"
+        and ref.get("group", "") in ("", "core")
+    )
+
+
+def httproute_rules_with_weight(
+    rules: list[Manifest], stable: str, canary: str, weight: int
+) -> list[Manifest]:
+    """The HTTPRoute's rules with backendRefs weights set: stable 100-weight, canary weight."""
+    return _split(
+        rules,
+        "backendRefs",
+        _is_service_ref,
+        stable,
+        canary,
+        weight,
+        lambda ref: {**ref, "name": canary},
+    )
+
+
+def httproute_weight(route: Manifest, stable: str, canary: str) -> int | None:
+    rules = (route.get("spec") or {}).get("rules") or []
+    # Gateway API: an unset backendRef weight means 1.
+    return _weight_of(rules, "backendRefs", _is_service_ref, stable, canary, default=1)
+
+
+class GatewayAPIRouter:
+    """backendRefs weights on `<name>-stable` / `<name>-canary` in the user's HTTPRoute."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self._api = api
+
+    def _route_name(self, spec: ServiceSpec) -> str:
+        ref = spec.strategy.canary.traffic_routing.gateway_api
+        assert ref is not None
+        return ref.http_route
+
+    def read_weight(self, ref: ServiceRef, spec: ServiceSpec) -> int | None:
+        route = self._api.get(HTTP_ROUTES, ref.namespace, self._route_name(spec))
+        if route is None:
+            return None
+        return httproute_weight(route, *_stable_canary(ref.name))
+
+    def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
+        name = self._route_name(spec)
+        stable, canary = _stable_canary(ref.name)
+        field = f"{_ROUTING_FIELD}.gatewayAPI.httpRoute"
+        _patch_weights(
+            self._api,
+            HTTP_ROUTES,
+            ref,
+            name,
+            field,
+            lambda route: {
+                "rules": httproute_rules_with_weight(
+                    (route.get("spec") or {}).get("rules") or [], stable, canary, action.weight
+                )
+            },
+            fix=f"add a rule with backendRefs to Service {stable} (rollwise adds {canary})",
+        )
+
+
+# ----------------------------------------------------------------------------- Istio
+
+
+def _host_matches(namespace: str) -> Any:
+    def matches(route: Manifest, service: str) -> bool:
+        host = str((route.get("destination") or {}).get("host", ""))
+        return host == service or host.startswith(f"{service}.{namespace}")
+
+    return matches
+
+
+def virtualservice_http_with_weight(
+    http: list[Manifest], namespace: str, stable: str, canary: str, weight: int
+) -> list[Manifest]:
+    """The VirtualService's http routes with destination weights set."""
+
+    def make_canary(route: Manifest) -> Manifest:
+        destination = dict(route.get("destination") or {})
+        host = str(destination.get("host", ""))
+        destination["host"] = canary + host[len(stable) :]
+        return {**route, "destination": destination}
+
+    return _split(http, "route", _host_matches(namespace), stable, canary, weight, make_canary)
+
+
+def virtualservice_weight(vs: Manifest, namespace: str, stable: str, canary: str) -> int | None:
+    http = (vs.get("spec") or {}).get("http") or []
+    # Istio: a single destination without weight takes 100; with several, weights are required.
+    return _weight_of(http, "route", _host_matches(namespace), stable, canary, default=0)
+
+
+class IstioRouter:
+    """Destination weights for `<name>-stable` / `<name>-canary` in the user's VirtualService."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self._api = api
+
+    def _vs_name(self, spec: ServiceSpec) -> str:
+        ref = spec.strategy.canary.traffic_routing.istio
+        assert ref is not None
+        return ref.virtual_service
+
+    def read_weight(self, ref: ServiceRef, spec: ServiceSpec) -> int | None:
+        vs = self._api.get(VIRTUAL_SERVICES, ref.namespace, self._vs_name(spec))
+        if vs is None:
+            return None
+        return virtualservice_weight(vs, ref.namespace, *_stable_canary(ref.name))
+
+    def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
+        stable, canary = _stable_canary(ref.name)
+        _patch_weights(
+            self._api,
+            VIRTUAL_SERVICES,
+            ref,
+            self._vs_name(spec),
+            f"{_ROUTING_FIELD}.istio.virtualService",
+            lambda vs: {
+                "http": virtualservice_http_with_weight(
+                    (vs.get("spec") or {}).get("http") or [],
+                    ref.namespace,
+                    stable,
+                    canary,
+                    action.weight,
+                )
+            },
+            fix=f"add an http route with a destination host {stable} (rollwise adds {canary})",
+        )
+
+
+def _patch_weights(
+    api: KubeApi,
+    res: Any,
+    ref: ServiceRef,
+    name: str,
+    field: str,
+    new_spec: Any,
+    fix: str,
+) -> None:
+    """Read the user's route object, compute its weighted spec part and patch it with the
+    resourceVersion read, so a concurrent edit by its owner is retried, never overwritten."""
+    obj = res.describe(ref.namespace, name)
+    for attempt in (1, 2):
+        current = api.get(res, ref.namespace, name)
+        if current is None:
+            raise ObjectMissingError(
+                obj,
+                "does not exist",
+                field=field,
+                fix=f"create it, or point {field} at an existing {res.kind}",
+            )
+        try:
+            wanted = new_spec(current)
+        except RouteError as err:
+            raise AdapterError(obj, str(err), field=field, fix=fix) from err
+        spec = current.get("spec") or {}
+        if all(spec.get(k) == v for k, v in wanted.items()):
+            return
+        body = {
+            "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+            "spec": wanted,
+        }
+        try:
+            api.patch(res, ref.namespace, name, body)
+            return
+        except AdapterError as err:
+            if err.status != 409 or attempt == 2:
+                raise
+
+
+# ----------------------------------------------------------------------------- nginx
+
+
+def nginx_canary_name(ingress: str) -> str:
+    return ingress[: 253 - len("-canary")] + "-canary"
+
+
+def _rewrite_backend(backend: Manifest, stable: str, canary: str) -> tuple[Manifest, bool]:
+    service = backend.get("service") or {}
+    if service.get("name") != stable:
+        return backend, False
+    return {**backend, "service": {**service, "name": canary}}, True
+
+
+def _copied_annotation(key: str) -> bool:
+    """The user's ingress-nginx settings (rewrites, timeouts, ...) and class apply to the canary
+    too; the user's own canary annotations never do."""
+    if key == "kubernetes.io/ingress.class":
+        return True
+    return key.startswith("nginx.ingress.kubernetes.io/") and not key.startswith(NGINX_CANARY)
+
+
+def nginx_canary_ingress(
+    ref: ServiceRef, ingress: Manifest, stable: str, canary: str, weight: int
+) -> Manifest:
+    """A copy of the user's Ingress whose backends on `stable` point at `canary`, marked as an
+    ingress-nginx canary with `weight`; owned by the ProgressiveService."""
+    spec = ingress.get("spec") or {}
+    found = False
+    rules = []
+    for rule in copy.deepcopy(spec.get("rules") or []):
+        for path in (rule.get("http") or {}).get("paths") or []:
+            path["backend"], hit = _rewrite_backend(path.get("backend") or {}, stable, canary)
+            found = found or hit
+        rules.append(rule)
+    canary_spec: Manifest = {"rules": rules}
+    if spec.get("ingressClassName"):
+        canary_spec["ingressClassName"] = spec["ingressClassName"]
+    if spec.get("defaultBackend"):
+        canary_spec["defaultBackend"], hit = _rewrite_backend(
+            spec["defaultBackend"], stable, canary
+        )
+        found = found or hit
+    if not found:
+        raise RouteError(f"no backend points at Service {stable}")
+    metadata = ingress.get("metadata") or {}
+    annotations = {
+        k: v for k, v in (metadata.get("annotations") or {}).items() if _copied_annotation(k)
+    }
+    annotations[NGINX_CANARY] = "true"
+    annotations[NGINX_CANARY_WEIGHT] = str(weight)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": nginx_canary_name(str(metadata.get("name"))),
+            "namespace": ref.namespace,
+            "labels": service_labels(ref.name),
+            "annotations": annotations,
+            "ownerReferences": [owner_reference(ref)],
+        },
+        "spec": canary_spec,
+    }
+
+
+def _nginx_patch(current: Manifest, wanted: Manifest) -> Manifest:
+    """Only what rollwise owns: its labels and annotations, and the whole spec."""
+    patch: Manifest = {}
+    metadata = current.get("metadata") or {}
+    meta_patch: Manifest = {}
+    for key in ("labels", "annotations"):
+        have = metadata.get(key) or {}
+        diff = {k: v for k, v in wanted["metadata"][key].items() if have.get(k) != v}
+        if diff:
+            meta_patch[key] = diff
+    if meta_patch:
+        patch["metadata"] = meta_patch
+    spec_patch = merge_patch(current.get("spec") or {}, wanted["spec"])
+    if spec_patch:
+        patch["spec"] = spec_patch
+    return patch
+
+
+class NginxRouter:
+    """A canary Ingress beside the user's, with ingress-nginx's canary-weight annotation."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self._api = api
+
+    def _ingress_name(self, spec: ServiceSpec) -> str:
+        ref = spec.strategy.canary.traffic_routing.nginx
+        assert ref is not None
+        return ref.ingress
+
+    def read_weight(self, ref: ServiceRef, spec: ServiceSpec) -> int | None:
+        """The canary Ingress's weight, if it is ours and still a faithful copy of the user's
+        Ingress (an edited user Ingress makes it None, so the copy is rewritten)."""
+        name = self._ingress_name(spec)
+        user = self._api.get(INGRESSES, ref.namespace, name)
+        current = self._api.get(INGRESSES, ref.namespace, nginx_canary_name(name))
+        if user is None or current is None or not is_owned_by(current, ref.uid):
+            return None
+        annotations = (current.get("metadata") or {}).get("annotations") or {}
+        try:
+            weight = int(annotations.get(NGINX_CANARY_WEIGHT, ""))
+        except ValueError:
+            return None
+        try:
+            wanted = nginx_canary_ingress(ref, user, *_stable_canary(ref.name), weight)
+        except RouteError:
+            return None
+        return None if _nginx_patch(current, wanted) else weight
+
+    def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
+        name = self._ingress_name(spec)
+        field = f"{_ROUTING_FIELD}.nginx.ingress"
+        user = self._api.get(INGRESSES, ref.namespace, name)
+        obj = INGRESSES.describe(ref.namespace, name)
+        if user is None:
+            raise ObjectMissingError(
+                obj,
+                "does not exist",
+                field=field,
+                fix=f"create it, or point {field} at an existing Ingress",
+            )
+        stable, canary = _stable_canary(ref.name)
+        try:
+            wanted = nginx_canary_ingress(ref, user, stable, canary, action.weight)
+        except RouteError as err:
+            raise AdapterError(
+                obj,
+                str(err),
+                field=field,
+                fix=f"point the Ingress at Service {stable}; rollwise adds the canary Ingress",
+            ) from err
+        canary_name = wanted["metadata"]["name"]
+        current = self._api.get(INGRESSES, ref.namespace, canary_name)
+        if current is None:
+            try:
+                self._api.create(INGRESSES, ref.namespace, wanted)
+                return
+            except AdapterError as err:
+                if err.status != 409:
+                    raise
+            current = self._api.get(INGRESSES, ref.namespace, canary_name)
+            if current is None:
+                raise AdapterError(
+                    ref.child("Ingress", canary_name), "exists and vanished again", transient=True
+                )
+        if not is_owned_by(current, ref.uid):
+            raise NotOwnedError(ref.child("Ingress", canary_name))
+        patch = _nginx_patch(current, wanted)
+        if patch:
+            self._api.patch(INGRESSES, ref.namespace, canary_name, patch)
+
+
+# ----------------------------------------------------------------------------- factory
+
+
+class RouterFactory:
+    """One router per kind, keyed by `spec.strategy.canary.trafficRouting`'s one-of."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self._routers: dict[str, Router] = {
+            "replicas": ReplicasRouter(),
+            "gatewayAPI": GatewayAPIRouter(api),
+            "nginx": NginxRouter(api),
+            "istio": IstioRouter(api),
+        }
+
+    def for_spec(self, spec: ServiceSpec) -> Router:
+        return self._routers[spec.strategy.canary.traffic_routing.kind]

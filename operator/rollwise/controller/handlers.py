@@ -1,0 +1,232 @@
+"""Kopf wiring: watches whose handlers only enqueue keys, and the worker pool's lifecycle.
+
+Only `@kopf.on.event` (plus startup, cleanup, login and probe activities) is used: no daemons or
+timers (Kopf adds a finalizer for them, so deleting a resource would hang while the operator is
+down), no create/update handlers (edge-triggered, progress in annotations, re-run after a
+crash). The level-based pass in `reconcile.py` does all the work, in worker threads.
+
+Handlers run on Kopf's event loop: they only touch in-memory structures and never block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from kubernetes.client import ApiClient
+
+from rollwise.api import GROUP, VERSION
+from rollwise.api import gates as gate_api
+from rollwise.api import service as service_api
+from rollwise.controller.queue import Key, WorkerPool, WorkQueue
+from rollwise.controller.settings import OWNED_RESOURCES
+from rollwise.core import naming
+
+registry = kopf.OperatorRegistry()
+
+GateRefKey = tuple[str, bool]  # (gate name, cluster)
+
+
+class GateUsers:
+    """Which ProgressiveServices refer to which gates, from the last seen spec of each; so that
+    a changed MetricGate wakes exactly the services that use it."""
+
+    def __init__(self) -> None:
+        self._refs: dict[Key, frozenset[GateRefKey]] = {}
+
+    def update(self, key: Key, refs: frozenset[GateRefKey]) -> None:
+        if refs:
+            self._refs[key] = refs
+        else:
+            self._refs.pop(key, None)
+
+    def drop(self, key: Key) -> None:
+        self._refs.pop(key, None)
+
+    def users(self, name: str, cluster: bool, namespace: str | None = None) -> list[Key]:
+        """Services referring to the gate; a namespaced MetricGate only within its namespace."""
+        wanted = (name, cluster)
+        return [
+            key
+            for key, refs in self._refs.items()
+            if wanted in refs and (namespace is None or key[0] == namespace)
+        ]
+
+
+def gate_refs_of(spec: Mapping[str, Any]) -> frozenset[GateRefKey]:
+    """Gate references in a raw ProgressiveService spec; tolerant of anything malformed (an
+    invalid spec is reported by the reconcile pass, not here)."""
+    canary = ((spec.get("strategy") or {}).get("canary")) or {}
+    refs: set[GateRefKey] = set()
+
+    def collect(analysis: Any) -> None:
+        if not isinstance(analysis, dict):
+            return
+        for gate in analysis.get("gates") or []:
+            if isinstance(gate, dict) and isinstance(gate.get("name"), str):
+                refs.add((gate["name"], bool(gate.get("cluster", False))))
+
+    for step in canary.get("steps") or []:
+        if isinstance(step, dict):
+            collect(step.get("analysis"))
+    collect(canary.get("analysis"))
+    return frozenset(refs)
+
+
+def _fingerprint(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What in a ProgressiveService event can need a pass: spec (generation), a request, a
+    deletion. Status-only events, which are mostly our own writes, do not."""
+    metadata = body.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    return (
+        metadata.get("uid"),
+        metadata.get("generation"),
+        annotations.get(naming.ANNOTATION_REQUEST),
+        metadata.get("deletionTimestamp"),
+    )
+
+
+@dataclass
+class Runtime:
+    """What the handlers share with the workers; passed to Kopf as the operator's memo."""
+
+    queue: WorkQueue
+    pool: WorkerPool
+    api_client: ApiClient
+    gate_users: GateUsers = field(default_factory=GateUsers)
+    seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
+    stop_timeout_s: float = 10.0
+
+
+def _runtime(memo: Any) -> Runtime:
+    if not isinstance(memo, Runtime):
+        raise kopf.PermanentError("rollwise runtime missing: run through rollwise.controller")
+    return memo
+
+
+def _key(body: Mapping[str, Any]) -> Key | None:
+    metadata = body.get("metadata") or {}
+    namespace, name = metadata.get("namespace"), metadata.get("name")
+    if not namespace or not name:
+        return None
+    return (str(namespace), str(name))
+
+
+# ----------------------------------------------------------------------------- watches
+
+
+@kopf.on.event(GROUP, VERSION, service_api.PLURAL, id="progressiveservices", registry=registry)
+async def progressive_service_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
+    """A ProgressiveService changed: its own key, unless only its status moved."""
+    runtime = _runtime(memo)
+    body = event.get("object") or {}
+    key = _key(body)
+    if key is None:
+        return
+    if event.get("type") == "DELETED":
+        runtime.gate_users.drop(key)
+        runtime.seen.pop(key, None)
+        runtime.queue.add(key)
+        return
+    runtime.gate_users.update(key, gate_refs_of(body.get("spec") or {}))
+    fingerprint = _fingerprint(body)
+    if event.get("type") == "MODIFIED" and runtime.seen.get(key) == fingerprint:
+        return
+    runtime.seen[key] = fingerprint
+    runtime.queue.add(key)
+
+
+def _owned_handler(group: str, plural: str) -> None:
+    @kopf.on.event(
+        group,
+        plural,
+        id=f"owned-{plural}",
+        labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY},
+        registry=registry,
+    )
+    async def owned_object_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
+        """A ReplicaSet, Job, Pod or Service of a service changed: the owner's key."""
+        body = event.get("object") or {}
+        metadata = body.get("metadata") or {}
+        owner = (metadata.get("labels") or {}).get(naming.LABEL_OWNER)
+        namespace = metadata.get("namespace")
+        if owner and namespace:
+            _runtime(memo).queue.add((str(namespace), str(owner)))
+
+
+for _group, _plural in OWNED_RESOURCES:
+    _owned_handler(_group, _plural)
+
+
+@kopf.on.event(GROUP, VERSION, gate_api.PLURAL, id="metricgates", registry=registry)
+async def metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
+    """A MetricGate changed: every service of its namespace that refers to it."""
+    runtime = _runtime(memo)
+    metadata = (event.get("object") or {}).get("metadata") or {}
+    for key in runtime.gate_users.users(
+        str(metadata.get("name")), cluster=False, namespace=metadata.get("namespace")
+    ):
+        runtime.queue.add(key)
+
+
+@kopf.on.event(GROUP, VERSION, gate_api.CLUSTER_PLURAL, id="clustermetricgates", registry=registry)
+async def cluster_metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
+    """A ClusterMetricGate changed: every service, in any namespace, that refers to it."""
+    runtime = _runtime(memo)
+    metadata = (event.get("object") or {}).get("metadata") or {}
+    for key in runtime.gate_users.users(str(metadata.get("name")), cluster=True):
+        runtime.queue.add(key)
+
+
+# ----------------------------------------------------------------------------- activities
+
+
+@kopf.on.startup(id="workers", registry=registry)
+async def start_workers(memo: Any, **_: Any) -> None:
+    """Start the worker threads before the first watch event can enqueue anything."""
+    _runtime(memo).pool.start()
+
+
+@kopf.on.cleanup(id="workers", registry=registry)
+async def stop_workers(memo: Any, **_: Any) -> None:
+    """Stop taking keys; passes in flight finish (off the event loop, which must keep going)."""
+    runtime = _runtime(memo)
+    await asyncio.to_thread(runtime.pool.stop, runtime.stop_timeout_s)
+
+
+@kopf.on.login(id="rollwise", registry=registry)
+async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """Kopf's watches use the very credentials of rollwise's own client (--kubeconfig or the
+    in-cluster ServiceAccount), read from its configuration."""
+    config = _runtime(memo).api_client.configuration
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix(
+        "authorization"
+    )
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (
+        (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    )
+    return kopf.ConnectionInfo(
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        username=config.username or None,
+        password=config.password or None,
+        scheme=scheme,
+        token=token,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+    )
+
+
+@kopf.on.probe(id="workers", registry=registry)
+async def workers_alive(memo: Any, **_: Any) -> dict[str, int]:
+    """/healthz fails when no worker thread is left: the pod is restarted."""
+    runtime = _runtime(memo)
+    alive = runtime.pool.alive()
+    if alive == 0:
+        raise kopf.PermanentError("no reconcile worker thread is alive")
+    return {"alive": alive, "busy": runtime.pool.busy, "queued": len(runtime.queue)}

@@ -1,0 +1,395 @@
+"""One reconcile pass for one ProgressiveService: observe -> measure -> decide -> apply.
+
+Runs in a worker thread (the clients are synchronous), never on Kopf's event loop. Every pass
+starts from what is stored and what exists; nothing is remembered between passes except the
+backoff counter and the Event series. A pass that fails half-way is repaired by the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.kubernetes import (
+    InvalidGateError,
+    KubernetesAdapter,
+    validation_summary,
+)
+from rollwise.adapters.manifests import ServiceRef
+from rollwise.adapters.prometheus import MetricProvider
+from rollwise.api.gates import MetricGateSpec
+from rollwise.api.service import Condition, ServiceSpec, ServiceStatus
+from rollwise.controller import logs
+from rollwise.controller.metrics import OperatorMetrics
+from rollwise.core import naming
+from rollwise.core.decide import decide, due_gates, gate_refs, revision_of
+from rollwise.core.gates import verdict_of
+from rollwise.core.model import (
+    EventRecord,
+    ManualRequest,
+    MetricSample,
+    Observed,
+    Plan,
+    PlanAction,
+)
+from rollwise.core.reasons import ConditionType, Reason
+from rollwise.core.requests import parse_request
+
+Key = tuple[str, str]
+
+log = logging.getLogger("rollwise.reconcile")
+
+
+def read_status(raw: Mapping[str, Any], context: Mapping[str, Any]) -> ServiceStatus:
+    """The stored status, tolerating what an older or newer operator wrote: unknown fields are
+    ignored, and a field that no longer validates is dropped rather than failing the pass."""
+    try:
+        return ServiceStatus.model_validate(raw)
+    except ValidationError as err:
+        bad = {str(e["loc"][0]) for e in err.errors() if e["loc"]}
+        log.warning(
+            "status fields %s do not validate; they are rewritten from observed state",
+            sorted(bad),
+            extra=context,
+        )
+        try:
+            return ServiceStatus.model_validate({k: v for k, v in raw.items() if k not in bad})
+        except ValidationError:
+            return ServiceStatus()
+
+
+def with_condition(
+    status: ServiceStatus,
+    ctype: str,
+    value: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime,
+) -> ServiceStatus:
+    """`status` with one condition set; lastTransitionTime moves only when the value does."""
+    text = "True" if value else "False"
+    conditions = []
+    replaced = False
+    for cond in status.conditions:
+        if cond.type != ctype:
+            conditions.append(cond)
+            continue
+        replaced = True
+        conditions.append(
+            Condition(
+                type=ctype,
+                status=text,
+                reason=reason,
+                message=message,
+                observed_generation=generation,
+                last_transition_time=cond.last_transition_time if cond.status == text else now,
+            )
+        )
+    if not replaced:
+        conditions.append(
+            Condition(
+                type=ctype,
+                status=text,
+                reason=reason,
+                message=message,
+                observed_generation=generation,
+                last_transition_time=now,
+            )
+        )
+    return status.model_copy(update={"conditions": conditions})
+
+
+def describe_action(action: PlanAction) -> str:
+    name = type(action).__name__
+    fields = ", ".join(f"{k}={v}" for k, v in vars(action).items())
+    return f"{name}({fields})"
+
+
+class Reconciler:
+    """`reconcile(key) -> requeue delay` for the worker pool."""
+
+    def __init__(
+        self,
+        kube: KubernetesAdapter,
+        provider: MetricProvider,
+        metrics: OperatorMetrics,
+        *,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 300.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.kube = kube
+        self.provider = provider
+        self.metrics = metrics
+        self._backoff_initial = backoff_initial_s
+        self._backoff_max = backoff_max_s
+        self._clock = clock
+        self._failures: dict[Key, int] = {}
+        self._uids: dict[Key, str] = {}
+
+    # ---- entry point
+
+    def reconcile(self, key: Key) -> float | None:
+        """One pass; the seconds until the next timed pass (None: wait for a watch event).
+
+        Never raises: every failure is logged with the object's namespace/name, counted, and
+        retried with exponential backoff.
+        """
+        started = time.perf_counter()
+        try:
+            return self._reconcile(key)
+        except Exception:
+            log.exception("reconcile pass failed unexpectedly", extra=logs.ref(*key))
+            return self.backoff(key)
+        finally:
+            self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+
+    def backoff(self, key: Key) -> float:
+        """Count a failed pass; the delay before the next one (doubling, capped)."""
+        self.metrics.reconcile_errors.inc()
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        return float(min(self._backoff_max, self._backoff_initial * 2 ** (failures - 1)))
+
+    def forget(self, key: Key) -> None:
+        """The object is gone: drop what was kept about it."""
+        self._failures.pop(key, None)
+        self.metrics.set_phase(key, None)
+        uid = self._uids.pop(key, None)
+        if uid is not None:
+            self.kube.events.forget(uid)
+
+    # ---- the pass
+
+    def _reconcile(self, key: Key) -> float | None:
+        namespace, name = key
+        context = logs.ref(namespace, name)
+        try:
+            obj = self.kube.read_service(namespace, name)
+        except AdapterError as err:
+            log.warning("cannot read the ProgressiveService: %s", err, extra=context)
+            return self.backoff(key)
+        metadata = (obj or {}).get("metadata") or {}
+        if obj is None or metadata.get("deletionTimestamp"):
+            # Deleted: the garbage collector removes what it owns; nothing for us to do.
+            self.forget(key)
+            return None
+        ref = ServiceRef(namespace=namespace, name=name, uid=str(metadata["uid"]))
+        if self._uids.get(key) not in (None, ref.uid):
+            self.forget(key)  # deleted and created again under the same name
+        self._uids[key] = ref.uid
+        generation = int(metadata.get("generation") or 0)
+        resource_version = str(metadata["resourceVersion"])
+        raw_status: dict[str, Any] = obj.get("status") or {}
+        status = read_status(raw_status, context)
+        now = self._clock()
+
+        try:
+            spec = ServiceSpec.model_validate(obj.get("spec") or {})
+        except ValidationError as err:
+            return self._invalid_spec(
+                key, ref, resource_version, raw_status, status, generation, err, now
+            )
+        context = logs.ref(namespace, name, revision_of(spec))
+
+        try:
+            observed = self._observe(ref, spec, status, metadata, generation, now)
+        except AdapterError as err:
+            log.warning("observing failed: %s", err, extra=context)
+            return self.backoff(key)
+
+        queries = due_gates(spec, status, observed, now)
+        samples = tuple(self.provider.measure(query, now) for query in queries)
+        for sample in samples:
+            if sample.error:
+                log.info("gate %s: %s", sample.key, sample.error, extra=context)
+        observed = replace(observed, samples=samples)
+        plan = decide(spec, status, observed, now)
+
+        for action in plan.actions:
+            try:
+                self.kube.apply(ref, spec, action)
+            except AdapterError as err:
+                return self._apply_failed(
+                    key, ref, resource_version, raw_status, status, action, err, now, context
+                )
+            log.debug("applied %s", describe_action(action), extra=context)
+
+        # Status first, then Events: a status patch that fails makes the next pass decide the
+        # same transitions again, and its Events would otherwise be posted twice.
+        try:
+            self.kube.patch_status(ref, resource_version, raw_status, plan.status)
+        except AdapterError as err:
+            log.warning("status patch failed: %s", err, extra=context)
+            return self.backoff(key)
+        for record in plan.events:
+            self._post(ref, record, now, context)
+        self._record_metrics(key, plan, observed, samples)
+        self._failures.pop(key, None)
+        if plan.status.phase != status.phase:
+            log.info(
+                "phase %s -> %s: %s",
+                status.phase.value,
+                plan.status.phase.value,
+                plan.status.message or "",
+                extra=context,
+            )
+        return plan.requeue_after
+
+    def _observe(
+        self,
+        ref: ServiceRef,
+        spec: ServiceSpec,
+        status: ServiceStatus,
+        metadata: Mapping[str, Any],
+        generation: int,
+        now: datetime,
+    ) -> Observed:
+        """Everything decide() may know, read in this pass."""
+        migration_job = status.migration.job if status.migration else None
+        workloads = self.kube.observe(ref, spec, migration_job)
+        gates: dict[str, MetricGateSpec | None] = {}
+        for gate_name, cluster in gate_refs(spec):
+            try:
+                gates[naming.gate_spec_key(gate_name, cluster)] = self.kube.read_gate(
+                    ref.namespace, gate_name, cluster
+                )
+            except InvalidGateError as err:
+                # The core sees the gate as missing (it never passes what it cannot measure);
+                # the reason goes out as an Event naming the field.
+                gates[naming.gate_spec_key(gate_name, cluster)] = None
+                self._post(
+                    ref,
+                    EventRecord(reason=Reason.GATE_INVALID, message=str(err), warning=True),
+                    now,
+                    logs.ref(ref.namespace, ref.name),
+                )
+        request: ManualRequest | None = None
+        request_error: str | None = None
+        text = (metadata.get("annotations") or {}).get(naming.ANNOTATION_REQUEST)
+        if text:
+            try:
+                request = parse_request(text)
+            except ValueError as err:
+                request_error = str(err)
+        return Observed(
+            namespace=ref.namespace,
+            name=ref.name,
+            generation=generation,
+            replica_sets=workloads.replica_sets,
+            jobs=workloads.jobs,
+            gates=gates,
+            request=request,
+            request_error=request_error,
+            services=workloads.services,
+            router_weight=workloads.router_weight,
+        )
+
+    # ---- failures that end a pass
+
+    def _invalid_spec(
+        self,
+        key: Key,
+        ref: ServiceRef,
+        resource_version: str,
+        raw_status: dict[str, Any],
+        status: ServiceStatus,
+        generation: int,
+        err: ValidationError,
+        now: datetime,
+    ) -> float | None:
+        """No actions on a spec that does not validate: say where it is wrong and wait for the
+        next edit (a watch event), keeping everything that runs as it is."""
+        message = f"invalid spec: {validation_summary(err)}"
+        context = logs.ref(ref.namespace, ref.name)
+        log.warning("%s", message, extra=context)
+        new = with_condition(
+            status, ConditionType.READY, False, Reason.INVALID_SPEC, message, generation, now
+        )
+        new = with_condition(
+            new, ConditionType.DEGRADED, True, Reason.INVALID_SPEC, message, generation, now
+        )
+        new = new.model_copy(update={"message": message, "observed_generation": generation})
+        try:
+            self.kube.patch_status(ref, resource_version, raw_status, new)
+        except AdapterError as patch_err:
+            log.warning("status patch failed: %s", patch_err, extra=context)
+            return self.backoff(key)
+        self._post(ref, EventRecord(Reason.INVALID_SPEC, message, warning=True), now, context)
+        self._failures.pop(key, None)
+        return None
+
+    def _apply_failed(
+        self,
+        key: Key,
+        ref: ServiceRef,
+        resource_version: str,
+        raw_status: dict[str, Any],
+        status: ServiceStatus,
+        action: PlanAction,
+        err: AdapterError,
+        now: datetime,
+        context: dict[str, Any],
+    ) -> float:
+        """Stop at the first failing action. The Plan's status is not written (it describes a
+        world the remaining actions did not make); the stored status gets a Degraded condition
+        naming the error, and the next pass, after backoff, repairs from what exists."""
+        log.warning("%s failed: %s", describe_action(action), err, extra=context)
+        message = str(err)
+        new = with_condition(
+            status,
+            ConditionType.DEGRADED,
+            True,
+            Reason.APPLY_FAILED,
+            message,
+            status.observed_generation,
+            now,
+        )
+        new = new.model_copy(update={"message": message})
+        try:
+            self.kube.patch_status(ref, resource_version, raw_status, new)
+        except AdapterError as patch_err:
+            log.warning("status patch failed: %s", patch_err, extra=context)
+        self._post(ref, EventRecord(Reason.APPLY_FAILED, message, warning=True), now, context)
+        return self.backoff(key)
+
+    # ---- small parts
+
+    def _post(
+        self, ref: ServiceRef, record: EventRecord, now: datetime, context: dict[str, Any]
+    ) -> None:
+        """Post an Event; a failure is logged, never fatal to the pass (status has the facts)."""
+        try:
+            self.kube.post_event(ref, record, now)
+        except AdapterError as err:
+            log.warning(
+                "could not post Event %s (%s): %s",
+                record.reason,
+                record.message,
+                err,
+                extra=context,
+            )
+
+    def _record_metrics(
+        self, key: Key, plan: Plan, observed: Observed, samples: tuple[MetricSample, ...]
+    ) -> None:
+        self.metrics.set_phase(key, plan.status.phase.value)
+        steps = sum(1 for e in plan.events if e.reason == Reason.STEP_COMPLETED)
+        if steps:
+            self.metrics.step_transitions.inc(steps)
+        for sample in samples:
+            # A step gate's result leaves status when its step completes in this very pass, so
+            # the verdict is taken from the sample itself, as the core judges it.
+            gate = sample.key.removesuffix("@bg")
+            gspec = observed.gates.get(gate)
+            if gspec is not None:
+                verdict = verdict_of(sample, gspec)
+                self.metrics.gate_verdicts.labels(gate=gate, verdict=verdict.value).inc()

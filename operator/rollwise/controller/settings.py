@@ -1,0 +1,132 @@
+"""The operator's settings in one place: one frozen dataclass from the CLI, and how it maps onto
+Kopf's settings.
+
+Kopf here only watches and calls `@kopf.on.event` handlers that enqueue keys; it must never write
+to the cluster on its own: no annotations (progress, diff-base), no finalizers, no Events, no
+peering objects. Everything rollwise writes goes through its adapters.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import kopf
+
+from rollwise.core import naming
+
+# Owned objects are watched through a server-side label selector: the API server sends only
+# what rollwise made, never every Pod of the namespace.
+OWNED_RESOURCES: tuple[tuple[str, str], ...] = (
+    ("apps", "replicasets"),
+    ("batch", "jobs"),
+    ("v1", "pods"),
+    ("v1", "services"),
+)
+OWNED_SELECTOR = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Everything `rollwise run` can be told, validated once."""
+
+    namespaces: tuple[str, ...] = ()
+    clusterwide: bool = False
+    workers: int = 8
+    log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"
+    metrics_port: int = 8080
+    health_port: int = 8081
+    kubeconfig: str | None = None
+    api_timeout_s: float = 30.0  # one request of the adapters to the API server
+    # Watches: the API server ends each watch after server_timeout (Kopf reconnects); the client
+    # gives up a little later; a silent stream is dropped after Kopf's inactivity timeout.
+    watch_server_timeout_s: int = 300
+    watch_client_timeout_s: float = 330.0
+    watch_connect_timeout_s: float = 10.0
+    backoff_initial_s: float = 1.0  # after a failed pass; doubles per consecutive failure
+    backoff_max_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.clusterwide == bool(self.namespaces):
+            raise ValueError("give either namespaces or clusterwide, not both or neither")
+        if self.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        for port in (self.metrics_port, self.health_port):
+            if not 0 <= port <= 65535:
+                raise ValueError(f"port {port} is not in 0..65535")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> OperatorSettings:
+        """From the parsed `rollwise run` arguments (see rollwise.cli.main)."""
+        namespaces = () if args.all_namespaces else tuple(dict.fromkeys(args.namespaces))
+        return cls(
+            namespaces=namespaces,
+            clusterwide=bool(args.all_namespaces),
+            workers=int(args.workers),
+            log_level=str(args.log_level).lower(),
+            log_format="text" if args.log_format == "text" else "json",
+            metrics_port=int(args.metrics_port),
+            health_port=int(args.health_port),
+            kubeconfig=args.kubeconfig or None,
+        )
+
+    @property
+    def liveness_endpoint(self) -> str | None:
+        """Kopf's /healthz: answers once the operator runs and its probes pass."""
+        return f"http://0.0.0.0:{self.health_port}/healthz" if self.health_port else None
+
+    def kopf_settings(self) -> kopf.OperatorSettings:
+        """Kopf's settings for a watch-and-enqueue-only operator."""
+        settings = kopf.OperatorSettings()
+        # Events are posted by rollwise's own recorder (reportingComponent rollwise), never by
+        # Kopf from log lines.
+        settings.posting.enabled = False
+        settings.posting.loggers = False
+        # One replica (Recreate): no peering objects to read or write.
+        settings.peering.standalone = True
+        settings.peering.mandatory = False
+        # Namespaced mode watches exactly the given namespaces, so the Role needs no cluster-wide
+        # namespace list/watch.
+        settings.scanning.disabled = not self.clusterwide
+        # Kopf sends this verbatim as ?timeoutSeconds=, which the API server parses as an integer.
+        settings.watching.server_timeout = int(self.watch_server_timeout_s)
+        settings.watching.client_timeout = self.watch_client_timeout_s
+        settings.watching.connect_timeout = self.watch_connect_timeout_s
+        for resource in OWNED_RESOURCES:
+            settings.watching.label_selectors[resource] = OWNED_SELECTOR
+        # With only event/startup/cleanup handlers Kopf has nothing to persist; these storages
+        # make sure it never could: no progress or diff-base annotations, no status stanza.
+        settings.persistence.progress_storage = NoProgressStorage()
+        settings.persistence.diffbase_storage = NoDiffBaseStorage()
+        return settings
+
+
+class NoProgressStorage(kopf.ProgressStorage):
+    """Stores no handler progress anywhere: rollwise's state lives in its status."""
+
+    def fetch(self, *, key: Any, body: Any) -> None:
+        return None
+
+    def store(self, *, key: Any, record: Any, body: Any, patch: Any) -> None:
+        return None
+
+    def purge(self, *, key: Any, body: Any, patch: Any) -> None:
+        return None
+
+    def touch(self, *, body: Any, patch: Any, value: Any) -> None:
+        return None
+
+    def clear(self, *, essence: Any) -> Any:
+        return essence
+
+
+class NoDiffBaseStorage(kopf.DiffBaseStorage):
+    """Keeps no last-handled-configuration: change detection is rollwise's level-based pass."""
+
+    def fetch(self, *, body: Any) -> None:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None

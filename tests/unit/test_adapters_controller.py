@@ -1,0 +1,306 @@
+"""The controller's pure parts: settings and how they map onto Kopf, the enqueue-only handlers
+(called with watch-event dicts and a real WorkQueue), status tolerance, conditions, logs.
+
+The handlers are invoked directly rather than through a running Kopf, which needs a cluster;
+that path is covered by running `rollwise run` against the proving ground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+import pytest
+from pydantic import ValidationError
+
+from rollwise.adapters.kubernetes import validation_summary
+from rollwise.api.service import Condition, ServiceSpec, ServiceStatus
+from rollwise.controller import handlers
+from rollwise.controller.logs import JsonFormatter, ref
+from rollwise.controller.queue import WorkerPool, WorkQueue
+from rollwise.controller.reconcile import read_status, with_condition
+from rollwise.controller.settings import (
+    OWNED_SELECTOR,
+    NoDiffBaseStorage,
+    NoProgressStorage,
+    OperatorSettings,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def run_args(**overrides: Any) -> argparse.Namespace:
+    values: dict[str, Any] = {
+        "namespaces": ["shop", "shop"],
+        "all_namespaces": False,
+        "workers": 4,
+        "log_level": "INFO",
+        "log_format": "json",
+        "metrics_port": 8080,
+        "health_port": 8081,
+        "kubeconfig": None,
+    }
+    values.update(overrides)
+    return argparse.Namespace(**values)
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def test_settings_from_args_dedupe_namespaces_and_normalise() -> None:
+    settings = OperatorSettings.from_args(run_args())
+
+    assert settings.namespaces == ("shop",)
+    assert not settings.clusterwide
+    assert settings.log_level == "info"
+    assert settings.liveness_endpoint == "http://0.0.0.0:8081/healthz"
+
+
+def test_settings_need_namespaces_or_all_namespaces() -> None:
+    with pytest.raises(ValueError, match="either namespaces or clusterwide"):
+        OperatorSettings.from_args(run_args(namespaces=[]))
+
+
+def test_all_namespaces_wins_over_environment_namespaces() -> None:
+    settings = OperatorSettings.from_args(run_args(all_namespaces=True))
+
+    assert settings.clusterwide and settings.namespaces == ()
+
+
+def test_health_port_zero_disables_the_liveness_endpoint() -> None:
+    assert OperatorSettings.from_args(run_args(health_port=0)).liveness_endpoint is None
+
+
+def test_kopf_never_writes_on_its_own() -> None:
+    kopf_settings = OperatorSettings(namespaces=("shop",)).kopf_settings()
+
+    assert kopf_settings.posting.enabled is False
+    assert kopf_settings.peering.standalone is True
+    assert isinstance(kopf_settings.persistence.progress_storage, NoProgressStorage)
+    assert isinstance(kopf_settings.persistence.diffbase_storage, NoDiffBaseStorage)
+
+
+def test_namespaced_mode_disables_scanning_clusterwide_keeps_it() -> None:
+    namespaced = OperatorSettings(namespaces=("shop",)).kopf_settings()
+    clusterwide = OperatorSettings(clusterwide=True).kopf_settings()
+
+    assert namespaced.scanning.disabled is True
+    assert clusterwide.scanning.disabled is False
+
+
+def test_owned_objects_are_filtered_server_side_and_timeouts_are_integers() -> None:
+    kopf_settings = OperatorSettings(namespaces=("shop",)).kopf_settings()
+    selectors = kopf_settings.watching.label_selectors
+
+    assert len(selectors) == 4
+    assert set(selectors.values()) == {OWNED_SELECTOR}
+    # Sent verbatim as ?timeoutSeconds=; "300.0" is a 400 Bad Request.
+    assert kopf_settings.watching.server_timeout == 300
+    assert isinstance(kopf_settings.watching.server_timeout, int)
+
+
+def test_the_no_op_storages_store_nothing() -> None:
+    body = kopf.Body({"metadata": {"annotations": {}}})
+    patch = kopf.Patch()
+
+    NoProgressStorage().store(key="h", record={}, body=body, patch=patch)
+    NoProgressStorage().touch(body=body, patch=patch, value="x")
+    NoDiffBaseStorage().store(body=body, patch=patch, essence={"spec": {}})
+
+    assert not patch
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+@pytest.fixture
+def runtime() -> handlers.Runtime:
+    queue = WorkQueue()
+    pool = WorkerPool(queue, lambda key: None, workers=1)
+    return handlers.Runtime(queue=queue, pool=pool, api_client=None)  # type: ignore[arg-type]
+
+
+def psvc_event(kind: str | None, generation: int = 1, **extra: Any) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "namespace": "shop",
+        "name": "payment",
+        "uid": "u1",
+        "generation": generation,
+        "annotations": extra.pop("annotations", {}),
+    }
+    spec = {
+        "strategy": {
+            "canary": {
+                "steps": [{"analysis": {"gates": [{"name": "error-rate"}]}}],
+                "analysis": {"gates": [{"name": "latency", "cluster": True}]},
+            }
+        }
+    }
+    return {"type": kind, "object": {"metadata": metadata, "spec": spec, **extra}}
+
+
+def drain(queue: WorkQueue) -> list[tuple[str, str]]:
+    keys = []
+    while (key := queue.get(0)) is not None:
+        keys.append(key)
+        queue.done(key)
+    return keys
+
+
+def call(handler: Any, event: dict[str, Any], runtime: handlers.Runtime) -> None:
+    asyncio.run(handler(event=event, memo=runtime))
+
+
+def test_a_listed_or_added_service_is_enqueued(runtime: handlers.Runtime) -> None:
+    call(handlers.progressive_service_event, psvc_event(None), runtime)
+
+    assert drain(runtime.queue) == [("shop", "payment")]
+
+
+def test_a_status_only_change_does_not_wake_the_service(runtime: handlers.Runtime) -> None:
+    call(handlers.progressive_service_event, psvc_event(None), runtime)
+    drain(runtime.queue)
+
+    call(
+        handlers.progressive_service_event,
+        psvc_event("MODIFIED", status={"phase": "Healthy"}),
+        runtime,
+    )
+
+    assert drain(runtime.queue) == []
+
+
+def test_spec_and_request_changes_wake_the_service(runtime: handlers.Runtime) -> None:
+    call(handlers.progressive_service_event, psvc_event(None), runtime)
+    drain(runtime.queue)
+
+    call(handlers.progressive_service_event, psvc_event("MODIFIED", generation=2), runtime)
+    first = drain(runtime.queue)
+    request = {"rollwise.dev/request": '{"action":"promote","id":"1"}'}
+    call(
+        handlers.progressive_service_event,
+        psvc_event("MODIFIED", generation=2, annotations=request),
+        runtime,
+    )
+    second = drain(runtime.queue)
+
+    assert first == second == [("shop", "payment")]
+
+
+def test_an_owned_object_wakes_its_service(runtime: handlers.Runtime) -> None:
+    event = {
+        "type": "MODIFIED",
+        "object": {
+            "metadata": {
+                "namespace": "shop",
+                "name": "payment-r1-abcde",
+                "labels": {"rollwise.dev/service": "payment"},
+            }
+        },
+    }
+    owned = next(
+        h.fn for h in handlers.registry._watching.get_all_handlers() if h.id == "owned-pods"
+    )
+
+    call(owned, event, runtime)
+
+    assert drain(runtime.queue) == [("shop", "payment")]
+
+
+def test_a_gate_wakes_only_the_services_that_use_it(runtime: handlers.Runtime) -> None:
+    call(handlers.progressive_service_event, psvc_event(None), runtime)
+    drain(runtime.queue)
+
+    def gate(name: str, namespace: str | None) -> dict[str, Any]:
+        return {"type": "MODIFIED", "object": {"metadata": {"name": name, "namespace": namespace}}}
+
+    call(handlers.metric_gate_event, gate("error-rate", "shop"), runtime)
+    used = drain(runtime.queue)
+    call(handlers.metric_gate_event, gate("error-rate", "other"), runtime)
+    call(handlers.metric_gate_event, gate("latency", "shop"), runtime)  # it is a cluster gate
+    unused = drain(runtime.queue)
+    call(handlers.cluster_metric_gate_event, gate("latency", None), runtime)
+    cluster = drain(runtime.queue)
+
+    assert (used, unused, cluster) == ([("shop", "payment")], [], [("shop", "payment")])
+
+
+def test_gate_refs_of_a_malformed_spec_are_read_tolerantly() -> None:
+    spec = {"strategy": {"canary": {"steps": [{"analysis": "nonsense"}, 3, {"analysis": {}}]}}}
+
+    assert handlers.gate_refs_of(spec) == frozenset()
+
+
+def test_only_event_and_activity_handlers_are_registered() -> None:
+    registry = handlers.registry
+
+    assert not registry._changing.get_all_handlers()
+    assert not registry._spawning.get_all_handlers()
+    assert {h.id for h in registry._watching.get_all_handlers()} == {
+        "progressiveservices",
+        "owned-replicasets",
+        "owned-jobs",
+        "owned-pods",
+        "owned-services",
+        "metricgates",
+        "clustermetricgates",
+    }
+
+
+# ----------------------------------------------------------------------------- reconcile parts
+
+
+def test_status_fields_that_no_longer_validate_are_dropped_not_fatal() -> None:
+    raw = {"phase": "Healthy", "canaryWeight": "lots", "futureField": {"x": 1}}
+
+    status = read_status(raw, ref("shop", "payment"))
+
+    assert status.phase.value == "Healthy"
+    assert status.canary_weight == 0
+
+
+def test_a_condition_keeps_its_transition_time_while_its_value_holds() -> None:
+    status = ServiceStatus(
+        conditions=[Condition(type="Degraded", status="True", reason="X", last_transition_time=T0)]
+    )
+    later = T0 + timedelta(minutes=5)
+
+    same = with_condition(status, "Degraded", True, "InvalidSpec", "m", 3, later)
+    flipped = with_condition(status, "Degraded", False, "Healthy", "m", 3, later)
+    added = with_condition(status, "Ready", False, "InvalidSpec", "m", 3, later)
+
+    assert same.conditions[0].last_transition_time == T0
+    assert same.conditions[0].reason == "InvalidSpec"
+    assert flipped.conditions[0].last_transition_time == later
+    assert [c.type for c in added.conditions] == ["Degraded", "Ready"]
+
+
+def test_validation_errors_name_the_field_as_written_in_yaml() -> None:
+    wire = {
+        "template": {"spec": {"containers": [{"name": "a", "image": "i:1"}]}},
+        "strategy": {"canary": {"steps": [{"setWeight": 10, "pause": {}}]}},
+        "progressDeadlineSeconds": 0,
+    }
+    with pytest.raises(ValidationError) as caught:
+        ServiceSpec.model_validate(wire)
+
+    summary = validation_summary(caught.value)
+
+    assert "spec.strategy.canary.steps[0]: Value error, each step sets exactly one" in summary
+    assert "spec.progressDeadlineSeconds: Input should be greater than or equal to 1" in summary
+
+
+def test_json_logs_carry_the_object() -> None:
+    record = logging.LogRecord("rollwise.reconcile", logging.INFO, "f", 1, "phase %s", ("x",), None)
+    record.k8s_ref = {"namespace": "shop", "name": "payment", "revision": "r1"}
+
+    line = json.loads(JsonFormatter().format(record))
+
+    assert line["message"] == "phase x"
+    assert (line["namespace"], line["name"], line["revision"]) == ("shop", "payment", "r1")
+    assert line["level"] == "info"
