@@ -9,7 +9,8 @@ RUN_DIR ?= .run
 PYTEST_ARGS ?=
 N ?= 20
 
-.PHONY: help venv tools test test-unit test-integration lint crds demo demo-down bench bench-smoke cluster-up cluster-down clean
+
+.PHONY: check-clean help venv tools test test-unit test-integration lint crds demo demo-down bench bench-smoke cluster-up cluster-down clean
 
 help:
 	@echo "make demo        a real canary and a real rollback on the local control plane"
@@ -35,7 +36,9 @@ lint: venv
 	$(VENV)/bin/ruff format --check operator tests
 	$(VENV)/bin/ruff check operator tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy tests/harness tests/conftest.py
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/rollwise crds --check
 
 crds: venv
 	$(VENV)/bin/rollwise crds
@@ -54,8 +57,12 @@ cluster-up: venv tools
 cluster-down: venv
 	$(PY) -m tests.harness.cli down
 
+# Lists (exit 1) any process of the harness still running: CI runs it after the tests.
+check-clean: venv
+	$(PY) -m tests.harness.cli check-clean
+
 demo: venv tools
-	$(PY) -m rollwise.demo $(if $(KEEP),--keep,)
+	$(PY) -m tests.harness.demo $(if $(KEEP),--keep,)
 
 demo-down: venv
 	$(PY) -m tests.harness.cli down

@@ -221,7 +221,8 @@ class Rollouts:
         return {rs.metadata.labels["rollwise.dev/revision"]: rs for rs in items}
 
     def pods(self, revision: str | None = None, name: str = "payment") -> list[client.V1Pod]:
-        selector = f"app.kubernetes.io/name={name}"
+        # Workload pods only: the migration Job's pods carry the same name and revision.
+        selector = f"app.kubernetes.io/name={name},rollwise.dev/role=workload"
         if revision:
             selector += f",rollwise.dev/revision={revision}"
         pods = self.core.list_namespaced_pod(self.ns, label_selector=selector).items

@@ -8,6 +8,8 @@ backoff counter and the Event series. A pass that fails half-way is repaired by 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -45,6 +47,17 @@ from rollwise.core.requests import parse_request
 Key = tuple[str, str]
 
 log = logging.getLogger("rollwise.reconcile")
+
+# Fault injection for the reliability tests: `ROLLWISE_CRASH_AFTER=<action class name>` makes the
+# process SIGKILL itself right after applying such an action and before writing status, which is
+# the one moment a real crash cannot be timed from outside. Unset in production.
+CRASH_AFTER = os.environ.get("ROLLWISE_CRASH_AFTER", "")
+
+
+def crash(why: str) -> None:
+    """Die at once, like a node failure: no cleanup, no status write."""
+    log.critical("%s: SIGKILL (ROLLWISE_CRASH_AFTER)", why)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def read_status(raw: Mapping[str, Any], context: Mapping[str, Any]) -> ServiceStatus:
@@ -222,6 +235,8 @@ class Reconciler:
                     key, ref, resource_version, raw_status, status, action, err, now, context
                 )
             log.debug("applied %s", describe_action(action), extra=context)
+            if type(action).__name__ == CRASH_AFTER:
+                crash(f"crash point after {describe_action(action)}")
 
         # Status first, then Events: a status patch that fails makes the next pass decide the
         # same transitions again, and its Events would otherwise be posted twice.

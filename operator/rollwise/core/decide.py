@@ -376,6 +376,9 @@ def _steady(p: _Pass, revision: str) -> None:
     spec = p.spec
     p.scale(revision, spec.replicas, current=True)
     p.services(revision, None, include_canary=False)
+    # A router left at 100% after a promotion would send the next rollout's first requests to
+    # a not-yet-ready canary: in steady state every router is at 0.
+    p.router(revision, None, 0)
     for other, old in sorted(p.observed.replica_sets.items()):
         if other == revision:
             continue
