@@ -1,15 +1,20 @@
 """A pure, in-memory world for driving decide() through whole rollouts in unit tests.
 
 It is not a fake of Kubernetes: it only applies the core's own actions to the core's own
-`Observed` shape, with pods becoming ready when the test says so. Cluster behaviour is tested
-on the real control plane in tests/integration.
+`Observed` shape. The test sets the rules: whether pods become ready (and how many), how Jobs
+end, and the one value or error every due gate measures. Pods become ready and Jobs finish at
+the start of the next pass, never within the pass that created them; a scale-down takes ready
+pods away at once. Every pass is recorded with what it observed and the status it started from,
+so tests can check what was planned from what. Cluster behaviour is tested on the real control
+plane in tests/integration.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
@@ -23,12 +28,14 @@ from rollwise.core.model import (
     MetricSample,
     Observed,
     Plan,
+    PlanAction,
     ReplicaSetState,
     ScaleReplicaSet,
     SetRouterWeight,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+A = TypeVar("A")
 
 
 def spec_from(**overrides: Any) -> ServiceSpec:
@@ -73,6 +80,26 @@ def gate_from(**overrides: Any) -> MetricGateSpec:
     return MetricGateSpec.model_validate(wire)
 
 
+def released(spec: ServiceSpec, version: str, **overrides: Any) -> ServiceSpec:
+    """The same spec with the image and version of `version` (a new revision), and any
+    top-level wire fields replaced."""
+    wire = spec.to_wire()
+    wire["version"] = version
+    wire["template"]["spec"]["containers"][0]["image"] = f"example/app:{version}"
+    wire.update(overrides)
+    return ServiceSpec.model_validate(wire)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One reconcile pass: what it observed, the status it started from, and what it decided."""
+
+    before: ServiceStatus
+    observed: Observed
+    now: datetime
+    plan: Plan
+
+
 @dataclass
 class World:
     """Observed state plus the rules the tests choose: are pods ready, do Jobs succeed, what do
@@ -86,16 +113,19 @@ class World:
     jobs: dict[str, JobState] = field(default_factory=dict)
     services: EnsureServices | None = None
     router_weight: int | None = None
-    gates: dict[str, MetricGateSpec | None] = field(default_factory=lambda: {"error-rate": gate_from()})
+    gates: dict[str, MetricGateSpec | None] = field(
+        default_factory=lambda: {"error-rate": gate_from()}
+    )
     gate_value: float | None = 0.01
     gate_error: str | None = None
     pods_ready: bool = True
     ready_cap: int | None = None  # at most this many ready pods per revision
     job_outcome: str = "succeeded"  # succeeded | failed | running
     request: ManualRequest | None = None
-    plans: list[Plan] = field(default_factory=list)
+    request_error: str | None = None  # an unreadable request annotation
+    passes: list[Pass] = field(default_factory=list)
     job_creations: list[str] = field(default_factory=list)
-    log: list[Any] = field(default_factory=list)
+    log: list[PlanAction] = field(default_factory=list)
 
     def observed(self, samples: tuple[MetricSample, ...] = ()) -> Observed:
         return Observed(
@@ -107,6 +137,7 @@ class World:
             gates=dict(self.gates),
             samples=samples,
             request=self.request,
+            request_error=self.request_error,
             services=self.services,
             router_weight=self.router_weight,
         )
@@ -118,24 +149,38 @@ class World:
         base = self.observed()
         samples = tuple(
             MetricSample(
-                key=q.key, query=q.query, measured_at=self.now, value=self.gate_value,
+                key=q.key,
+                query=q.query,
+                measured_at=self.now,
+                value=self.gate_value,
                 error=self.gate_error,
             )
             for q in due_gates(self.spec, self.status, base, self.now)
         )
-        plan = decide(self.spec, self.status, self.observed(samples), self.now)
+        observed = self.observed(samples)
+        plan = decide(self.spec, self.status, observed, self.now)
+        self.passes.append(Pass(before=self.status, observed=observed, now=self.now, plan=plan))
         self.apply(plan)
         return plan
 
+    def decide_again(self) -> Plan:
+        """decide() once more on the world as the last pass left it: same now, nothing settled,
+        no samples; the plan is returned, not applied."""
+        return decide(self.spec, self.status, self.observed(), self.now)
+
+    def restart(self) -> None:
+        """An operator restart: nothing survives but the status, read back from the API."""
+        self.status = ServiceStatus.model_validate(self.status.to_wire())
+
     def apply(self, plan: Plan) -> None:
-        self.plans.append(plan)
         for action in plan.actions:
             self.log.append(action)
             if isinstance(action, ScaleReplicaSet):
                 old = self.replica_sets.get(action.revision)
                 ready = old.ready_replicas if old else 0
                 self.replica_sets[action.revision] = ReplicaSetState(
-                    revision=action.revision, replicas=action.replicas,
+                    revision=action.revision,
+                    replicas=action.replicas,
                     ready_replicas=min(ready, action.replicas),
                 )
             elif isinstance(action, DeleteReplicaSet):
@@ -147,10 +192,20 @@ class World:
             elif isinstance(action, CreateMigrationJob):
                 self.job_creations.append(action.job_name)
                 self.jobs[action.revision] = JobState(
-                    name=action.job_name, revision=action.revision, owned=True,
+                    name=action.job_name,
+                    revision=action.revision,
+                    owned=True,
                     started_at=self.now,
                 )
         self.status = plan.status
+
+    def actions(self, kind: type[A]) -> list[A]:
+        """Every applied action of one kind, in order."""
+        return [a for a in self.log if isinstance(a, kind)]
+
+    def events(self) -> list[str]:
+        """The reasons of every Event planned so far, in order."""
+        return [e.reason for p in self.passes for e in p.plan.events]
 
     def _settle(self) -> None:
         """Pods become ready and Jobs finish according to the test's rules."""
@@ -164,12 +219,38 @@ class World:
                 continue
             failed = self.job_outcome == "failed"
             self.jobs[rev] = replace(
-                job, succeeded=not failed, failed=failed, finished_at=self.now,
+                job,
+                succeeded=not failed,
+                failed=failed,
+                finished_at=self.now,
                 failure_reason="BackoffLimitExceeded: exit code 1" if failed else None,
             )
 
     def run(self, passes: int = 60, advance: float = 5.0, until: str | None = None) -> None:
+        """Up to `passes` passes, `advance` seconds apart; stop early once phase is `until`."""
         for _ in range(passes):
             self.step(advance)
             if until is not None and self.status.phase == until:
                 return
+
+    def until(self, check: Callable[[World], bool], passes: int = 60, advance: float = 5.0) -> None:
+        """Run passes until `check(world)` holds; fail with where the rollout got stuck if not."""
+        for _ in range(passes):
+            if check(self):
+                return
+            self.step(advance)
+        assert check(self), f"stuck in {self.status.phase}: {self.status.message}"
+
+    def reach(self, phase: str, passes: int = 60, advance: float = 5.0) -> None:
+        """Run until the phase is reached; fail with where the rollout got stuck if it is not."""
+        self.run(passes, advance, until=phase)
+        assert self.status.phase == phase, (
+            f"wanted {phase}, got {self.status.phase}: {self.status.message}"
+        )
+
+
+def healthy_world(spec: ServiceSpec | None = None, **rules: Any) -> World:
+    """A world whose first revision is deployed and Healthy, with these rules set."""
+    world = World(spec=spec or spec_from(), **rules)
+    world.reach("Healthy")
+    return world

@@ -186,6 +186,15 @@ class CanaryStrategy(ApiModel):
         default_factory=lambda: TrafficRouting(replicas=ReplicaRouting())
     )
 
+    @model_validator(mode="after")
+    def _background_starts_within_steps(self) -> CanaryStrategy:
+        if self.analysis is not None and self.analysis.starting_step >= len(self.steps):
+            raise ValueError(
+                f"analysis.startingStep {self.analysis.starting_step} is past the last step; "
+                f"use 0 to {len(self.steps) - 1}"
+            )
+        return self
+
 
 class Strategy(ApiModel):
     canary: CanaryStrategy
@@ -208,10 +217,10 @@ class ServiceSpec(ApiModel):
         if self.version:
             return self.version
         image = self.template.spec.containers[0].image
-        name = image.rsplit("/", 1)[-1]
-        if "@" in name:
-            return name.split("@", 1)[1][:19]
-        return name.split(":", 1)[1] if ":" in name else "latest"
+        name, _, digest = image.rsplit("/", 1)[-1].partition("@")
+        if ":" in name:
+            return name.split(":", 1)[1]
+        return digest[:19] if digest else "latest"
 
 
 # ---------------------------------------------------------------- status

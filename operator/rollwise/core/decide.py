@@ -444,6 +444,8 @@ def _migrate(p: _Pass, revision: str) -> None:
     if m is None:
         p.set(phase=Phase.MIGRATING)
         job_name = migration_job_name(name, revision, 1)
+        if job is not None and job.owned:
+            job_name = job.name  # whichever attempt of this revision the cluster still holds
         if job is not None and job.name == job_name and not job.owned:
             p.set(
                 phase=Phase.DEGRADED,
@@ -453,12 +455,15 @@ def _migrate(p: _Pass, revision: str) -> None:
             p.wake_in(POLL_S * 6)
             return
         if job is not None and job.name == job_name and job.owned:
+            attempt = next(
+                (n for n in range(1, 100) if migration_job_name(name, revision, n) == job_name), 1
+            )
             m = MigrationStatus(
                 revision=revision,
                 version=version,
                 job=job_name,
                 phase=MigrationPhase.RUNNING,
-                attempts=1,
+                attempts=attempt,
                 started_at=job.started_at or p.now,
             )
             p.set(migration=m)
@@ -471,6 +476,7 @@ def _migrate(p: _Pass, revision: str) -> None:
         else:
             p.act(CreateMigrationJob(revision=revision, job_name=job_name))
             p.set(
+                message=f"migration Job {job_name} of version {version} is running",
                 migration=MigrationStatus(
                     revision=revision,
                     version=version,
@@ -478,7 +484,7 @@ def _migrate(p: _Pass, revision: str) -> None:
                     phase=MigrationPhase.RUNNING,
                     attempts=1,
                     started_at=p.now,
-                )
+                ),
             )
             p.event(
                 Reason.MIGRATION_STARTED,
@@ -706,7 +712,7 @@ def _rollout(p: _Pass, revision: str) -> None:
         _begin_abort(p, Reason.ABORTED, f"aborted by {request.by}", actor=request.by)
         return
     if request is not None and request.action is Action.PAUSE:
-        _ack(p, request, f"paused at step {p.status.current_step_index}")
+        _ack(p, request, f"paused at step {(p.status.current_step_index or 0) + 1}")
         p.set(paused_by_request=True)
         p.event(
             Reason.PAUSED,
@@ -747,7 +753,7 @@ def _keep_workloads(p: _Pass, revision: str) -> None:
     spec, status = p.spec, p.status
     stable = status.stable
     assert stable is not None and status.current_step_index is not None
-    promoting = status.current_step_index >= len(_steps(p))
+    promoting = status.phase is Phase.PROMOTING
     weight = 100 if promoting else status.canary_weight
     replicas_router = spec.strategy.canary.traffic_routing.kind == "replicas"
     canary_n = spec.replicas if promoting else canary_replicas_for(weight, spec.replicas)
@@ -780,6 +786,12 @@ def _advance(p: _Pass, revision: str) -> None:
         index = p.status.current_step_index
         assert index is not None
         if index >= len(steps):
+            if p.status.paused_by_request and p.status.phase is not Phase.PROMOTING:
+                p.set(
+                    phase=Phase.PAUSED,
+                    message="all steps done; paused by request before promotion",
+                )
+                return
             _promote(p, revision)
             return
         state = _step_state(p, revision, index, steps[index])
@@ -827,16 +839,16 @@ def _step_state(p: _Pass, revision: str, index: int, step: CanaryStep) -> str:
     "wait" otherwise."""
     request = _pending_request(p)
     status = p.status
-    if step.set_weight is not None:
-        if status.canary_weight != step.set_weight:
-            p.set(canary_weight=step.set_weight)
-            _keep_workloads(p, revision)
-            p.event(
-                Reason.WEIGHT_SET,
-                f"canary weight set to {step.set_weight}%",
-                step=index,
-                weight=step.set_weight,
-            )
+    if step.set_weight is not None and status.canary_weight != step.set_weight:
+        p.set(canary_weight=step.set_weight)
+        _keep_workloads(p, revision)
+        p.event(
+            Reason.WEIGHT_SET,
+            f"canary weight set to {step.set_weight}%",
+            step=index,
+            weight=step.set_weight,
+        )
+    if step.set_weight is not None and not status.paused_by_request:
         return "done" if _pods_ready(p, revision, index) else "wait"
     if request is not None and request.action is Action.PROMOTE:
         _ack(p, request, f"step {index + 1} ({_step_kind(step)}) completed by request")
@@ -883,7 +895,8 @@ def _pods_ready(p: _Pass, revision: str, index: int) -> bool:
     want = canary_replicas_for(status.canary_weight, spec.replicas)
     rs = p.observed.replica_sets.get(revision)
     ready = rs.ready_replicas if rs else 0
-    if rs is not None and rs.replicas == want and ready >= want:
+    have = rs.replicas if rs else 0
+    if have == want and ready >= want:
         return True
     started = status.step_started_at or p.now
     deadline = started + _seconds(spec.progress_deadline_seconds)
@@ -954,8 +967,8 @@ def _gate_spec(p: _Pass, ref: GateRef) -> MetricGateSpec | None:
             f"{kind} {where}{ref.name} does not exist; the rollout waits (it never "
             "passes a gate it cannot measure) until it is created"
         )
-        said = [h for h in p.status.history if h.event == Reason.GATE_MISSING]
-        if not said or said[-1].message != message:
+        said = {h.message for h in p.status.history if h.event == Reason.GATE_MISSING}
+        if message not in said:
             p.event(Reason.GATE_MISSING, message, warning=True)
         p.set(message=message)
         p.wake_in(POLL_S * 6)

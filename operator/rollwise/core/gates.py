@@ -190,4 +190,5 @@ def exhausted(result: GateResult | None, spec: MetricGateSpec, step_gate: bool) 
         and spec.count > 0
         and result is not None
         and result.measurements >= spec.count
+        and result.verdict is Verdict.PASSED
     )
