@@ -210,7 +210,9 @@ def test_new_revision_mid_canary_drains_then_scales_down_then_starts_over() -> N
     v3_up = next(
         i for i, a in enumerate(tail) if isinstance(a, ScaleReplicaSet) and a.revision == v3
     )
-    assert drained < v2_down < v3_up
+    # Traffic leaves v2 before v2 shrinks or v3 grows; v2's scale-down and v3's first pods may
+    # share a plan once the drain is recorded.
+    assert drained < v2_down and drained < v3_up
     assert world.status.stable is not None and world.status.stable.revision == v3
     restarted = [h for h in world.status.history if h.event == Reason.ROLLOUT_STARTED]
     assert restarted[-1].revision == v3 and restarted[-1].step == 0

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from rollwise.api.service import MigrationPhase, Phase
 from rollwise.core.decide import revision_of
 from rollwise.core.model import (

@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
 from rollwise.api.service import HISTORY_LIMIT, Phase, ServiceStatus
 from rollwise.core.decide import decide, revision_of
 from rollwise.core.model import (
@@ -112,7 +110,7 @@ def test_full_canary_promotes_the_new_revision_to_stable() -> None:
     assert world.events().count(Reason.PROMOTED) == 1
 
 
-def test_promotion_scales_the_old_revision_to_zero_then_deletes_it() -> None:
+def test_promotion_deletes_the_old_revision_once_after_traffic_moved() -> None:
     world = healthy_world()
     v1 = revision_of(world.spec)
     world.spec = released(world.spec, "2.0.0")
@@ -120,11 +118,12 @@ def test_promotion_scales_the_old_revision_to_zero_then_deletes_it() -> None:
 
     world.run(2)
 
-    scaled = [i for i, p in enumerate(world.passes) if ScaleReplicaSet(v1, 0) in p.plan.actions]
     deleted = [i for i, p in enumerate(world.passes) if DeleteReplicaSet(v1) in p.plan.actions]
-    assert len(scaled) == 1 and len(deleted) == 1
-    assert scaled[0] < deleted[0]
-    assert world.passes[deleted[0]].observed.replica_sets[v1].replicas == 0
+    assert len(deleted) == 1
+    plan = world.passes[deleted[0]].plan
+    services = next(a for a in plan.actions if isinstance(a, EnsureServices))
+    assert services.stable_revision != v1, "Services point at the new stable first"
+    assert plan.actions.index(services) < plan.actions.index(DeleteReplicaSet(v1))
     assert v1 not in world.replica_sets
 
 

@@ -24,7 +24,10 @@ def _kustomization(names: list[str]) -> str:
     """crds/kustomization.yaml, so a kustomize base can list `../../crds` (kustomize refuses
     single files outside its own folder)."""
     listed = "".join(f"  - {name}\n" for name in sorted(names))
-    return HEADER + f"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{listed}"
+    return (
+        HEADER
+        + f"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{listed}"
+    )
 
 
 def _wanted(target: str) -> dict[str, str]:

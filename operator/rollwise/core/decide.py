@@ -379,13 +379,9 @@ def _steady(p: _Pass, revision: str) -> None:
     # A router left at 100% after a promotion would send the next rollout's first requests to
     # a not-yet-ready canary: in steady state every router is at 0.
     p.router(revision, None, 0)
-    for other, old in sorted(p.observed.replica_sets.items()):
-        if other == revision:
-            continue
-        if old.replicas > 0:
-            p.scale(other, 0, current=False)
-        else:
-            p.deletes.append(other)
+    # Old revisions go at once: deleting a ReplicaSet deletes its pods (its template is not
+    # needed any more: a rollback goes to a new revision, never back to an old ReplicaSet).
+    p.deletes.extend(other for other in sorted(p.observed.replica_sets) if other != revision)
     rs = p.observed.replica_sets.get(revision)
     ready = rs.ready_replicas if rs else 0
     stable = p.status.stable
@@ -510,6 +506,7 @@ def _migrate(p: _Pass, revision: str) -> None:
                     started_at=p.now,
                 ),
                 abort=None,
+                message=f"migration Job {job_name} of version {version} is running",
             )
             _ack(p, request, f"migration attempt {attempt} started as Job {job_name}")
             p.event(
@@ -732,7 +729,14 @@ def _rollout(p: _Pass, revision: str) -> None:
 
     _keep_workloads(p, revision)
     if _run_background_gates(p):
+        before = p.status.current_step_index
         _advance(p, revision)
+        if not _aborting(p) and p.status.current_step_index != before:
+            _run_background_gates(p)  # a gate whose startingStep was just reached starts now
+
+
+def _aborting(p: _Pass) -> bool:
+    return p.status.phase is Phase.ROLLING_BACK
 
 
 def _steps(p: _Pass) -> list[CanaryStep]:
@@ -773,8 +777,9 @@ def _refresh_replicas(p: _Pass, revision: str) -> None:
         if rs_status is None:
             continue
         rs = p.observed.replica_sets.get(rs_status.revision)
-        replicas = rs.replicas if rs else 0
-        ready = rs.ready_replicas if rs else 0
+        # Report the size asked for in this pass, so the next pass reports the same.
+        replicas = p.replicas.get(rs_status.revision, rs.replicas if rs else 0)
+        ready = min(rs.ready_replicas if rs else 0, replicas)
         updates[key] = rs_status.model_copy(update={"replicas": replicas, "ready_replicas": ready})
     p.set(**updates)
 
@@ -895,7 +900,9 @@ def _pods_ready(p: _Pass, revision: str, index: int) -> bool:
     want = canary_replicas_for(status.canary_weight, spec.replicas)
     rs = p.observed.replica_sets.get(revision)
     ready = rs.ready_replicas if rs else 0
-    have = rs.replicas if rs else 0
+    # The size asked for in this pass counts: a scale-down completes as soon as it is asked,
+    # with its remaining pods ready; a scale-up waits for the new pods.
+    have = p.replicas.get(revision, rs.replicas if rs else 0)
     if have == want and ready >= want:
         return True
     started = status.step_started_at or p.now
@@ -989,7 +996,12 @@ def _fold_samples(
         sample = MetricSample(key=key, query="", measured_at=p.now, error=str(err))
         samples: tuple[MetricSample, ...] = (sample,) if _due(result, gspec, p) else ()
     else:
-        samples = tuple(s for s in p.observed.samples if s.key == key)
+        # Only measurements newer than the tally: folding is safe to repeat within a pass.
+        samples = tuple(
+            s
+            for s in p.observed.samples
+            if s.key == key and (result.measured_at is None or s.measured_at > result.measured_at)
+        )
         if not result.query:
             result = result.model_copy(update={"query": query})
     for sample in samples:
@@ -1011,7 +1023,13 @@ def _fold_samples(
                 warning=verdict is not None and verdict.value != "Passed",
             )
         )
-    analysis = [r for r in p.status.analysis if _key_of(r) != key] + [result]
+    # Replace in place: the list keeps its order from pass to pass.
+    analysis = list(p.status.analysis)
+    index = next((i for i, r in enumerate(analysis) if _key_of(r) == key), None)
+    if index is None:
+        analysis.append(result)
+    else:
+        analysis[index] = result
     p.set(analysis=analysis)
     if not gatelib.exhausted(result, gspec, not background):
         started = p.status.step_started_at or p.now
@@ -1091,7 +1109,7 @@ def _promote(p: _Pass, revision: str) -> None:
     spec, status = p.spec, p.status
     stable, canary = status.stable, status.canary
     assert stable is not None and canary is not None
-    if not _background_passed(p):
+    if status.phase is not Phase.PROMOTING and not _background_passed(p):
         p.set(
             phase=Phase.PROGRESSING,
             message="all steps done; waiting for a passing background measurement",
@@ -1160,6 +1178,7 @@ def _begin_abort(p: _Pass, reason: str, message: str, actor: str) -> None:
     p.scale(stable.revision, p.spec.replicas, current=False)
     p.services(stable.revision, canary.revision, include_canary=False)
     p.router(stable.revision, canary.revision, 0)
+    _refresh_replicas(p, canary.revision)
     p.event(
         Reason.TRAFFIC_DRAINED,
         f"canary {canary.revision} receives no traffic; it is "
@@ -1187,11 +1206,9 @@ def _drain_and_scale_down(p: _Pass) -> bool:
     if p.now < at:
         p.wake_at(at)
         return False
-    rs = p.observed.replica_sets.get(canary.revision)
-    if rs is not None and rs.replicas > 0:
-        p.act(ScaleReplicaSet(revision=canary.revision, replicas=0))
-        p.wake_in(POLL_S)
-        return False
+    # Asking for 0 is the last step: the pods terminate on their own; nothing later waits.
+    p.scale(canary.revision, 0, current=False)
+    _refresh_replicas(p, canary.revision)
     return True
 
 
