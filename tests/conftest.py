@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rollwise.tests")
 
+# The operator fixtures (CRDs, `operator`, `rollouts`, `gate`) for every test folder.
+pytest_plugins = ["tests.harness.fixtures"]
+
 CLUSTER_FIXTURES = frozenset(
     {"harness_run", "cluster", "simulator", "prometheus", "api_client", "namespace"}
 )

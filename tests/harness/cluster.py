@@ -101,8 +101,12 @@ class LocalCluster:
         nodes: int = 3,
         run_id: str | None = None,
         start_timeout: float = 180.0,
+        create_flags: Sequence[str] = (),
     ) -> None:
         self.name = name
+        # Extra `kwokctl create cluster` flags (the benchmark's control-plane tuning), e.g.
+        # `--extra-args=kube-apiserver=service-cluster-ip-range=10.0.0.0/16`.
+        self.create_flags = tuple(create_flags)
         self.logs_dir = workdir_logs
         self.nodes = nodes
         self.run_id = run_id or paths.new_run_id()
@@ -242,6 +246,7 @@ class LocalCluster:
             "--kube-authorization=true",
             "--kube-admission=true",
             "--extra-args=kube-apiserver=advertise-address=127.0.0.1",
+            *self.create_flags,
             f"--timeout={int(self.start_timeout)}s",
             timeout=self.start_timeout + 30,
         )

@@ -174,9 +174,8 @@ class Rollouts:
     # ----------------------------------------------------------------- reading
 
     def get(self, name: str = "payment") -> dict[str, Any]:
-        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.ns, PLURAL, name
-        )
+        obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
+        assert isinstance(obj, dict)
         return obj
 
     def status(self, name: str = "payment") -> dict[str, Any]:
@@ -218,7 +217,9 @@ class Rollouts:
         items = self.apps.list_namespaced_replica_set(
             self.ns, label_selector=f"app.kubernetes.io/name={name}"
         ).items
-        return {rs.metadata.labels["rollwise.dev/revision"]: rs for rs in items}
+        return {
+            (rs.metadata.labels or {})["rollwise.dev/revision"]: rs for rs in items if rs.metadata
+        }
 
     def pods(self, revision: str | None = None, name: str = "payment") -> list[client.V1Pod]:
         # Workload pods only: the migration Job's pods carry the same name and revision.
@@ -226,7 +227,7 @@ class Rollouts:
         if revision:
             selector += f",rollwise.dev/revision={revision}"
         pods = self.core.list_namespaced_pod(self.ns, label_selector=selector).items
-        return [p for p in pods if p.metadata.deletion_timestamp is None]
+        return [p for p in pods if p.metadata and p.metadata.deletion_timestamp is None]
 
     def jobs(self) -> list[client.V1Job]:
         return list(self.batch.list_namespaced_job(self.ns).items)
@@ -237,3 +238,14 @@ class Rollouts:
 
     def history(self, name: str = "payment") -> list[dict[str, Any]]:
         return list(self.status(name).get("history") or [])
+
+
+def history_events(status: dict[str, Any]) -> list[str]:
+    """The `event` of every history entry, oldest first."""
+    return [h["event"] for h in status.get("history") or []]
+
+
+def deploy_first_version(rollouts: Rollouts, **kwargs: Any) -> dict[str, Any]:
+    """Apply `payment` at 1.0.0 and wait until it is Healthy; its status."""
+    rollouts.apply(service_manifest(rollouts.ns, "1.0.0", **kwargs))
+    return rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
