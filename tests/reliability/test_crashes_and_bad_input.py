@@ -156,3 +156,13 @@ def test_gate_arguments_cannot_break_out_of_the_label_matcher(
 
     assert rolled["abort"]["reason"] == "GateError"
     assert "break out of a label matcher" in rolled["abort"]["message"]
+
+
+def test_a_name_too_long_for_derived_object_names_is_rejected(rollouts: Rollouts) -> None:
+    manifest = service_manifest(rollouts.ns, "1.0.0", name="p" * 41)
+
+    with pytest.raises(ApiException) as raised:
+        rollouts.apply(manifest)
+
+    assert raised.value.status == 422
+    assert "metadata.name must be at most 40 characters" in str(raised.value.body)

@@ -69,19 +69,25 @@ def _crd(
     status_model: type[BaseModel] | None,
     short_names: list[str],
     columns: list[Schema],
+    max_name: int | None = None,
 ) -> Schema:
     properties: Schema = {"spec": openapi_schema(spec_model)}
     version: Schema = {"name": VERSION, "served": True, "storage": True}
     if status_model is not None:
         properties["status"] = openapi_schema(status_model)
         version["subresources"] = {"status": {}}
-    version["schema"] = {
-        "openAPIV3Schema": {
-            "type": "object",
-            "required": ["spec"],
-            "properties": properties,
-        }
-    }
+    root: Schema = {"type": "object", "required": ["spec"], "properties": properties}
+    if max_name is not None:
+        # Names of owned objects are `<name>-<revision>` and `<name>-migrate-<revision>`, and
+        # <name> is a label value: longer names would have to be truncated and could collide.
+        root["x-kubernetes-validations"] = [
+            {
+                "rule": f"self.metadata.name.size() <= {max_name}",
+                "message": f"metadata.name must be at most {max_name} characters (rollwise "
+                "derives ReplicaSet, Job and Service names from it)",
+            }
+        ]
+    version["schema"] = {"openAPIV3Schema": root}
     version["additionalPrinterColumns"] = columns
     names: Schema = {
         "kind": kind,
@@ -138,6 +144,7 @@ def build_crds() -> dict[str, Schema]:
             _column("Message", ".status.message", priority=1),
             _AGE,
         ],
+        max_name=service.MAX_NAME,
     )
     gate = _crd(
         gates.KIND, gates.PLURAL, "Namespaced", gates.MetricGateSpec, None, ["mgate"], _GATE_COLUMNS

@@ -17,6 +17,7 @@ KIND = "ProgressiveService"
 PLURAL = "progressiveservices"
 SHORT_NAMES = ["psvc"]
 HISTORY_LIMIT = 20
+MAX_NAME = 40  # <name>-migrate-<10-char revision>-<attempt> stays within 63
 
 _OPEN = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True)
 _PRESERVE: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
