@@ -27,10 +27,11 @@ from rollwise.adapters.kubernetes import (
 from rollwise.adapters.manifests import ServiceRef
 from rollwise.adapters.prometheus import MetricProvider
 from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import Condition, ServiceSpec, ServiceStatus
+from rollwise.api.service import ServiceSpec, ServiceStatus
 from rollwise.controller import logs
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.core import naming
+from rollwise.core.conditions import with_condition
 from rollwise.core.decide import decide, due_gates, gate_refs, revision_of
 from rollwise.core.gates import verdict_of
 from rollwise.core.model import (
@@ -76,48 +77,6 @@ def read_status(raw: Mapping[str, Any], context: Mapping[str, Any]) -> ServiceSt
             return ServiceStatus.model_validate({k: v for k, v in raw.items() if k not in bad})
         except ValidationError:
             return ServiceStatus()
-
-
-def with_condition(
-    status: ServiceStatus,
-    ctype: str,
-    value: bool,
-    reason: str,
-    message: str,
-    generation: int | None,
-    now: datetime,
-) -> ServiceStatus:
-    """`status` with one condition set; lastTransitionTime moves only when the value does."""
-    text = "True" if value else "False"
-    conditions = []
-    replaced = False
-    for cond in status.conditions:
-        if cond.type != ctype:
-            conditions.append(cond)
-            continue
-        replaced = True
-        conditions.append(
-            Condition(
-                type=ctype,
-                status=text,
-                reason=reason,
-                message=message,
-                observed_generation=generation,
-                last_transition_time=cond.last_transition_time if cond.status == text else now,
-            )
-        )
-    if not replaced:
-        conditions.append(
-            Condition(
-                type=ctype,
-                status=text,
-                reason=reason,
-                message=message,
-                observed_generation=generation,
-                last_transition_time=now,
-            )
-        )
-    return status.model_copy(update={"conditions": conditions})
 
 
 def describe_action(action: PlanAction) -> str:

@@ -19,7 +19,6 @@ from rollwise.api.service import (
     HISTORY_LIMIT,
     AbortStatus,
     CanaryStep,
-    Condition,
     GateRef,
     GateResult,
     HistoryEntry,
@@ -32,6 +31,7 @@ from rollwise.api.service import (
     ServiceStatus,
 )
 from rollwise.core import gates as gatelib
+from rollwise.core.conditions import with_condition
 from rollwise.core.model import (
     Action,
     CreateMigrationJob,
@@ -1281,24 +1281,13 @@ def _finish_status(p: _Pass) -> None:
             else (status.migration.phase.value if status.migration else "NotStarted"),
         ),
     ]
-    old = {c.type: c for c in status.conditions}
-    conditions = []
+    # Always the same five, in the same order: any condition of an older operator is dropped.
+    out = status.model_copy(
+        update={"conditions": [c for c in status.conditions if c.type in {w[0] for w in wanted}]}
+    )
     for ctype, value, why in wanted:
-        text = "True" if value else "False"
-        previous = old.get(ctype)
-        changed_at = (
-            previous.last_transition_time if previous and previous.status == text else p.now
-        )
-        conditions.append(
-            Condition(
-                type=ctype,
-                status=text,
-                reason=why,
-                message=message,
-                observed_generation=generation,
-                last_transition_time=changed_at,
-            )
-        )
+        out = with_condition(out, ctype, value, why, message, generation, p.now)
+    conditions = sorted(out.conditions, key=lambda c: [w[0] for w in wanted].index(c.type))
     p.set(conditions=conditions, observed_generation=generation)
 
 

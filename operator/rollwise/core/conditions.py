@@ -1,0 +1,38 @@
+"""kstatus-style conditions: one function sets one condition, for the core and the controller."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rollwise.api.service import Condition, ServiceStatus
+
+
+def with_condition(
+    status: ServiceStatus,
+    ctype: str,
+    value: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime,
+) -> ServiceStatus:
+    """`status` with one condition set (kept in place, or appended); lastTransitionTime moves
+    only when the condition's value does."""
+    text = "True" if value else "False"
+    previous = next((c for c in status.conditions if c.type == ctype), None)
+    changed_at = (
+        previous.last_transition_time if previous is not None and previous.status == text else now
+    )
+    condition = Condition(
+        type=ctype,
+        status=text,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        last_transition_time=changed_at,
+    )
+    if previous is None:
+        conditions = [*status.conditions, condition]
+    else:
+        conditions = [condition if c.type == ctype else c for c in status.conditions]
+    return status.model_copy(update={"conditions": conditions})
