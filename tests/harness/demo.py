@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import subprocess
@@ -24,7 +25,7 @@ import yaml
 from tests.harness import cli, processes, stack
 from tests.harness.cluster import KubectlError, LocalCluster
 from tests.harness.operator_process import OperatorProcess
-from tests.harness.rollouts import Rollouts
+from tests.harness.rollouts import SETTLED, Rollouts
 from tests.harness.run import HarnessRun
 from tests.harness.wait import wait_for
 
@@ -103,6 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave everything running")
     args = parser.parse_args(argv)
+    if args.keep and (active := cli.read_state()) is not None:
+        # Only one set of processes can be handed to `cli down` (one state file): keeping the
+        # demo running would overwrite the record of the running one, which would then never
+        # be stopped.
+        print(
+            f"make demo KEEP=1: a proving ground is already up (run {active['run_id']}, "
+            f"cluster {active['cluster']}); stop it first with `make demo-down`",
+            file=sys.stderr,
+        )
+        return 2
     started = time.monotonic()
     processes.install_signal_handlers()
     run = HarnessRun()
@@ -114,8 +125,19 @@ def main(argv: list[str] | None = None) -> int:
         prometheus = stack.start_prometheus(run, simulator)
         cluster.kubectl("apply", "-k", str(ROOT / "crds"))
         for crd in ("progressiveservices", "metricgates", "clustermetricgates"):
-            cluster.kubectl(
-                "wait", "--for=condition=Established", f"crd/{crd}.rollwise.dev", "--timeout=60s"
+            # `kubectl wait` fails at once, instead of waiting, while a just-created CRD has
+            # no status.conditions yet ("accessor error: <nil>"): retry until the deadline.
+            wait_for(
+                functools.partial(
+                    cluster.kubectl,
+                    "wait",
+                    "--for=condition=Established",
+                    f"crd/{crd}.rollwise.dev",
+                    "--timeout=60s",
+                ),
+                timeout=60,
+                message=f"CRD {crd}.rollwise.dev established",
+                ignore=(KubectlError,),
             )
         cluster.kubectl("create", "namespace", NAMESPACE)
         wait_for(
@@ -136,21 +158,31 @@ def main(argv: list[str] | None = None) -> int:
         rollouts.create_gate(gate)
         example = yaml.safe_load((EXAMPLES / "payment.yaml").read_text())
 
+        # (version, simulated error rate, phase it must reach, stable version then, what)
         stories = [
-            ("1.0.0", "0", "Healthy", "first version: migration, then 4 replicas"),
-            ("2.0.0", "0", "Healthy", "2.0.0, healthy: canary 25% -> 50% -> 75% -> promoted"),
+            ("1.0.0", "0", "Healthy", "1.0.0", "first version: migration, then 4 replicas"),
+            (
+                "2.0.0",
+                "0",
+                "Healthy",
+                "2.0.0",
+                "2.0.0, healthy: canary 25% -> 50% -> 75% -> promoted",
+            ),
             (
                 "3.0.0",
                 "0.3",
                 "RolledBack",
+                "2.0.0",
                 "3.0.0, 30% errors: the gate fails, traffic drains, rolled back",
             ),
         ]
-        for version, error_rate, until, what in stories:
+        for version, error_rate, until, expected_stable, what in stories:
             say(f"kubectl apply: payment {what}")
             t0 = time.monotonic()
             rollouts.apply(version_of(example, version, error_rate))
-            code = watch(cluster.kubeconfig, until, timeout=240)
+            # Stop at any settled phase, not only the expected one: a wrong outcome is then
+            # reported at once instead of after the whole timeout.
+            code = watch(cluster.kubeconfig, ",".join(sorted(SETTLED)), timeout=240)
             status = rollouts.status()
             took = time.monotonic() - t0
             stable = (status.get("stable") or {}).get("version")
@@ -158,8 +190,11 @@ def main(argv: list[str] | None = None) -> int:
             if status.get("abort"):
                 line += f" — {status['abort']['reason']}: {status['abort']['message']}"
             summary.append(line)
-            if code != 0 or status.get("phase") != until:
-                say(f"{version} did not reach {until}; operator log: {operator.log_path}")
+            if code != 0 or status.get("phase") != until or stable != expected_stable:
+                say(
+                    f"{version} did not reach {until} with stable {expected_stable} ({line}); "
+                    f"operator log: {operator.log_path}"
+                )
                 return 1
         api.close()  # type: ignore[no-untyped-call]
 
