@@ -7,10 +7,9 @@ PY      := $(VENV)/bin/python
 CACHE   ?= $(HOME)/.cache/rollwise
 RUN_DIR ?= .run
 PYTEST_ARGS ?=
-N ?= 20
+N ?= 100,500,1000,2000
 
-
-.PHONY: check-clean help venv tools test test-unit test-integration lint crds demo demo-down bench bench-smoke cluster-up cluster-down clean
+.PHONY: check-clean help venv tools test test-unit lint crds demo demo-down bench cluster-up cluster-down clean
 
 help:
 	@echo "make demo        a real canary and a real rollback on the local control plane"
