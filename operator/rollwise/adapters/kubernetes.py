@@ -170,12 +170,20 @@ class KubernetesAdapter:
         return self.api.get(PROGRESSIVE_SERVICES, namespace, name)
 
     def observe(
-        self, ref: ServiceRef, spec: ServiceSpec, migration_job: str | None = None
+        self,
+        ref: ServiceRef,
+        spec: ServiceSpec,
+        migration_job: str | None = None,
+        *,
+        jobs_needed: bool = True,
     ) -> Workloads:
-        """The service's own ReplicaSets, migration Jobs, Services and router weight."""
+        """The service's own ReplicaSets, migration Jobs, Services and router weight.
+
+        `jobs_needed=False` (no migration to run or follow for this revision) skips the Job list:
+        nothing decides on Jobs then, and it is one LIST fewer in every pass."""
         selector = owned_selector(ref.name)
         replica_sets = self.api.list(REPLICA_SETS, ref.namespace, selector)
-        jobs = self.api.list(JOBS, ref.namespace, selector)
+        jobs = self.api.list(JOBS, ref.namespace, selector) if jobs_needed else []
         services = self.api.list(SERVICES, ref.namespace, selector)
         rs_states = replica_set_states(replica_sets, [], ref.uid)
         job_list = job_states(jobs, [], ref.uid, prefer=migration_job)

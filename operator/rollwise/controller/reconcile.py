@@ -27,7 +27,7 @@ from rollwise.adapters.kubernetes import (
 from rollwise.adapters.manifests import ServiceRef
 from rollwise.adapters.prometheus import MetricProvider
 from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import ServiceSpec, ServiceStatus
+from rollwise.api.service import MigrationPhase, ServiceSpec, ServiceStatus
 from rollwise.controller import logs
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.core import naming
@@ -216,7 +216,15 @@ class Reconciler:
                 plan.status.message or "",
                 extra=context,
             )
-        return plan.requeue_after
+        return self._since(plan.requeue_after, now)
+
+    def _since(self, delay: float | None, now: datetime) -> float | None:
+        """`delay` counted from `now` (the clock reading decide() planned with), not from the end
+        of the pass: a pause deadline or a gate's due time is met when it falls due, not one
+        pass duration (observe, measure, apply, status, Events) later."""
+        if delay is None:
+            return None
+        return max(0.0, delay - (self._clock() - now).total_seconds())
 
     def _observe(
         self,
@@ -229,9 +237,23 @@ class Reconciler:
     ) -> Observed:
         """Everything decide() may know, read in this pass."""
         migration_job = status.migration.job if status.migration else None
-        workloads = self.kube.observe(ref, spec, migration_job)
+        revision = revision_of(spec)
+        m = status.migration
+        migration_done = (
+            m is not None and m.revision == revision and m.phase is MigrationPhase.SUCCEEDED
+        )
+        workloads = self.kube.observe(
+            ref, spec, migration_job, jobs_needed=spec.migration is not None and not migration_done
+        )
+        # Steady state (the declared revision is stable, no canary) never consults a gate:
+        # reading them there would cost a GET per gate on every resync of every Healthy service.
+        steady = (
+            status.canary is None
+            and status.stable is not None
+            and status.stable.revision == revision
+        )
         gates: dict[str, MetricGateSpec | None] = {}
-        for gate_name, cluster in gate_refs(spec):
+        for gate_name, cluster in [] if steady else gate_refs(spec):
             try:
                 gates[naming.gate_spec_key(gate_name, cluster)] = self.kube.read_gate(
                     ref.namespace, gate_name, cluster
