@@ -97,6 +97,13 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replicas", type=int, default=2, help="replicas per service (scale)")
     parser.add_argument("--profile", action="store_true", help="py-spy the largest scale run")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument(
+        "--merge-from",
+        type=Path,
+        default=None,
+        help="an earlier results file whose scale entries for other N are carried over "
+        "(a long run resumed after an interruption); recorded under merged_from",
+    )
     args = parser.parse_args(argv)
     biggest = max(args.n) if args.n else 20
     if args.idle_n is None:
@@ -314,12 +321,29 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(json.dumps(results, indent=2) + "\n")
 
     print(f"[bench] logs: {run.log_dir}\n[bench] results: {path}", flush=True)
+    carried: list[dict[str, Any]] = []
+    if args.merge_from is not None:
+        earlier = json.loads(args.merge_from.read_text())
+        carried = [s for s in earlier.get("scale", []) if s["n"] not in args.n]
+        for entry in carried:
+            entry["run"] = {"file": args.merge_from.name, "started": earlier.get("started")}
+
+    def write_merged(results: dict[str, Any]) -> None:
+        if carried:
+            ns = {s["n"] for s in results["scale"]}
+            results["scale"] = sorted(
+                [*[c for c in carried if c["n"] not in ns], *results["scale"]],
+                key=lambda s: int(s["n"]),
+            )
+            results["merged_from"] = str(args.merge_from.name if args.merge_from else "")
+        write(results)
+
     try:
-        results = run_benchmark(args, fresh_clusters(run), write)
+        results = run_benchmark(args, fresh_clusters(run), write_merged)
     finally:
         processes.run_teardown()
         run.remove_state()
-    write(results)
+    write_merged(results)
     print(table(results))
     print(f"[bench] results: {path}")
     return 1 if results["errors"] else 0
