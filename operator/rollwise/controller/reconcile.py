@@ -27,12 +27,12 @@ from rollwise.adapters.kubernetes import (
 from rollwise.adapters.manifests import ServiceRef
 from rollwise.adapters.prometheus import MetricProvider
 from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import MigrationPhase, ServiceSpec, ServiceStatus
+from rollwise.api.service import ServiceSpec, ServiceStatus
 from rollwise.controller import logs
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.core import naming
 from rollwise.core.conditions import with_condition
-from rollwise.core.decide import decide, due_gates, gate_refs, revision_of
+from rollwise.core.decide import decide, due_gates, gate_refs, migration_pending, revision_of
 from rollwise.core.gates import verdict_of
 from rollwise.core.model import (
     EventRecord,
@@ -238,12 +238,8 @@ class Reconciler:
         """Everything decide() may know, read in this pass."""
         migration_job = status.migration.job if status.migration else None
         revision = revision_of(spec)
-        m = status.migration
-        migration_done = (
-            m is not None and m.revision == revision and m.phase is MigrationPhase.SUCCEEDED
-        )
         workloads = self.kube.observe(
-            ref, spec, migration_job, jobs_needed=spec.migration is not None and not migration_done
+            ref, spec, migration_job, jobs_needed=migration_pending(spec, status)
         )
         # Steady state (the declared revision is stable, no canary) never consults a gate:
         # reading them there would cost a GET per gate on every resync of every Healthy service.

@@ -417,6 +417,13 @@ def _steady(p: _Pass, revision: str) -> None:
 # ----------------------------------------------------------------------------- migration
 
 
+def migration_pending(spec: ServiceSpec, status: ServiceStatus) -> bool:
+    """The declared revision has a migration that has not succeeded yet (so its Job matters)."""
+    m = status.migration
+    done = m is not None and m.revision == revision_of(spec) and m.phase is MigrationPhase.SUCCEEDED
+    return spec.migration is not None and not done
+
+
 def _migration_done(p: _Pass, revision: str) -> bool:
     m = p.status.migration
     return m is not None and m.revision == revision and m.phase is MigrationPhase.SUCCEEDED
@@ -1296,5 +1303,6 @@ __all__ = [
     "decide",
     "due_gates",
     "gate_refs",
+    "migration_pending",
     "revision_of",
 ]
