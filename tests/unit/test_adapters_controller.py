@@ -304,3 +304,71 @@ def test_json_logs_carry_the_object() -> None:
     assert line["message"] == "phase x"
     assert (line["namespace"], line["name"], line["revision"]) == ("shop", "payment", "r1")
     assert line["level"] == "info"
+
+
+def _handler(handler_id: str) -> Any:
+    registries = [handlers.registry._watching, handlers.registry._indexing]
+    return next(h.fn for r in registries for h in r.get_all_handlers() if h.id == handler_id)
+
+
+def test_index_handlers_fill_the_cache_and_deletions_empty_it(
+    runtime: handlers.Runtime,
+) -> None:
+    from rollwise.adapters.kubeapi import METRIC_GATES, REPLICA_SETS
+
+    body = {
+        "metadata": {
+            "namespace": "shop",
+            "name": "payment-r1",
+            "labels": {"rollwise.dev/service": "payment"},
+        },
+        "spec": {"replicas": 2},
+    }
+    asyncio.run(_handler("cache-replicasets")(body=body, memo=runtime))
+    asyncio.run(
+        _handler("cache-metricgates")(
+            body={"metadata": {"namespace": "shop", "name": "error-rate"}, "spec": {"query": "q"}},
+            memo=runtime,
+        )
+    )
+    assert [o["spec"] for o in runtime.cache.owned(REPLICA_SETS, "shop", "payment")] == [
+        {"replicas": 2}
+    ]
+    assert runtime.cache.get(METRIC_GATES, "shop", "error-rate") is not None
+
+    call(_handler("owned-replicasets"), {"type": "MODIFIED", "object": body}, runtime)
+    assert runtime.cache.get(REPLICA_SETS, "shop", "payment-r1") is not None
+    call(_handler("owned-replicasets"), {"type": "DELETED", "object": body}, runtime)
+    assert runtime.cache.get(REPLICA_SETS, "shop", "payment-r1") is None
+    gone = {"type": "DELETED", "object": {"metadata": {"namespace": "shop", "name": "error-rate"}}}
+    call(handlers.metric_gate_event, gone, runtime)
+    assert runtime.cache.get(METRIC_GATES, "shop", "error-rate") is None
+    assert drain(runtime.queue) == [("shop", "payment")]
+
+
+def test_every_watched_kind_has_a_cache_index() -> None:
+    from rollwise.controller.settings import OWNED_RESOURCES
+
+    indexed = {h.id for h in handlers.registry._indexing.get_all_handlers()}
+    wanted = {f"cache-{plural}" for _, plural in OWNED_RESOURCES}
+    assert wanted | {"cache-metricgates", "cache-clustermetricgates"} == indexed
+
+
+def test_a_steady_service_reads_fresh_once_per_period_never_at_start() -> None:
+    from rollwise.controller.reconcile import Reconciler
+
+    clock = [100.0]
+    reconciler = Reconciler(
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        fresh_observe_s=60.0,
+        monotonic=lambda: clock[0],
+    )
+    key = ("shop", "payment")
+    seen = []
+    for at in (100.0, 159.0, 160.0, 161.0, 219.0, 220.0):
+        clock[0] = at
+        seen.append(reconciler._due_fresh(key))
+    assert seen == [False, False, True, False, False, True]
+    assert reconciler._due_fresh(("shop", "other")) is False

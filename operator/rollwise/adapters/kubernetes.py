@@ -20,6 +20,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from rollwise.adapters import routers
+from rollwise.adapters.cache import ObjectCache
 from rollwise.adapters.errors import AdapterError, NotOwnedError
 from rollwise.adapters.kubeapi import (
     CLUSTER_METRIC_GATES,
@@ -31,6 +32,7 @@ from rollwise.adapters.kubeapi import (
     REPLICA_SETS,
     SERVICES,
     KubeApi,
+    Resource,
 )
 from rollwise.adapters.manifests import (
     Manifest,
@@ -158,10 +160,34 @@ class InvalidGateError(AdapterError):
 class KubernetesAdapter:
     """Everything the controller asks of the cluster, for one ProgressiveService at a time."""
 
-    def __init__(self, api: KubeApi, *, instance: str | None = None) -> None:
+    def __init__(
+        self, api: KubeApi, *, instance: str | None = None, cache: ObjectCache | None = None
+    ) -> None:
         self.api = api
+        self.cache = cache
         self.events = EventRecorder(api, instance or socket.gethostname())
         self.routers = routers.RouterFactory(api)
+
+    def _owned(self, res: Resource, ref: ServiceRef, *, fresh: bool) -> list[Manifest]:
+        """`ref`'s objects of one kind: from the watch cache, or listed from the API server
+        (no cache, or `fresh`: the LIST's answer then also replaces what the cache holds)."""
+        if self.cache is not None and not fresh:
+            return self.cache.owned(res, ref.namespace, ref.name)
+        items = self.api.list(res, ref.namespace, owned_selector(ref.name))
+        if self.cache is not None:
+            self.cache.replace_owned(res, ref.namespace, ref.name, items)
+        return items
+
+    def _current(self, res: Resource, namespace: str, name: str) -> Manifest | None:
+        """One owned object as last seen: the cache when there is one, else a GET."""
+        if self.cache is not None:
+            return self.cache.get(res, namespace, name)
+        return self.api.get(res, namespace, name)
+
+    def _gone(self, res: Resource, namespace: str, name: str) -> None:
+        """A write answered 404: whatever the cache remembers of the object is stale."""
+        if self.cache is not None:
+            self.cache.remove(res, namespace, name)
 
     # ---- reads
 
@@ -176,15 +202,16 @@ class KubernetesAdapter:
         migration_job: str | None = None,
         *,
         jobs_needed: bool = True,
+        fresh: bool = False,
     ) -> Workloads:
         """The service's own ReplicaSets, migration Jobs, Services and router weight.
 
-        `jobs_needed=False` (no migration to run or follow for this revision) skips the Job list:
-        nothing decides on Jobs then, and it is one LIST fewer in every pass."""
-        selector = owned_selector(ref.name)
-        replica_sets = self.api.list(REPLICA_SETS, ref.namespace, selector)
-        jobs = self.api.list(JOBS, ref.namespace, selector) if jobs_needed else []
-        services = self.api.list(SERVICES, ref.namespace, selector)
+        From the watch cache when there is one; `fresh=True` lists them from the API server.
+        `jobs_needed=False` (no migration to run or follow for this revision) skips the Jobs:
+        nothing decides on them then."""
+        replica_sets = self._owned(REPLICA_SETS, ref, fresh=fresh)
+        jobs = self._owned(JOBS, ref, fresh=fresh) if jobs_needed else []
+        services = self._owned(SERVICES, ref, fresh=fresh)
         rs_states = replica_set_states(replica_sets, [], ref.uid)
         job_list = job_states(jobs, [], ref.uid, prefer=migration_job)
         # Pods only explain what ReplicaSets and Jobs do not say: why pods are not ready and
@@ -192,7 +219,7 @@ class KubernetesAdapter:
         if any(s.ready_replicas < s.replicas for s in rs_states.values()) or any(
             j.failed for j in job_list.values()
         ):
-            pods = self.api.list(PODS, ref.namespace, selector)
+            pods = self._owned(PODS, ref, fresh=fresh)
             rs_states = replica_set_states(replica_sets, pods, ref.uid)
             job_list = job_states(jobs, pods, ref.uid, prefer=migration_job)
         return Workloads(
@@ -205,7 +232,10 @@ class KubernetesAdapter:
     def read_gate(self, namespace: str, name: str, cluster: bool) -> MetricGateSpec | None:
         """A MetricGate (or ClusterMetricGate) spec; None when it does not exist."""
         res = CLUSTER_METRIC_GATES if cluster else METRIC_GATES
-        obj = self.api.get(res, None if cluster else namespace, name)
+        if self.cache is not None:
+            obj = self.cache.get(res, None if cluster else namespace, name)
+        else:
+            obj = self.api.get(res, None if cluster else namespace, name)
         if obj is None:
             return None
         try:
@@ -236,7 +266,7 @@ class KubernetesAdapter:
 
     def _scale(self, ref: ServiceRef, spec: ServiceSpec, action: ScaleReplicaSet) -> None:
         name = naming.replica_set_name(ref.name, action.revision)
-        current = self.api.get(REPLICA_SETS, ref.namespace, name)
+        current = self._current(REPLICA_SETS, ref.namespace, name)
         if current is None:
             if action.replicas == 0:
                 return
@@ -263,13 +293,18 @@ class KubernetesAdapter:
         if not is_owned_by(current, ref.uid):
             raise NotOwnedError(ref.child("ReplicaSet", name))
         if (current.get("spec") or {}).get("replicas") != action.replicas:
-            self.api.patch(
-                REPLICA_SETS, ref.namespace, name, {"spec": {"replicas": action.replicas}}
-            )
+            try:
+                self.api.patch(
+                    REPLICA_SETS, ref.namespace, name, {"spec": {"replicas": action.replicas}}
+                )
+            except AdapterError as err:
+                if err.status == 404:
+                    self._gone(REPLICA_SETS, ref.namespace, name)
+                raise
 
     def _delete_replica_set(self, ref: ServiceRef, action: DeleteReplicaSet) -> None:
         name = naming.replica_set_name(ref.name, action.revision)
-        current = self.api.get(REPLICA_SETS, ref.namespace, name)
+        current = self._current(REPLICA_SETS, ref.namespace, name)
         if current is None:
             return
         if not is_owned_by(current, ref.uid):
@@ -281,11 +316,12 @@ class KubernetesAdapter:
             name,
             {"propagationPolicy": "Background", "preconditions": {"uid": uid}},
         )
+        self._gone(REPLICA_SETS, ref.namespace, name)
 
     def _ensure_services(self, ref: ServiceRef, spec: ServiceSpec, want: EnsureServices) -> None:
         for manifest in service_manifests(ref, spec, want):
             name = manifest["metadata"]["name"]
-            current = self.api.get(SERVICES, ref.namespace, name)
+            current = self._current(SERVICES, ref.namespace, name)
             if current is None:
                 try:
                     self.api.create(SERVICES, ref.namespace, manifest)
@@ -302,7 +338,12 @@ class KubernetesAdapter:
                 raise NotOwnedError(ref.child("Service", name))
             patch = _service_patch(current, manifest)
             if patch:
-                self.api.patch(SERVICES, ref.namespace, name, patch)
+                try:
+                    self.api.patch(SERVICES, ref.namespace, name, patch)
+                except AdapterError as err:
+                    if err.status == 404:
+                        self._gone(SERVICES, ref.namespace, name)
+                        raise
 
     def _create_migration_job(
         self, ref: ServiceRef, spec: ServiceSpec, action: CreateMigrationJob

@@ -1,9 +1,15 @@
 """Kopf wiring: watches whose handlers only enqueue keys, and the worker pool's lifecycle.
 
-Only `@kopf.on.event` (plus startup, cleanup, login and probe activities) is used: no daemons or
+Only `@kopf.on.event` and `@kopf.on.index` (plus startup, cleanup, login and probe activities)
+are used: no daemons or
 timers (Kopf adds a finalizer for them, so deleting a resource would hang while the operator is
 down), no create/update handlers (edge-triggered, progress in annotations, re-run after a
 crash). The level-based pass in `reconcile.py` does all the work, in worker threads.
+
+The index handlers keep the watch cache (`adapters.cache`) that the passes read instead of
+listing: Kopf runs them before any other handler of the event, and holds every other handler back
+until each indexed watch has delivered its initial listing, so no pass starts on a partial cache.
+They return None, so Kopf's own index stays empty; the cache is rollwise's, locked for threads.
 
 Handlers run on Kopf's event loop: they only touch in-memory structures and never block.
 """
@@ -18,6 +24,7 @@ from typing import Any
 import kopf
 from kubernetes.client import ApiClient
 
+from rollwise.adapters.cache import ObjectCache, resource_for
 from rollwise.api import GROUP, VERSION
 from rollwise.api import gates as gate_api
 from rollwise.api import service as service_api
@@ -96,6 +103,7 @@ class Runtime:
     queue: WorkQueue
     pool: WorkerPool
     api_client: ApiClient
+    cache: ObjectCache = field(default_factory=ObjectCache)
     gate_users: GateUsers = field(default_factory=GateUsers)
     seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
     stop_timeout_s: float = 10.0
@@ -139,7 +147,31 @@ async def progressive_service_event(event: Mapping[str, Any], memo: Any, **_: An
     runtime.queue.add(key)
 
 
+def _cache_put(memo: Any, plural: str, body: Mapping[str, Any]) -> None:
+    res = resource_for(plural)
+    if res is not None:
+        _runtime(memo).cache.put(res, body)
+
+
+def _cache_remove(memo: Any, plural: str, event: Mapping[str, Any]) -> None:
+    res = resource_for(plural)
+    metadata = (event.get("object") or {}).get("metadata") or {}
+    if res is not None and event.get("type") == "DELETED" and metadata.get("name"):
+        _runtime(memo).cache.remove(res, metadata.get("namespace"), str(metadata["name"]))
+
+
 def _owned_handler(group: str, plural: str) -> None:
+    @kopf.on.index(
+        group,
+        plural,
+        id=f"cache-{plural}",
+        labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY},
+        registry=registry,
+    )
+    async def owned_object_cached(body: Mapping[str, Any], memo: Any, **_: Any) -> None:
+        """Keep the object's current copy in the watch cache (before any pass can read it)."""
+        _cache_put(memo, plural, body)
+
     @kopf.on.event(
         group,
         plural,
@@ -149,6 +181,7 @@ def _owned_handler(group: str, plural: str) -> None:
     )
     async def owned_object_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
         """A ReplicaSet, Job, Pod or Service of a service changed: the owner's key."""
+        _cache_remove(memo, plural, event)
         body = event.get("object") or {}
         metadata = body.get("metadata") or {}
         owner = (metadata.get("labels") or {}).get(naming.LABEL_OWNER)
@@ -161,9 +194,22 @@ for _group, _plural in OWNED_RESOURCES:
     _owned_handler(_group, _plural)
 
 
+@kopf.on.index(GROUP, VERSION, gate_api.PLURAL, id="cache-metricgates", registry=registry)
+async def metric_gate_cached(body: Mapping[str, Any], memo: Any, **_: Any) -> None:
+    _cache_put(memo, gate_api.PLURAL, body)
+
+
+@kopf.on.index(
+    GROUP, VERSION, gate_api.CLUSTER_PLURAL, id="cache-clustermetricgates", registry=registry
+)
+async def cluster_metric_gate_cached(body: Mapping[str, Any], memo: Any, **_: Any) -> None:
+    _cache_put(memo, gate_api.CLUSTER_PLURAL, body)
+
+
 @kopf.on.event(GROUP, VERSION, gate_api.PLURAL, id="metricgates", registry=registry)
 async def metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
     """A MetricGate changed: every service of its namespace that refers to it."""
+    _cache_remove(memo, gate_api.PLURAL, event)
     runtime = _runtime(memo)
     metadata = (event.get("object") or {}).get("metadata") or {}
     for key in runtime.gate_users.users(
@@ -175,6 +221,7 @@ async def metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> No
 @kopf.on.event(GROUP, VERSION, gate_api.CLUSTER_PLURAL, id="clustermetricgates", registry=registry)
 async def cluster_metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
     """A ClusterMetricGate changed: every service, in any namespace, that refers to it."""
+    _cache_remove(memo, gate_api.CLUSTER_PLURAL, event)
     runtime = _runtime(memo)
     metadata = (event.get("object") or {}).get("metadata") or {}
     for key in runtime.gate_users.users(str(metadata.get("name")), cluster=True):

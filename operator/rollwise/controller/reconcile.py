@@ -96,7 +96,9 @@ class Reconciler:
         *,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 300.0,
+        fresh_observe_s: float = 3600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
         self.provider = provider
@@ -104,6 +106,9 @@ class Reconciler:
         self._backoff_initial = backoff_initial_s
         self._backoff_max = backoff_max_s
         self._clock = clock
+        self._monotonic = monotonic
+        self._fresh_every = fresh_observe_s
+        self._fresh_at: dict[Key, float] = {}
         self._failures: dict[Key, int] = {}
         self._uids: dict[Key, str] = {}
 
@@ -134,6 +139,7 @@ class Reconciler:
     def forget(self, key: Key) -> None:
         """The object is gone: drop what was kept about it."""
         self._failures.pop(key, None)
+        self._fresh_at.pop(key, None)
         self.metrics.set_phase(key, None)
         uid = self._uids.pop(key, None)
         if uid is not None:
@@ -238,16 +244,21 @@ class Reconciler:
         """Everything decide() may know, read in this pass."""
         migration_job = status.migration.job if status.migration else None
         revision = revision_of(spec)
-        workloads = self.kube.observe(
-            ref, spec, migration_job, jobs_needed=migration_pending(spec, status)
-        )
-        # Steady state (the declared revision is stable, no canary) never consults a gate:
-        # reading them there would cost a GET per gate on every resync of every Healthy service.
         steady = (
             status.canary is None
             and status.stable is not None
             and status.stable.revision == revision
         )
+        workloads = self.kube.observe(
+            ref,
+            spec,
+            migration_job,
+            jobs_needed=migration_pending(spec, status),
+            fresh=steady and self._due_fresh((ref.namespace, ref.name)),
+        )
+        # Steady state (the declared revision is stable, no canary) never consults a gate:
+        # reading them there would cost a lookup per gate on every resync of every Healthy
+        # service.
         gates: dict[str, MetricGateSpec | None] = {}
         for gate_name, cluster in [] if steady else gate_refs(spec):
             try:
@@ -284,6 +295,18 @@ class Reconciler:
             services=workloads.services,
             router_weight=workloads.router_weight,
         )
+
+    def _due_fresh(self, key: Key) -> bool:
+        """Whether this steady-state pass reads from the API server instead of the watch cache:
+        once per `fresh_observe_s` per service (never in its first pass after a start, when
+        the cache was just filled by a full listing). A re-listing watch does not report what
+        was deleted while it was away; this bounds how long such a copy can linger."""
+        now = self._monotonic()
+        last = self._fresh_at.setdefault(key, now)
+        if now - last < self._fresh_every:
+            return False
+        self._fresh_at[key] = now
+        return True
 
     # ---- failures that end a pass
 

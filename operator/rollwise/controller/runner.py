@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import kopf
 
+from rollwise.adapters.cache import ObjectCache
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import KubeApi, connect
 from rollwise.adapters.kubernetes import KubernetesAdapter
@@ -40,18 +41,20 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
     """Connect and assemble everything; nothing runs yet."""
     client = connect(settings.kubeconfig, pool_size=settings.workers)
     metrics = metrics or OperatorMetrics()
-    kube = KubernetesAdapter(KubeApi(client, timeout=settings.api_timeout_s))
+    cache = ObjectCache()
+    kube = KubernetesAdapter(KubeApi(client, timeout=settings.api_timeout_s), cache=cache)
     reconciler = Reconciler(
         kube,
         PrometheusProvider(pool_size=settings.workers),
         metrics,
         backoff_initial_s=settings.backoff_initial_s,
         backoff_max_s=settings.backoff_max_s,
+        fresh_observe_s=settings.fresh_observe_s,
     )
     queue = WorkQueue()
     metrics.queue_depth.set_function(lambda: len(queue))
     pool = WorkerPool(queue, reconciler.reconcile, settings.workers, error_delay=reconciler.backoff)
-    runtime = handlers.Runtime(queue=queue, pool=pool, api_client=client)
+    runtime = handlers.Runtime(queue=queue, pool=pool, api_client=client, cache=cache)
     return Operator(settings=settings, runtime=runtime, reconciler=reconciler, metrics=metrics)
 
 

@@ -47,6 +47,8 @@ class OperatorSettings:
     watch_connect_timeout_s: float = 10.0
     backoff_initial_s: float = 1.0  # after a failed pass; doubles per consecutive failure
     backoff_max_s: float = 300.0
+    # A Healthy service's resync reads from the API server, not the watch cache, this often.
+    fresh_observe_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.clusterwide == bool(self.namespaces):

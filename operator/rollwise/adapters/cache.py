@@ -1,0 +1,184 @@
+"""An in-memory copy of the objects rollwise owns, fed by the operator's watches.
+
+A reconcile pass used to LIST a service's ReplicaSets, Services, Jobs and Pods and GET its
+gates every time; at 2,000 services that was three quarters of the operator's requests, and
+each label-selected LIST makes the API server scan every object of that kind in the namespace.
+The watches that wake the passes already carry every one of those objects, so the cache keeps
+them and passes read from memory, as client-go's informers do for Go controllers.
+
+Only the fields rollwise reads are kept (`strip`), so 10,000 services cost megabytes, not
+the gigabyte their full manifests would.
+
+Staleness: an object written a moment ago may still show its previous state. That is safe for
+rollwise because every decision is level-based and every action is idempotent: a pass that
+sees an old replica count plans the same scale again (the write is a no-op), a ReplicaSet
+or Job that is not in the cache yet is created again and the AlreadyExists is adopted, and a
+step only completes on pods counted ready, which an old copy under-reports. A copy of an object
+that no longer exists (a watch that had to start over does not report what was deleted
+meanwhile) is dropped when a write to it answers 404, and steady-state passes re-list from the
+API server from time to time (`KubernetesAdapter.observe(fresh=True)`).
+
+Thread-safe: the watch handlers write on Kopf's event loop, worker threads read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rollwise.adapters.kubeapi import (
+    CLUSTER_METRIC_GATES,
+    JOBS,
+    METRIC_GATES,
+    PODS,
+    REPLICA_SETS,
+    SERVICES,
+    Resource,
+)
+from rollwise.adapters.manifests import Manifest
+from rollwise.core import naming
+
+CACHED: tuple[Resource, ...] = (
+    REPLICA_SETS,
+    JOBS,
+    PODS,
+    SERVICES,
+    METRIC_GATES,
+    CLUSTER_METRIC_GATES,
+)
+_BY_PLURAL = {res.plural: res for res in CACHED}
+
+_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "labels",
+    "ownerReferences",
+    "deletionTimestamp",
+    "creationTimestamp",
+    "resourceVersion",
+    "generation",
+)
+_CONTAINER_STATUS = ("name", "state", "lastState")
+
+
+def resource_for(plural: str) -> Resource | None:
+    """The cached resource with this plural name (None: not cached)."""
+    return _BY_PLURAL.get(plural)
+
+
+def _pick(obj: Mapping[str, Any] | None, keys: Iterable[str]) -> dict[str, Any]:
+    if not obj:
+        return {}
+    return {k: obj[k] for k in keys if k in obj and obj[k] is not None}
+
+
+def strip(res: Resource, body: Mapping[str, Any]) -> Manifest:
+    """The fields of `body` that rollwise reads (see adapters.manifests), as plain dicts."""
+    out: Manifest = {"metadata": _pick(body.get("metadata"), _METADATA)}
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    if res is REPLICA_SETS:
+        out["spec"] = _pick(spec, ("replicas",))
+        out["status"] = _pick(status, ("readyReplicas", "availableReplicas", "replicas"))
+    elif res is JOBS:
+        out["status"] = dict(status)
+    elif res is PODS:
+        kept = _pick(status, ("phase", "reason", "message"))
+        for key in ("containerStatuses", "initContainerStatuses"):
+            if status.get(key):
+                kept[key] = [_pick(c, _CONTAINER_STATUS) for c in status[key]]
+        out["status"] = kept
+    elif res is SERVICES:
+        out["spec"] = _pick(spec, ("selector", "ports"))
+    else:  # MetricGates: the whole spec
+        out["spec"] = dict(spec)
+    plain: Manifest = _plain(out)
+    return plain
+
+
+def _plain(value: Any) -> Any:
+    """Deep copy into plain dicts and lists (Kopf hands out read-only mapping views)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+_Key = tuple[str, str, str]  # (plural, namespace, name); namespace "" for cluster-scoped
+
+
+class ObjectCache:
+    """Stripped copies of owned objects and gates, by name and by owning service."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[_Key, Manifest] = {}
+        self._by_owner: dict[tuple[str, str, str], set[str]] = {}
+
+    def holds(self, res: Resource) -> bool:
+        return res in CACHED
+
+    def put(self, res: Resource, body: Mapping[str, Any]) -> None:
+        """Store (or replace) the object from a watch event."""
+        obj = strip(res, body)
+        metadata = obj["metadata"]
+        key = (res.plural, str(metadata.get("namespace") or ""), str(metadata.get("name")))
+        owner = (metadata.get("labels") or {}).get(naming.LABEL_OWNER)
+        with self._lock:
+            old = self._objects.get(key)
+            if old is not None:
+                self._unlink(key, old)
+            self._objects[key] = obj
+            if owner:
+                self._by_owner.setdefault((res.plural, key[1], owner), set()).add(key[2])
+
+    def remove(self, res: Resource, namespace: str | None, name: str) -> None:
+        """Forget the object (deleted, or a write found it gone)."""
+        key = (res.plural, namespace or "", name)
+        with self._lock:
+            old = self._objects.pop(key, None)
+            if old is not None:
+                self._unlink(key, old)
+
+    def get(self, res: Resource, namespace: str | None, name: str) -> Manifest | None:
+        with self._lock:
+            return self._objects.get((res.plural, namespace or "", name))
+
+    def owned(self, res: Resource, namespace: str, owner: str) -> list[Manifest]:
+        """The objects labelled as belonging to the ProgressiveService `owner`."""
+        with self._lock:
+            names = self._by_owner.get((res.plural, namespace, owner)) or ()
+            return [self._objects[(res.plural, namespace, n)] for n in sorted(names)]
+
+    def replace_owned(
+        self, res: Resource, namespace: str, owner: str, items: Iterable[Mapping[str, Any]]
+    ) -> None:
+        """What a LIST just returned is all there is of `owner`'s objects of this kind."""
+        fresh = list(items)
+        names = {str((i.get("metadata") or {}).get("name")) for i in fresh}
+        for name in self._names(res, namespace, owner) - names:
+            self.remove(res, namespace, name)
+        for item in fresh:
+            self.put(res, item)
+
+    def size(self) -> int:
+        with self._lock:
+            return len(self._objects)
+
+    def _names(self, res: Resource, namespace: str, owner: str) -> set[str]:
+        with self._lock:
+            return set(self._by_owner.get((res.plural, namespace, owner)) or ())
+
+    def _unlink(self, key: _Key, obj: Manifest) -> None:
+        owner = ((obj.get("metadata") or {}).get("labels") or {}).get(naming.LABEL_OWNER)
+        if not owner:
+            return
+        owner_key = (key[0], key[1], owner)
+        names = self._by_owner.get(owner_key)
+        if names is not None:
+            names.discard(key[2])
+            if not names:
+                del self._by_owner[owner_key]
