@@ -333,7 +333,13 @@ def test_operator_as_the_chart_service_account_completes_a_canary(
     assert done["stable"]["revision"] != v1["stable"]["revision"]
     assert [h["event"] for h in done["history"]].count("Promoted") == 1
     assert done["migration"]["phase"] == "Succeeded"
-    passed = rollouts.events("GatePassed")  # posted with the ServiceAccount's rights
+    # Posted with the ServiceAccount's rights; the gate result names the query as sent, with
+    # the canary's revision in it.
+    passed = [
+        e
+        for e in rollouts.events("StepCompleted")
+        if "(analysis) completed: gate error-rate passed" in (e.message or "")
+    ]
     assert passed and all(done["stable"]["revision"] in (e.message or "") for e in passed)
 
 

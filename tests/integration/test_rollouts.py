@@ -46,7 +46,12 @@ def test_healthy_canary_with_migration_promotes_without_restarting_pods(
     assert len(after) == 4
     history = history_events(done)
     assert history.count("Promoted") == 1
-    analysis_passed = [e for e in rollouts.events("GatePassed")]
+    # A step gate's pass is told by the StepCompleted Event of its analysis step.
+    analysis_passed = [
+        e
+        for e in rollouts.events("StepCompleted")
+        if "(analysis) completed: gate error-rate passed" in (e.message or "")
+    ]
     assert analysis_passed, "the analysis step measured and passed the gate"
     ready = {c["type"]: c["status"] for c in done["conditions"]}
     assert ready["Ready"] == "True" and ready["MigrationComplete"] == "True"

@@ -201,7 +201,7 @@ def test_missing_metric_gate_waits_with_a_message_and_never_passes() -> None:
     assert world.status.message is not None
     assert "MetricGate shop/error-rate does not exist" in world.status.message
     assert world.events().count(Reason.GATE_MISSING) == 1
-    assert Reason.GATE_PASSED not in world.events()
+    assert not any("gate error-rate passed" in m for m in world.messages(Reason.STEP_COMPLETED))
 
     world.gates = {"error-rate": gate_from()}
     world.reach("Healthy")
@@ -359,6 +359,46 @@ def test_background_gate_with_a_count_never_leaves_the_rollout_waiting_forever()
     assert world.status.phase in (Phase.HEALTHY, Phase.ROLLING_BACK, Phase.ROLLED_BACK), (
         world.status.message
     )
+
+
+def test_a_background_gate_posts_a_pass_only_when_its_verdict_turns_to_passed() -> None:
+    gate = gate_from(interval="10s", count=0, failureLimit=1)
+    world = healthy_world(background_spec(1), gates={"latency": gate})
+    world.spec = released(world.spec, "2.0.0")
+    world.until(lambda w: (w.status.current_step_index or 0) >= 1)
+
+    world.step(10)
+    world.step(10)
+    world.gate_value = 0.5
+    world.step(10)
+    world.gate_value = 0.01
+    world.reach("Healthy")
+
+    measured = [s for p in world.passes for s in p.observed.samples if s.key == "latency@bg"]
+    assert len(measured) > 4
+    assert world.events().count(Reason.GATE_FAILED) == 1
+    assert world.events().count(Reason.GATE_PASSED) == 2  # the first verdict, then the recovery
+
+
+def test_promotion_begun_by_a_later_background_pass_is_an_event_of_its_own() -> None:
+    spec = spec_from(
+        strategy={
+            "canary": {
+                "steps": [{"setWeight": 50}],
+                "analysis": {"gates": [{"name": "latency"}]},
+            }
+        }
+    )
+    world = healthy_world(spec, gates={"latency": gate_from(interval="2m", count=0)})
+    world.spec = released(world.spec, "2.0.0")
+
+    world.reach("Healthy", passes=40)
+
+    assert world.messages(Reason.STEP_COMPLETED) == [
+        "step 1/1 (setWeight) completed; all steps done; waiting for a passing background "
+        "measurement"
+    ]
+    assert world.events()[-2:] == [Reason.PROMOTING, Reason.PROMOTED]
 
 
 def test_background_gates_missing_report_once_each_and_block_promotion() -> None:

@@ -216,13 +216,78 @@ def test_pause_without_duration_waits_for_promote() -> None:
 
     assert world.status.phase is Phase.PAUSED
     assert world.status.current_step_index == 1
-    assert world.events().count(Reason.PAUSED) == 1
+    told = world.messages(Reason.STEP_COMPLETED)
+    assert told == [
+        "step 1/3 (setWeight) completed; step 2 pauses until `kubectl rollwise promote`"
+    ]
+    assert Reason.PAUSED not in world.events(), "the transition that paused says so"
 
     world.request = ManualRequest(id="r1", action=Action.PROMOTE, by="alice@example.com")
     world.reach("Healthy")
 
     completed = [h for h in world.status.history if h.event == Reason.STEP_COMPLETED]
     assert any(h.step == 1 and h.actor == "alice@example.com" for h in completed)
+
+
+# ----------------------------------------------------------------------------- Events
+
+
+def five_step_rollout() -> tuple[World, int]:
+    """A Healthy 1.0.0 rolled out to 2.0.0 over five steps; the index of its first pass."""
+    spec = spec_from(
+        replicas=2,
+        strategy=canary_of(
+            {"setWeight": 25},
+            {"pause": {"duration": "2s"}},
+            {"setWeight": 50},
+            {"analysis": {"gates": [{"name": "error-rate"}]}},
+            {"setWeight": 75},
+        ),
+    )
+    world = healthy_world(spec)
+    start = len(world.passes)
+    world.spec = released(world.spec, "2.0.0")
+    world.generation += 1
+    world.reach("Healthy")
+    return world, start
+
+
+def test_a_canary_rollout_posts_one_event_per_transition() -> None:
+    world, start = five_step_rollout()
+
+    events = [e for p in world.passes[start:] for e in p.plan.events]
+    added = world.status.history[-len(events) :]
+
+    assert [e.reason for e in events] == [
+        Reason.ROLLOUT_STARTED,
+        *[Reason.STEP_COMPLETED] * 5,
+        Reason.PROMOTED,
+    ]
+    assert len({(e.reason, e.message) for e in events}) == len(events), "an Event posted twice"
+    assert len({(h.event, h.step) for h in added}) == len(added), "a transition told twice"
+    assert [(h.event, h.message) for h in added] == [(e.reason, e.message) for e in events]
+
+
+def test_each_transition_tells_what_it_started() -> None:
+    world, _ = five_step_rollout()
+
+    started, *completed, promoted = world.status.history[-7:]
+
+    assert started.message.endswith("in 5 steps; canary weight set to 25%")
+    assert [h.message.split("; ", 1)[1] for h in completed[:3]] == [
+        "step 2 pauses for 2s",
+        "canary weight set to 50%",
+        "step 4 measures error-rate",
+    ]
+    assert completed[3].message.startswith(
+        "step 4/5 (analysis) completed: gate error-rate passed, 0.01 within [-inf, 0.05]"
+    )
+    assert completed[3].message.endswith("; canary weight set to 75%")
+    assert completed[4].message.endswith("; promoting 2.0.0: scaling it to 2 replicas")
+    assert "2.0.0" in promoted.message and "is stable and Healthy" in promoted.message
+    assert [h.step for h in (started, *completed)] == [0, 0, 1, 2, 3, 4]
+    assert [h.weight for h in (started, *completed)] == [25, 25, 50, 50, 75, 100]
+    assert {h.revision for h in (started, *completed, promoted)} == {revision_of(world.spec)}
 
 
 # ----------------------------------------------------------------------------- conditions
@@ -283,7 +348,7 @@ def test_history_keeps_only_the_latest_twenty_entries() -> None:
 
     history = world.status.history
     assert len(history) == HISTORY_LIMIT
-    assert history[-1].event == Reason.HEALTHY
+    assert history[-1].event == Reason.PROMOTED
     assert [h.at for h in history] == sorted(h.at for h in history)
     assert ServiceStatus.model_validate(world.status.to_wire()) == world.status
 

@@ -207,6 +207,10 @@ class World:
         """The reasons of every Event planned so far, in order."""
         return [e.reason for p in self.passes for e in p.plan.events]
 
+    def messages(self, reason: str) -> list[str]:
+        """The messages of every Event with this reason planned so far, in order."""
+        return [e.message for p in self.passes for e in p.plan.events if e.reason == reason]
+
     def _settle(self) -> None:
         """Pods become ready and Jobs finish according to the test's rules."""
         for rev, rs in list(self.replica_sets.items()):

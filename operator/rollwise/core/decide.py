@@ -29,6 +29,7 @@ from rollwise.api.service import (
     RevisionStatus,
     ServiceSpec,
     ServiceStatus,
+    Verdict,
 )
 from rollwise.core import gates as gatelib
 from rollwise.core.conditions import with_condition
@@ -702,12 +703,14 @@ def _rollout(p: _Pass, revision: str) -> None:
             canary_weight=0,
             phase=Phase.PROGRESSING,
         )
+        starts = _start_step(p, revision, 0)
         p.event(
             Reason.ROLLOUT_STARTED,
             f"rolling out version {version} ({revision}) over "
-            f"stable {stable.version} ({stable.revision}) in {len(_steps(p))} steps",
+            f"stable {stable.version} ({stable.revision}) in {len(_steps(p))} steps; {starts}",
             revision=revision,
             step=0,
+            weight=p.status.canary_weight,
         )
 
     request = _pending_request(p)
@@ -798,12 +801,6 @@ def _advance(p: _Pass, revision: str) -> None:
         index = p.status.current_step_index
         assert index is not None
         if index >= len(steps):
-            if p.status.paused_by_request and p.status.phase is not Phase.PROMOTING:
-                p.set(
-                    phase=Phase.PAUSED,
-                    message="all steps done; paused by request before promotion",
-                )
-                return
             _promote(p, revision)
             return
         state = _step_state(p, revision, index, steps[index])
@@ -813,37 +810,54 @@ def _advance(p: _Pass, revision: str) -> None:
             _complete_step(p, index, steps[index])
 
 
-def _complete_step(p: _Pass, index: int, step: CanaryStep, actor: str = ACTOR) -> None:
+def _complete_step(p: _Pass, index: int, step: CanaryStep, by: str | None = None) -> None:
+    """Complete a step and set the next one going (or promotion). One Event and one history
+    entry tell both: what completed it (the gate results of an analysis step) and what started."""
+    canary = p.status.canary
+    assert canary is not None
+    done = f"step {index + 1}/{len(_steps(p))} ({_step_kind(step)}) completed"
+    if by is not None:
+        done += f" by {by}"
+    elif step.analysis is not None and (passed := _passed_gates(p, step.analysis.gates)):
+        done += ": " + "; ".join(passed)
+    p.set(
+        current_step_index=index + 1,
+        step_started_at=p.now,
+        pause_started_at=None,
+        phase=Phase.PROGRESSING,
+        # Step gates of the finished step leave status; background gates stay.
+        analysis=[r for r in p.status.analysis if r.background],
+    )
+    starts = _start_step(p, canary.revision, index + 1)
     p.event(
         Reason.STEP_COMPLETED,
-        f"step {index + 1}/{len(_steps(p))} ({_step_kind(step)}) completed",
-        actor=actor,
+        f"{done}; {starts}",
+        actor=by or ACTOR,
+        revision=canary.revision,
         step=index,
         weight=p.status.canary_weight,
     )
-    nxt = index + 1
-    updates: dict[str, object] = {
-        "current_step_index": nxt,
-        "step_started_at": p.now,
-        "pause_started_at": None,
-        "phase": Phase.PROGRESSING,
-    }
-    # Step gates of the finished step leave status; background gates stay.
-    updates["analysis"] = [r for r in p.status.analysis if r.background]
-    p.set(**updates)
-    if nxt < len(_steps(p)):
-        nstep = _steps(p)[nxt]
-        if nstep.set_weight is not None:
-            p.set(canary_weight=nstep.set_weight)
-            _keep_workloads(p, p.status.canary.revision if p.status.canary else "")
-            p.event(
-                Reason.WEIGHT_SET,
-                f"canary weight set to {nstep.set_weight}%",
-                step=nxt,
-                weight=nstep.set_weight,
-            )
-        elif nstep.pause is not None:
-            p.set(pause_started_at=p.now)
+
+
+def _start_step(p: _Pass, revision: str, index: int) -> str:
+    """Set step `index` going (its weight, its pause clock), or promotion after the last step;
+    what started, for the Event of the transition that started it (it has no Event of its own)."""
+    steps = _steps(p)
+    if index >= len(steps):
+        return _begin_promotion(p, revision)[1]
+    step = steps[index]
+    if step.set_weight is not None:
+        p.set(canary_weight=step.set_weight)
+        _keep_workloads(p, revision)
+        return f"canary weight set to {step.set_weight}%"
+    if step.pause is not None:
+        p.set(pause_started_at=p.now)
+        if step.pause.duration is None:
+            return f"step {index + 1} pauses until `kubectl rollwise promote`"
+        return f"step {index + 1} pauses for {step.pause.duration}"
+    assert step.analysis is not None
+    gates = ", ".join(ref.name for ref in step.analysis.gates)
+    return f"step {index + 1} measures {gates}"
 
 
 def _step_state(p: _Pass, revision: str, index: int, step: CanaryStep) -> str:
@@ -865,7 +879,7 @@ def _step_state(p: _Pass, revision: str, index: int, step: CanaryStep) -> str:
     if request is not None and request.action is Action.PROMOTE:
         _ack(p, request, f"step {index + 1} ({_step_kind(step)}) completed by request")
         p.set(paused_by_request=False)
-        _complete_step(p, index, step, actor=request.by)
+        _complete_step(p, index, step, by=request.by)
         return "skipped"
     if status.paused_by_request:
         p.set(
@@ -880,12 +894,6 @@ def _step_state(p: _Pass, revision: str, index: int, step: CanaryStep) -> str:
             started = p.now
             p.set(pause_started_at=started)
         if step.pause.duration is None:
-            if status.phase is not Phase.PAUSED:
-                p.event(
-                    Reason.PAUSED,
-                    f"step {index + 1} waits for `kubectl rollwise promote`",
-                    step=index,
-                )
             p.set(
                 phase=Phase.PAUSED,
                 message=f"step {index + 1}: paused until `kubectl rollwise promote`",
@@ -1012,8 +1020,14 @@ def _fold_samples(
         if not result.query:
             result = result.model_copy(update={"query": query})
     for sample in samples:
+        previous = result.verdict
         result = gatelib.record(result, sample, gspec)
         verdict = result.verdict
+        # A step gate's pass is told by the StepCompleted it leads to; a background gate that
+        # keeps passing is told once, when its verdict turns to Passed. Every other verdict is a
+        # problem and an Event each time.
+        if verdict is Verdict.PASSED and (not background or previous is Verdict.PASSED):
+            continue
         reason = {
             "Passed": Reason.GATE_PASSED,
             "Failed": Reason.GATE_FAILED,
@@ -1069,6 +1083,23 @@ def _run_step_gates(p: _Pass, index: int, refs: list[GateRef]) -> bool:
     return all_passed
 
 
+def _passed_gates(p: _Pass, refs: list[GateRef]) -> list[str]:
+    """How each step gate passed (value against its threshold, the query as sent), for the
+    StepCompleted Event: the results leave status when the step completes."""
+    told: list[str] = []
+    for ref in refs:
+        result = _result(p.status, gate_key(ref.name, ref.cluster, False))
+        gspec = p.observed.gates.get(gate_spec_key(ref.name, ref.cluster))
+        if result is None or gspec is None:
+            continue
+        told.append(
+            f"gate {result.gate} passed, {gatelib.describe_threshold(result.value, gspec)} "
+            f"({result.measurements} measurement{'' if result.measurements == 1 else 's'}, "
+            f"query {result.query})"
+        )
+    return told
+
+
 def _run_background_gates(p: _Pass) -> bool:
     """Measure background gates; False when one of them aborted the rollout."""
     background = p.spec.strategy.canary.analysis
@@ -1110,43 +1141,57 @@ def _background_passed(p: _Pass) -> bool:
 # ----------------------------------------------------------------------------- promotion
 
 
+def _begin_promotion(p: _Pass, revision: str) -> tuple[bool, str]:
+    """After the last step: promote unless a pause request or a background gate without a
+    passing measurement holds it back. Whether it began, and what happens now."""
+    canary = p.status.canary
+    assert canary is not None
+    if p.status.paused_by_request:
+        message = "all steps done; paused by request before promotion"
+        p.set(phase=Phase.PAUSED, message=message)
+        return False, message
+    if not _background_passed(p):
+        message = "all steps done; waiting for a passing background measurement"
+        p.set(phase=Phase.PROGRESSING, message=message)
+        return False, message
+    message = f"promoting {canary.version}: scaling it to {p.spec.replicas} replicas"
+    p.set(phase=Phase.PROMOTING, canary_weight=100, message=message)
+    _keep_workloads(p, revision)
+    return True, message
+
+
 def _promote(p: _Pass, revision: str) -> None:
     """All steps done: the canary takes every replica, then becomes stable. Only scaling: the
     canary's pods are never restarted."""
-    spec, status = p.spec, p.status
-    stable, canary = status.stable, status.canary
+    spec = p.spec
+    stable, canary = p.status.stable, p.status.canary
     assert stable is not None and canary is not None
-    if status.phase is not Phase.PROMOTING and not _background_passed(p):
-        p.set(
-            phase=Phase.PROGRESSING,
-            message="all steps done; waiting for a passing background measurement",
-        )
-        return
-    if status.phase is not Phase.PROMOTING:
-        p.set(
-            phase=Phase.PROMOTING,
-            canary_weight=100,
-            message=f"promoting {canary.version}: scaling it to {spec.replicas} replicas",
-        )
+    if p.status.phase is not Phase.PROMOTING:
+        began, _ = _begin_promotion(p, revision)
+        if not began:
+            return
+        # Begun in a later pass than the last step's StepCompleted (a background gate passed,
+        # or a resume): no transition of this pass told it.
         p.event(
             Reason.PROMOTING,
             f"all steps passed; promoting {canary.version} ({revision})",
             revision=revision,
             weight=100,
         )
-        _keep_workloads(p, revision)
     rs = p.observed.replica_sets.get(revision)
     if rs is None or rs.replicas != spec.replicas or rs.ready_replicas < spec.replicas:
         ready = rs.ready_replicas if rs else 0
         p.set(message=f"promoting {canary.version}: {ready}/{spec.replicas} pods ready")
         p.wake_in(POLL_S)
         return
-    previous = stable
-    p.set(stable=canary.model_copy(), canary=None)
+    # Promotion waited for exactly what Healthy means (every pod of the revision ready), so
+    # Promoted tells Healthy too and _steady has no transition of its own to tell.
+    p.set(stable=canary.model_copy(), canary=None, phase=Phase.HEALTHY)
     p.event(
         Reason.PROMOTED,
-        f"version {canary.version} ({revision}) is now stable; "
-        f"{previous.version} ({previous.revision}) scaled down",
+        f"version {canary.version} ({revision}) is stable and Healthy, "
+        f"{spec.replicas}/{spec.replicas} pods ready; "
+        f"{stable.version} ({stable.revision}) scaled down",
         revision=revision,
     )
     p.set(schema_ahead_of_app=False)
