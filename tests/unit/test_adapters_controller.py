@@ -115,6 +115,16 @@ def test_the_no_op_storages_store_nothing() -> None:
     assert not patch
 
 
+def test_no_essence_is_built_because_no_handler_compares_essences() -> None:
+    """NoDiffBaseStorage.build skips Kopf's per-event deep copy; only handlers that react to
+    changes (create/update/field, daemons, timers) would need it, and there are none."""
+    body = kopf.Body({"metadata": {"name": "x"}, "spec": {"replicas": 2}})
+
+    assert NoDiffBaseStorage().build(body=body, extra_fields=["status"]) is None
+    assert handlers.registry._changing.get_all_handlers() == []
+    assert handlers.registry._spawning.get_all_handlers() == []
+
+
 # ----------------------------------------------------------------------------- handlers
 
 
@@ -192,24 +202,39 @@ def test_spec_and_request_changes_wake_the_service(runtime: handlers.Runtime) ->
     assert first == second == [("shop", "payment")]
 
 
+def owned_event(kind: str, name: str, **extra: Any) -> dict[str, Any]:
+    metadata = {"namespace": "shop", "name": name, "labels": {"rollwise.dev/service": "payment"}}
+    return {"type": kind, "object": {"metadata": metadata, **extra}}
+
+
 def test_an_owned_object_wakes_its_service(runtime: handlers.Runtime) -> None:
-    event = {
-        "type": "MODIFIED",
-        "object": {
-            "metadata": {
-                "namespace": "shop",
-                "name": "payment-r1-abcde",
-                "labels": {"rollwise.dev/service": "payment"},
-            }
-        },
+    for plural in ("replicasets", "jobs", "services"):
+        for kind in (None, "ADDED", "MODIFIED", "DELETED"):
+            call(_handler(f"owned-{plural}"), owned_event(kind, "payment-r1"), runtime)
+            assert drain(runtime.queue) == [("shop", "payment")], (plural, kind)
+
+
+def test_only_a_failing_pod_wakes_its_service(runtime: handlers.Runtime) -> None:
+    """Pods becoming ready or going away are told by their ReplicaSet's status."""
+    pods = _handler("owned-pods")
+    running = {"status": {"phase": "Running"}}
+    crashing = {
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}],
+        }
     }
-    owned = next(
-        h.fn for h in handlers.registry._watching.get_all_handlers() if h.id == "owned-pods"
-    )
+    for kind in (None, "ADDED", "MODIFIED", "DELETED"):
+        call(pods, owned_event(kind, "payment-r1-abcde", **running), runtime)
+    call(pods, owned_event("DELETED", "payment-r1-abcde", status={"phase": "Failed"}), runtime)
+    quiet = drain(runtime.queue)
+    call(pods, owned_event("MODIFIED", "payment-r1-abcde", **crashing), runtime)
+    crash = drain(runtime.queue)
+    call(pods, owned_event("MODIFIED", "payment-r1-fghij", status={"phase": "Failed"}), runtime)
+    failed = drain(runtime.queue)
 
-    call(owned, event, runtime)
-
-    assert drain(runtime.queue) == [("shop", "payment")]
+    assert quiet == []
+    assert crash == failed == [("shop", "payment")]
 
 
 def test_a_gate_wakes_only_the_services_that_use_it(runtime: handlers.Runtime) -> None:

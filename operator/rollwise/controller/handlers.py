@@ -25,6 +25,7 @@ import kopf
 from kubernetes.client import ApiClient
 
 from rollwise.adapters.cache import ObjectCache, resource_for
+from rollwise.adapters.manifests import pod_failed
 from rollwise.api import GROUP, VERSION
 from rollwise.api import gates as gate_api
 from rollwise.api import service as service_api
@@ -180,9 +181,15 @@ def _owned_handler(group: str, plural: str) -> None:
         registry=registry,
     )
     async def owned_object_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
-        """A ReplicaSet, Job, Pod or Service of a service changed: the owner's key."""
+        """A ReplicaSet, Job or Service of a service changed, or one of its Pods failed: the
+        owner's key."""
         _cache_remove(memo, plural, event)
         body = event.get("object") or {}
+        if plural == "pods" and not (event.get("type") != "DELETED" and pod_failed(body)):
+            # A pod becoming ready or going away changes its ReplicaSet's (or Job's) status,
+            # whose own event wakes the service; waking it for each pod too doubled the passes.
+            # Only a failure (a crash loop, an image that will not pull) says something new.
+            return
         metadata = body.get("metadata") or {}
         owner = (metadata.get("labels") or {}).get(naming.LABEL_OWNER)
         namespace = metadata.get("namespace")
