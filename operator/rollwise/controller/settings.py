@@ -130,5 +130,11 @@ class NoDiffBaseStorage(kopf.DiffBaseStorage):
     def fetch(self, *, body: Any) -> None:
         return None
 
+    def build(self, *, body: Any, extra_fields: Any = None) -> None:  # type: ignore[override]
+        """No essence at all. Kopf builds one (a deep copy of the body) on every watch event,
+        only for create/update/field and daemon/timer handlers, none of which rollwise has; the
+        copies were a tenth of the operator's CPU with 2,000 rollouts in flight."""
+        return None
+
     def store(self, *, body: Any, patch: Any, essence: Any) -> None:
         return None
