@@ -1,0 +1,105 @@
+"""The watch cache's escape hatches, against the real API server.
+
+Passes read owned objects from the watch cache (rollwise.adapters.cache); every rollout test in
+this folder runs through it. What those tests cannot reach on demand is a stale copy: a watch
+that had to list again does not report objects deleted meanwhile. Here a stale copy is planted
+in the cache and the two ways out are exercised against real objects: a fresh observe (a LIST)
+replaces what the cache holds, and a write answered 404 drops the copy.
+"""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes.client import ApiClient
+
+from rollwise.adapters.cache import ObjectCache
+from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.kubeapi import REPLICA_SETS, SERVICES, KubeApi
+from rollwise.adapters.kubernetes import KubernetesAdapter
+from rollwise.adapters.manifests import ServiceRef
+from rollwise.api import GROUP, VERSION
+from rollwise.core import naming
+from rollwise.core.model import ScaleReplicaSet
+from tests.unit.world import spec_from
+
+pytestmark = pytest.mark.cluster
+
+OWNER = "payment"
+
+
+def labelled(name: str, namespace: str, **extra: object) -> dict[str, object]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                naming.LABEL_OWNER: OWNER,
+                naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
+                naming.LABEL_REVISION: name.rsplit("-", 1)[-1],
+            },
+        },
+        **extra,
+    }
+
+
+def replica_set(name: str, namespace: str, replicas: int) -> dict[str, object]:
+    labels = {"app": name}
+    return labelled(
+        name,
+        namespace,
+        spec={
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "example/app:1"}]},
+            },
+        },
+    )
+
+
+def test_a_fresh_observe_replaces_stale_copies(api_client: ApiClient, namespace: str) -> None:
+    api = KubeApi(api_client)
+    cache = ObjectCache()
+    kube = KubernetesAdapter(api, cache=cache)
+    ref = ServiceRef(namespace=namespace, name=OWNER, uid="not-a-real-uid")
+    real = api.create(REPLICA_SETS, namespace, replica_set(f"{OWNER}-live", namespace, 0))
+    cache.put(REPLICA_SETS, replica_set(f"{OWNER}-ghost", namespace, 1))  # deleted long ago
+    cache.put(SERVICES, labelled(f"{OWNER}-canary", namespace, spec={"selector": {}}))
+
+    kube.observe(ref, spec_from(), jobs_needed=False)  # from the cache: the ghost is still seen
+    names = {o["metadata"]["name"] for o in cache.owned(REPLICA_SETS, namespace, OWNER)}
+    assert names == {f"{OWNER}-ghost"}
+
+    kube.observe(ref, spec_from(), jobs_needed=False, fresh=True)
+
+    rs = cache.owned(REPLICA_SETS, namespace, OWNER)
+    assert [o["metadata"]["name"] for o in rs] == [f"{OWNER}-live"]
+    assert rs[0]["metadata"]["uid"] == real["metadata"]["uid"]
+    assert cache.owned(SERVICES, namespace, OWNER) == []
+
+
+def test_a_write_that_finds_the_object_gone_drops_the_copy(
+    api_client: ApiClient, namespace: str
+) -> None:
+    api = KubeApi(api_client)
+    cache = ObjectCache()
+    kube = KubernetesAdapter(api, cache=cache)
+    ref = ServiceRef(namespace=namespace, name=OWNER, uid="owner-uid")
+    ghost = replica_set(f"{OWNER}-ghost", namespace, 1)
+    ghost["metadata"]["ownerReferences"] = [  # type: ignore[index]
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ProgressiveService",
+            "name": OWNER,
+            "uid": "owner-uid",
+            "controller": True,
+        }
+    ]
+    cache.put(REPLICA_SETS, ghost)
+
+    with pytest.raises(AdapterError) as err:
+        kube.apply(ref, spec_from(), ScaleReplicaSet(revision="ghost", replicas=3))
+
+    assert err.value.status == 404 and err.value.transient
+    assert cache.get(REPLICA_SETS, namespace, f"{OWNER}-ghost") is None
