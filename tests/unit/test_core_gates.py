@@ -283,6 +283,14 @@ def background_spec(starting_step: int = 1, **extra: Any) -> Any:
     return spec_from(strategy={"canary": {"steps": steps, "analysis": analysis, **extra}})
 
 
+def one_step_with_background_latency() -> Any:
+    """setWeight 50 as the only step, with a background `latency` gate from the start."""
+    steps = [{"setWeight": 50}]
+    return spec_from(
+        strategy={"canary": {"steps": steps, "analysis": {"gates": [{"name": "latency"}]}}}
+    )
+
+
 def test_background_gate_measures_only_from_its_starting_step() -> None:
     world = healthy_world(background_spec(1), gates={"latency": gate_from(interval="10s")})
     world.spec = released(world.spec, "2.0.0")
@@ -314,14 +322,7 @@ def test_background_gate_breach_aborts_whatever_the_step() -> None:
 
 
 def test_promotion_waits_for_a_passing_background_measurement() -> None:
-    spec = spec_from(
-        strategy={
-            "canary": {
-                "steps": [{"setWeight": 50}],
-                "analysis": {"gates": [{"name": "latency"}]},
-            }
-        }
-    )
+    spec = one_step_with_background_latency()
     world = healthy_world(spec, gates={"latency": gate_from(interval="2m", count=0)})
     world.spec = released(world.spec, "2.0.0")
     v2 = revision_of(world.spec)
@@ -340,14 +341,7 @@ def test_promotion_waits_for_a_passing_background_measurement() -> None:
 
 
 def test_background_gate_with_a_count_never_leaves_the_rollout_waiting_forever() -> None:
-    spec = spec_from(
-        strategy={
-            "canary": {
-                "steps": [{"setWeight": 50}],
-                "analysis": {"gates": [{"name": "latency"}]},
-            }
-        }
-    )
+    spec = one_step_with_background_latency()
     world = healthy_world(spec, gates={"latency": gate_from(interval="1m", count=1)})
     world.spec = released(world.spec, "2.0.0")
     world.gate_value = None  # the one measurement the gate takes has no data
@@ -381,14 +375,7 @@ def test_a_background_gate_posts_a_pass_only_when_its_verdict_turns_to_passed() 
 
 
 def test_promotion_begun_by_a_later_background_pass_is_an_event_of_its_own() -> None:
-    spec = spec_from(
-        strategy={
-            "canary": {
-                "steps": [{"setWeight": 50}],
-                "analysis": {"gates": [{"name": "latency"}]},
-            }
-        }
-    )
+    spec = one_step_with_background_latency()
     world = healthy_world(spec, gates={"latency": gate_from(interval="2m", count=0)})
     world.spec = released(world.spec, "2.0.0")
 
