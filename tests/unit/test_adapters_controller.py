@@ -202,21 +202,50 @@ def test_spec_and_request_changes_wake_the_service(runtime: handlers.Runtime) ->
     assert first == second == [("shop", "payment")]
 
 
-def owned_event(kind: str, name: str, **extra: Any) -> dict[str, Any]:
+def owned_event(kind: str | None, name: str, **extra: Any) -> dict[str, Any]:
     metadata = {"namespace": "shop", "name": name, "labels": {"rollwise.dev/service": "payment"}}
     return {"type": kind, "object": {"metadata": metadata, **extra}}
 
 
+def deliver(plural: str, event: dict[str, Any], runtime: handlers.Runtime) -> None:
+    """As Kopf does: the index handler (not for a deletion), then the event handler."""
+    if event["type"] != "DELETED":
+        asyncio.run(_handler(f"cache-{plural}")(body=event["object"], memo=runtime))
+    call(_handler(f"owned-{plural}"), event, runtime)
+
+
 def test_an_owned_object_wakes_its_service(runtime: handlers.Runtime) -> None:
     for plural in ("replicasets", "jobs", "services"):
-        for kind in (None, "ADDED", "MODIFIED", "DELETED"):
-            call(_handler(f"owned-{plural}"), owned_event(kind, "payment-r1"), runtime)
+        for kind in (None, "MODIFIED", "DELETED"):
+            deliver(plural, owned_event(kind, f"payment-{kind}", spec={"replicas": 1}), runtime)
             assert drain(runtime.queue) == [("shop", "payment")], (plural, kind)
+
+
+def test_only_what_a_pass_reads_wakes_the_service(runtime: handlers.Runtime) -> None:
+    def rs(ready: int, version: str, observed: int) -> dict[str, Any]:
+        event = owned_event(
+            "MODIFIED",
+            "payment-r1",
+            spec={"replicas": 2},
+            status={"readyReplicas": ready, "replicas": 2, "observedGeneration": observed},
+        )
+        event["object"]["metadata"]["resourceVersion"] = version
+        return event
+
+    deliver("replicasets", rs(1, "10", 1), runtime)
+    first = drain(runtime.queue)
+    deliver("replicasets", rs(1, "11", 2), runtime)  # observedGeneration only
+    deliver("replicasets", rs(1, "12", 2), runtime)  # nothing but the resourceVersion
+    quiet = drain(runtime.queue)
+    deliver("replicasets", rs(2, "13", 2), runtime)  # a pod more is ready
+    ready = drain(runtime.queue)
+
+    assert first == ready == [("shop", "payment")]
+    assert quiet == []
 
 
 def test_only_a_failing_pod_wakes_its_service(runtime: handlers.Runtime) -> None:
     """Pods becoming ready or going away are told by their ReplicaSet's status."""
-    pods = _handler("owned-pods")
     running = {"status": {"phase": "Running"}}
     crashing = {
         "status": {
@@ -225,12 +254,14 @@ def test_only_a_failing_pod_wakes_its_service(runtime: handlers.Runtime) -> None
         }
     }
     for kind in (None, "ADDED", "MODIFIED", "DELETED"):
-        call(pods, owned_event(kind, "payment-r1-abcde", **running), runtime)
-    call(pods, owned_event("DELETED", "payment-r1-abcde", status={"phase": "Failed"}), runtime)
+        deliver("pods", owned_event(kind, "payment-r1-abcde", **running), runtime)
+    deliver("pods", owned_event("DELETED", "payment-r1-abcde", status={"phase": "Failed"}), runtime)
     quiet = drain(runtime.queue)
-    call(pods, owned_event("MODIFIED", "payment-r1-abcde", **crashing), runtime)
+    deliver("pods", owned_event("MODIFIED", "payment-r1-abcde", **crashing), runtime)
     crash = drain(runtime.queue)
-    call(pods, owned_event("MODIFIED", "payment-r1-fghij", status={"phase": "Failed"}), runtime)
+    deliver(
+        "pods", owned_event("MODIFIED", "payment-r1-fghij", status={"phase": "Failed"}), runtime
+    )
     failed = drain(runtime.queue)
 
     assert quiet == []

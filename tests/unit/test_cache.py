@@ -118,6 +118,22 @@ def test_lookups_by_owner_and_namespace() -> None:
     assert cache.owned(JOBS, "shop", "payment") == []
 
 
+def test_put_tells_whether_a_field_rollwise_reads_changed() -> None:
+    cache = ObjectCache()
+    body = replica_set("payment-r1", 2, 1)
+    assert cache.put(REPLICA_SETS, body) is True
+    body["metadata"]["resourceVersion"] = "8"
+    body["status"]["observedGeneration"] = 3
+    body["status"]["fullyLabeledReplicas"] = 2
+    assert cache.put(REPLICA_SETS, body) is False
+    assert cache.take_changed(REPLICA_SETS, "shop", "payment-r1") is True  # from the first put
+    assert cache.take_changed(REPLICA_SETS, "shop", "payment-r1") is False
+    body["status"]["readyReplicas"] = 2
+    assert cache.put(REPLICA_SETS, body) is True
+    cache.remove(REPLICA_SETS, "shop", "payment-r1")
+    assert cache.take_changed(REPLICA_SETS, "shop", "payment-r1") is False
+
+
 def test_an_update_replaces_and_a_relabel_moves_the_object() -> None:
     cache = ObjectCache()
     cache.put(REPLICA_SETS, replica_set("payment-r1", 1, 0))

@@ -81,7 +81,7 @@ def strip(res: Resource, body: Mapping[str, Any]) -> Manifest:
     status = body.get("status") or {}
     if res is REPLICA_SETS:
         out["spec"] = _pick(spec, ("replicas",))
-        out["status"] = _pick(status, ("readyReplicas", "availableReplicas", "replicas"))
+        out["status"] = _pick(status, ("readyReplicas", "availableReplicas"))
     elif res is JOBS:
         out["status"] = dict(status)
     elif res is PODS:
@@ -110,6 +110,12 @@ def _plain(value: Any) -> Any:
 _Key = tuple[str, str, str]  # (plural, namespace, name); namespace "" for cluster-scoped
 
 
+def _content(obj: Manifest) -> Manifest:
+    """A stripped copy without its resourceVersion, which every write changes."""
+    metadata = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+    return {**obj, "metadata": metadata}
+
+
 class ObjectCache:
     """Stripped copies of owned objects and gates, by name and by owning service."""
 
@@ -117,12 +123,15 @@ class ObjectCache:
         self._lock = threading.Lock()
         self._objects: dict[_Key, Manifest] = {}
         self._by_owner: dict[tuple[str, str, str], set[str]] = {}
+        self._changed: set[_Key] = set()
 
     def holds(self, res: Resource) -> bool:
         return res in CACHED
 
-    def put(self, res: Resource, body: Mapping[str, Any]) -> None:
-        """Store (or replace) the object from a watch event."""
+    def put(self, res: Resource, body: Mapping[str, Any]) -> bool:
+        """Store (or replace) the object from a watch event. True (and remembered for
+        `take_changed`) when a field rollwise reads changed: most events of a ReplicaSet (its
+        observedGeneration, its pod count) change nothing a pass would look at."""
         obj = strip(res, body)
         metadata = obj["metadata"]
         key = (res.plural, str(metadata.get("namespace") or ""), str(metadata.get("name")))
@@ -134,12 +143,26 @@ class ObjectCache:
             self._objects[key] = obj
             if owner:
                 self._by_owner.setdefault((res.plural, key[1], owner), set()).add(key[2])
+            changed = old is None or _content(old) != _content(obj)
+            if changed:
+                self._changed.add(key)
+            return changed
+
+    def take_changed(self, res: Resource, namespace: str | None, name: str) -> bool:
+        """Whether the object changed since the last call (and forget that it did)."""
+        key = (res.plural, namespace or "", name)
+        with self._lock:
+            if key in self._changed:
+                self._changed.discard(key)
+                return True
+            return False
 
     def remove(self, res: Resource, namespace: str | None, name: str) -> None:
         """Forget the object (deleted, or a write found it gone)."""
         key = (res.plural, namespace or "", name)
         with self._lock:
             old = self._objects.pop(key, None)
+            self._changed.discard(key)
             if old is not None:
                 self._unlink(key, old)
 

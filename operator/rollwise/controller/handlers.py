@@ -181,20 +181,29 @@ def _owned_handler(group: str, plural: str) -> None:
         registry=registry,
     )
     async def owned_object_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
-        """A ReplicaSet, Job or Service of a service changed, or one of its Pods failed: the
-        owner's key."""
-        _cache_remove(memo, plural, event)
+        """A ReplicaSet, Job or Service of a service changed in a way a pass reads, one of its
+        Pods failed, or one of them was deleted: the owner's key."""
+        runtime = _runtime(memo)
         body = event.get("object") or {}
-        if plural == "pods" and not (event.get("type") != "DELETED" and pod_failed(body)):
-            # A pod becoming ready or going away changes its ReplicaSet's (or Job's) status,
-            # whose own event wakes the service; waking it for each pod too doubled the passes.
-            # Only a failure (a crash loop, an image that will not pull) says something new.
-            return
         metadata = body.get("metadata") or {}
         owner = (metadata.get("labels") or {}).get(naming.LABEL_OWNER)
         namespace = metadata.get("namespace")
-        if owner and namespace:
-            _runtime(memo).queue.add((str(namespace), str(owner)))
+        deleted = event.get("type") == "DELETED"
+        _cache_remove(memo, plural, event)
+        res = resource_for(plural)
+        # The index handler has just stored this very body; if nothing rollwise reads changed
+        # (a ReplicaSet's observedGeneration, a pod count), a pass would decide what the last
+        # one did. That halves the passes of a rollout.
+        changed = deleted or (
+            res is None or runtime.cache.take_changed(res, namespace, str(metadata.get("name")))
+        )
+        if plural == "pods":
+            # A pod becoming ready or going away changes its ReplicaSet's (or Job's) status,
+            # whose own event wakes the service. Only a failure (a crash loop, an image that
+            # will not pull) says something new.
+            changed = changed and not deleted and pod_failed(body)
+        if changed and owner and namespace:
+            runtime.queue.add((str(namespace), str(owner)))
 
 
 for _group, _plural in OWNED_RESOURCES:
