@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from rollwise.api.service import HISTORY_LIMIT, Phase, ServiceStatus
-from rollwise.core.decide import decide, revision_of
+from rollwise.core.decide import WATCH_FALLBACK_S, decide, revision_of
 from rollwise.core.model import (
     Action,
     CreateMigrationJob,
@@ -420,3 +420,22 @@ def test_gateway_router_sends_no_traffic_to_the_canary_backend_once_promoted() -
 
     assert world.status.canary_weight == 0
     assert world.router_weight == 0
+
+
+def test_waiting_for_canary_pods_relies_on_watch_events_with_a_fallback_timer() -> None:
+    """Ready pods change their ReplicaSet's status, whose watch event wakes the service; the
+    timer only covers a missed event, and never sleeps past the progress deadline."""
+    world = healthy_world(spec_from(progressDeadlineSeconds=120))
+    world.spec = released(world.spec, "2.0.0")
+    world.pods_ready = False
+
+    waits = [world.step(1.0).requeue_after for _ in range(3)]
+    world.step(100.0)  # about 100 s into the step: less than 30 s of the deadline left
+    near_deadline = world.step(0.0).requeue_after
+    started = world.status.step_started_at
+    assert started is not None
+    left = (started + timedelta(seconds=120) - world.now).total_seconds()
+
+    assert waits[-1] == WATCH_FALLBACK_S == 30.0
+    assert 0 < left < WATCH_FALLBACK_S
+    assert near_deadline == left

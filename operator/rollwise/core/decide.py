@@ -56,6 +56,10 @@ ACTOR = "rollwise"
 MIGRATION_JOB_GRACE = timedelta(seconds=30)
 RESYNC_HEALTHY_S = 300.0
 POLL_S = 5.0
+# Waiting for pods or a Job ends with the watch event of their ReplicaSet or Job, which wakes the
+# service at once; this timer is only the fallback should an event be missed. (A 5 s poll here
+# was most of the passes of a rollout once the control plane was slow: 23 per rollout at N=1000.)
+WATCH_FALLBACK_S = 30.0
 
 _PROGRESSING_PHASES = {
     Phase.PENDING,
@@ -412,7 +416,7 @@ def _steady(p: _Pass, revision: str) -> None:
             phase=Phase.PROGRESSING,
             message=f"waiting for pods of {revision}: {ready}/{spec.replicas} ready",
         )
-        p.wake_in(POLL_S)
+        p.wake_in(WATCH_FALLBACK_S)
 
 
 # ----------------------------------------------------------------------------- migration
@@ -495,7 +499,7 @@ def _migrate(p: _Pass, revision: str) -> None:
                 f"migration Job {job_name} started for version {version}",
                 revision=revision,
             )
-            p.wake_in(POLL_S)
+            p.wake_in(WATCH_FALLBACK_S)
             return
 
     if m.phase is MigrationPhase.FAILED:
@@ -523,7 +527,7 @@ def _migrate(p: _Pass, revision: str) -> None:
                 actor=request.by,
                 revision=revision,
             )
-            p.wake_in(POLL_S)
+            p.wake_in(WATCH_FALLBACK_S)
             return
         p.set(
             phase=Phase.MIGRATION_FAILED,
@@ -566,7 +570,7 @@ def _migrate(p: _Pass, revision: str) -> None:
         _migration_failed(p, m, job.failure_reason or "the Job failed")
         return
     p.set(phase=Phase.MIGRATING, message=f"migration Job {m.job} of version {version} is running")
-    p.wake_in(POLL_S * 2)
+    p.wake_in(WATCH_FALLBACK_S)
 
 
 def _migration_failed(p: _Pass, m: MigrationStatus, why: str) -> None:
@@ -935,7 +939,7 @@ def _pods_ready(p: _Pass, revision: str, index: int) -> bool:
         phase=Phase.PROGRESSING,
         message=f"step {index + 1}: waiting for canary pods, {ready}/{want} ready",
     )
-    p.wake_in(min(POLL_S, (deadline - p.now).total_seconds()))
+    p.wake_in(min(WATCH_FALLBACK_S, (deadline - p.now).total_seconds()))
     return False
 
 
@@ -1182,7 +1186,7 @@ def _promote(p: _Pass, revision: str) -> None:
     if rs is None or rs.replicas != spec.replicas or rs.ready_replicas < spec.replicas:
         ready = rs.ready_replicas if rs else 0
         p.set(message=f"promoting {canary.version}: {ready}/{spec.replicas} pods ready")
-        p.wake_in(POLL_S)
+        p.wake_in(WATCH_FALLBACK_S)
         return
     # Promotion waited for exactly what Healthy means (every pod of the revision ready), so
     # Promoted tells Healthy too and _steady has no transition of its own to tell.
