@@ -244,8 +244,8 @@ def test_only_what_a_pass_reads_wakes_the_service(runtime: handlers.Runtime) -> 
     assert quiet == []
 
 
-def test_only_a_failing_pod_wakes_its_service(runtime: handlers.Runtime) -> None:
-    """Pods becoming ready or going away are told by their ReplicaSet's status."""
+def test_a_pod_wakes_its_service_when_it_turns_ready_or_fails(runtime: handlers.Runtime) -> None:
+    """Pods going away or unready are told by their ReplicaSet's status."""
     running = {"status": {"phase": "Running"}}
     crashing = {
         "status": {
@@ -253,8 +253,10 @@ def test_only_a_failing_pod_wakes_its_service(runtime: handlers.Runtime) -> None
             "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}],
         }
     }
+    ready = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
     for kind in (None, "ADDED", "MODIFIED", "DELETED"):
         deliver("pods", owned_event(kind, "payment-r1-abcde", **running), runtime)
+    deliver("pods", owned_event("DELETED", "payment-r1-abcde", **ready), runtime)
     deliver("pods", owned_event("DELETED", "payment-r1-abcde", status={"phase": "Failed"}), runtime)
     quiet = drain(runtime.queue)
     deliver("pods", owned_event("MODIFIED", "payment-r1-abcde", **crashing), runtime)
@@ -263,9 +265,15 @@ def test_only_a_failing_pod_wakes_its_service(runtime: handlers.Runtime) -> None
         "pods", owned_event("MODIFIED", "payment-r1-fghij", status={"phase": "Failed"}), runtime
     )
     failed = drain(runtime.queue)
+    deliver("pods", owned_event("MODIFIED", "payment-r1-klmno", **running), runtime)
+    drain(runtime.queue)
+    deliver("pods", owned_event("MODIFIED", "payment-r1-klmno", **ready), runtime)
+    turned_ready = drain(runtime.queue)
+    deliver("pods", owned_event("MODIFIED", "payment-r1-klmno", **ready), runtime)
+    still_ready = drain(runtime.queue)
 
-    assert quiet == []
-    assert crash == failed == [("shop", "payment")]
+    assert quiet == [] == still_ready
+    assert crash == failed == turned_ready == [("shop", "payment")]
 
 
 def test_a_gate_wakes_only_the_services_that_use_it(runtime: handlers.Runtime) -> None:

@@ -21,12 +21,14 @@ from rollwise.adapters.manifests import (
     observed_services,
     owned_selector,
     pod_failed,
+    pod_ready,
     replica_set_manifest,
     replica_set_states,
     rfc3339,
     service_manifests,
 )
 from rollwise.api.service import ServiceSpec
+from rollwise.core import naming
 from rollwise.core.model import EnsureServices, EventRecord
 
 REF = ServiceRef(namespace="shop", name="payment", uid="uid-1")
@@ -445,3 +447,39 @@ def test_merge_patch_of_equal_documents_is_empty() -> None:
     doc = {"a": {"b": [1, 2]}, "c": 0.5}
 
     assert merge_patch(doc, copy.deepcopy(doc)) == {}
+
+
+def _workload_pod(revision: str, ready: bool, terminating: bool = False) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": f"p-{revision}",
+        "labels": {naming.LABEL_ROLE: "workload", naming.LABEL_REVISION: revision},
+    }
+    if terminating:
+        metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    status = {"phase": "Running", "conditions": [{"type": "Ready", "status": str(ready)}]}
+    return {"metadata": metadata, "status": status}
+
+
+def test_ready_pods_count_before_their_replica_set_status_says_so() -> None:
+    rs = {
+        "metadata": {
+            "name": "payment-r2",
+            "labels": {naming.LABEL_REVISION: "r2"},
+            "ownerReferences": [{"uid": "u", "controller": True}],
+        },
+        "spec": {"replicas": 3},
+        "status": {"readyReplicas": 1},
+    }
+    pods = [
+        _workload_pod("r2", True),
+        _workload_pod("r2", True),
+        _workload_pod("r2", False),
+        _workload_pod("r2", True, terminating=True),
+        _workload_pod("r1", True),
+    ]
+
+    assert replica_set_states([rs], [], "u")["r2"].ready_replicas == 1
+    assert replica_set_states([rs], pods, "u")["r2"].ready_replicas == 2
+    # A pod gone unready is not counted down before the status is (the status is the floor).
+    assert replica_set_states([rs], [_workload_pod("r2", False)], "u")["r2"].ready_replicas == 1
+    assert pod_ready(pods[0]) and not pod_ready(pods[2])

@@ -86,6 +86,9 @@ def strip(res: Resource, body: Mapping[str, Any]) -> Manifest:
         out["status"] = dict(status)
     elif res is PODS:
         kept = _pick(status, ("phase", "reason", "message"))
+        ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+        if ready:
+            kept["conditions"] = [_pick(c, ("type", "status")) for c in ready]
         for key in ("containerStatuses", "initContainerStatuses"):
             if status.get(key):
                 kept[key] = [_pick(c, _CONTAINER_STATUS) for c in status[key]]

@@ -292,18 +292,34 @@ def pod_failed(pod: Mapping[str, Any]) -> bool:
     return False
 
 
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    """The pod's Ready condition is True."""
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
 def replica_set_states(
     replica_sets: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]], uid: str
 ) -> dict[str, ReplicaSetState]:
-    """The service's own ReplicaSets by revision; objects not owned by `uid` are ignored."""
+    """The service's own ReplicaSets by revision; objects not owned by `uid` are ignored.
+
+    Ready replicas are the larger of the ReplicaSet's status and its pods counted Ready, when
+    pods are given: the controller-manager writes a ReplicaSet's status after its pods change,
+    and under load that came 30 s late (N=1000 benchmark), while the pod itself says Ready at
+    once. A pod going unready is seen no later than before, through the status."""
     failed: dict[str, int] = {}
+    ready: dict[str, int] = {}
     for pod in pods:
         labels = _labels(pod)
         if labels.get(naming.LABEL_ROLE) != ROLE_WORKLOAD or _terminating(pod):
             continue
+        pod_revision = labels.get(naming.LABEL_REVISION, "")
         if pod_failed(pod):
-            pod_revision = labels.get(naming.LABEL_REVISION, "")
             failed[pod_revision] = failed.get(pod_revision, 0) + 1
+        elif pod_ready(pod):
+            ready[pod_revision] = ready.get(pod_revision, 0) + 1
     states: dict[str, ReplicaSetState] = {}
     for rs in replica_sets:
         revision = _labels(rs).get(naming.LABEL_REVISION)
@@ -314,7 +330,7 @@ def replica_set_states(
         states[revision] = ReplicaSetState(
             revision=revision,
             replicas=int(spec.get("replicas", 1)),
-            ready_replicas=int(status.get("readyReplicas") or 0),
+            ready_replicas=max(int(status.get("readyReplicas") or 0), ready.get(revision, 0)),
             available_replicas=int(status.get("availableReplicas") or 0),
             pods_failed=failed.get(revision, 0),
         )

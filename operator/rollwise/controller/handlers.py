@@ -25,7 +25,7 @@ import kopf
 from kubernetes.client import ApiClient
 
 from rollwise.adapters.cache import ObjectCache, resource_for
-from rollwise.adapters.manifests import pod_failed
+from rollwise.adapters.manifests import pod_failed, pod_ready
 from rollwise.api import GROUP, VERSION
 from rollwise.api import gates as gate_api
 from rollwise.api import service as service_api
@@ -182,7 +182,7 @@ def _owned_handler(group: str, plural: str) -> None:
     )
     async def owned_object_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
         """A ReplicaSet, Job or Service of a service changed in a way a pass reads, one of its
-        Pods failed, or one of them was deleted: the owner's key."""
+        Pods turned Ready or failed, or one of them was deleted: the owner's key."""
         runtime = _runtime(memo)
         body = event.get("object") or {}
         metadata = body.get("metadata") or {}
@@ -198,10 +198,10 @@ def _owned_handler(group: str, plural: str) -> None:
             res is None or runtime.cache.take_changed(res, namespace, str(metadata.get("name")))
         )
         if plural == "pods":
-            # A pod becoming ready or going away changes its ReplicaSet's (or Job's) status,
-            # whose own event wakes the service. Only a failure (a crash loop, an image that
-            # will not pull) says something new.
-            changed = changed and not deleted and pod_failed(body)
+            # A pod that turned Ready or failed (a crash loop, an image that will not pull)
+            # wakes the service at once: its ReplicaSet's status says so only later. A pod going
+            # away or unready is told by that status.
+            changed = changed and not deleted and (pod_ready(body) or pod_failed(body))
         if changed and owner and namespace:
             runtime.queue.add((str(namespace), str(owner)))
 
