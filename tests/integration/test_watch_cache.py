@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 from kubernetes.client import ApiClient
 
-from rollwise.adapters.cache import ObjectCache
+from rollwise.adapters.cache import ObjectCache, prime
 from rollwise.adapters.errors import AdapterError
-from rollwise.adapters.kubeapi import REPLICA_SETS, SERVICES, KubeApi
+from rollwise.adapters.kubeapi import METRIC_GATES, REPLICA_SETS, SERVICES, KubeApi
 from rollwise.adapters.kubernetes import KubernetesAdapter
 from rollwise.adapters.manifests import ServiceRef
 from rollwise.api import GROUP, VERSION
@@ -103,3 +103,39 @@ def test_a_write_that_finds_the_object_gone_drops_the_copy(
 
     assert err.value.status == 404 and err.value.transient
     assert cache.get(REPLICA_SETS, namespace, f"{OWNER}-ghost") is None
+
+
+def test_prime_lists_what_rollwise_made_page_by_page(
+    api_client: ApiClient, namespace: str, rollwise_crds: None
+) -> None:
+    """The start-up fill: only labelled objects, every page, gates included; a second
+    namespace that is not watched stays out."""
+    api = KubeApi(api_client)
+    for i in range(5):
+        api.create(REPLICA_SETS, namespace, replica_set(f"{OWNER}-r{i}", namespace, 0))
+    stranger = replica_set("someone-else", namespace, 0)
+    stranger["metadata"]["labels"] = {"app": "x"}  # type: ignore[index]
+    api.create(REPLICA_SETS, namespace, stranger)
+    api.create(
+        METRIC_GATES,
+        namespace,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "MetricGate",
+            "metadata": {"name": "error-rate", "namespace": namespace},
+            "spec": {
+                "provider": {"prometheus": {"address": "http://127.0.0.1:9", "query": "vector(0)"}},
+                "thresholdRange": {"max": 1},
+            },
+        },
+    )
+    cache = ObjectCache()
+
+    count = prime(cache, api, [namespace], page_size=2)
+
+    names = sorted(o["metadata"]["name"] for o in cache.owned(REPLICA_SETS, namespace, OWNER))
+    assert names == [f"{OWNER}-r{i}" for i in range(5)]
+    assert cache.get(REPLICA_SETS, namespace, "someone-else") is None
+    gate = cache.get(METRIC_GATES, namespace, "error-rate")
+    assert gate is not None and gate["spec"]["provider"]["prometheus"]["query"] == "vector(0)"
+    assert count >= 6

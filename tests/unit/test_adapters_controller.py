@@ -208,9 +208,6 @@ def owned_event(kind: str | None, name: str, **extra: Any) -> dict[str, Any]:
 
 
 def deliver(plural: str, event: dict[str, Any], runtime: handlers.Runtime) -> None:
-    """As Kopf does: the index handler (not for a deletion), then the event handler."""
-    if event["type"] != "DELETED":
-        asyncio.run(_handler(f"cache-{plural}")(body=event["object"], memo=runtime))
     call(_handler(f"owned-{plural}"), event, runtime)
 
 
@@ -371,51 +368,62 @@ def test_json_logs_carry_the_object() -> None:
 
 
 def _handler(handler_id: str) -> Any:
-    registries = [handlers.registry._watching, handlers.registry._indexing]
-    return next(h.fn for r in registries for h in r.get_all_handlers() if h.id == handler_id)
+    return next(h.fn for h in handlers.registry._watching.get_all_handlers() if h.id == handler_id)
 
 
-def test_index_handlers_fill_the_cache_and_deletions_empty_it(
+def test_event_handlers_keep_the_cache_and_deletions_empty_it(
     runtime: handlers.Runtime,
 ) -> None:
     from rollwise.adapters.kubeapi import METRIC_GATES, REPLICA_SETS
 
-    body = {
-        "metadata": {
-            "namespace": "shop",
-            "name": "payment-r1",
-            "labels": {"rollwise.dev/service": "payment"},
-        },
-        "spec": {"replicas": 2},
+    rs = owned_event("MODIFIED", "payment-r1", spec={"replicas": 2})
+    gate = {
+        "type": "ADDED",
+        "object": {"metadata": {"namespace": "shop", "name": "error-rate"}, "spec": {"q": 1}},
     }
-    asyncio.run(_handler("cache-replicasets")(body=body, memo=runtime))
-    asyncio.run(
-        _handler("cache-metricgates")(
-            body={"metadata": {"namespace": "shop", "name": "error-rate"}, "spec": {"query": "q"}},
-            memo=runtime,
-        )
-    )
+    deliver("replicasets", rs, runtime)
+    call(handlers.metric_gate_event, gate, runtime)
     assert [o["spec"] for o in runtime.cache.owned(REPLICA_SETS, "shop", "payment")] == [
         {"replicas": 2}
     ]
     assert runtime.cache.get(METRIC_GATES, "shop", "error-rate") is not None
 
-    call(_handler("owned-replicasets"), {"type": "MODIFIED", "object": body}, runtime)
-    assert runtime.cache.get(REPLICA_SETS, "shop", "payment-r1") is not None
-    call(_handler("owned-replicasets"), {"type": "DELETED", "object": body}, runtime)
+    deliver("replicasets", {**rs, "type": "DELETED"}, runtime)
+    call(handlers.metric_gate_event, {**gate, "type": "DELETED"}, runtime)
+
     assert runtime.cache.get(REPLICA_SETS, "shop", "payment-r1") is None
-    gone = {"type": "DELETED", "object": {"metadata": {"namespace": "shop", "name": "error-rate"}}}
-    call(handlers.metric_gate_event, gone, runtime)
     assert runtime.cache.get(METRIC_GATES, "shop", "error-rate") is None
     assert drain(runtime.queue) == [("shop", "payment")]
 
 
-def test_every_watched_kind_has_a_cache_index() -> None:
-    from rollwise.controller.settings import OWNED_RESOURCES
+def test_the_startup_fills_the_cache_before_the_workers_start(
+    runtime: handlers.Runtime,
+) -> None:
+    calls: list[str] = []
 
-    indexed = {h.id for h in handlers.registry._indexing.get_all_handlers()}
-    wanted = {f"cache-{plural}" for _, plural in OWNED_RESOURCES}
-    assert wanted | {"cache-metricgates", "cache-clustermetricgates"} == indexed
+    def prime() -> int:
+        calls.append(f"prime, workers alive: {runtime.pool.alive()}")
+        return 0
+
+    runtime.prime = prime
+    asyncio.run(handlers.start_workers(memo=runtime))
+    try:
+        assert calls == ["prime, workers alive: 0"]
+        assert runtime.pool.alive() == 1
+    finally:
+        runtime.pool.stop(5.0)
+
+
+def test_a_failed_fill_is_retried_by_kopf(runtime: handlers.Runtime) -> None:
+    from rollwise.adapters.errors import AdapterError
+
+    def prime() -> int:
+        raise AdapterError("ReplicaSets in all namespaces", "list: connection refused")
+
+    runtime.prime = prime
+    with pytest.raises(kopf.TemporaryError, match="cannot fill the watch cache"):
+        asyncio.run(handlers.start_workers(memo=runtime))
+    assert runtime.pool.alive() == 0
 
 
 def test_a_steady_service_reads_fresh_once_per_period_never_at_start() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,7 @@ from rollwise.api import gates as gate_api
 from rollwise.api import service as service_api
 
 MERGE_PATCH = "application/merge-patch+json"
+Page = list[Manifest]  # one LIST response's items (`KubeApi.list` shadows `list` in the class)
 USER_AGENT = "rollwise"
 
 
@@ -41,8 +43,8 @@ class Resource:
 
     def path(self, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
         root = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
-        if self.namespaced:
-            root += f"/namespaces/{quote(namespace or '', safe='')}"
+        if self.namespaced and namespace is not None:  # None: across all namespaces (a LIST)
+            root += f"/namespaces/{quote(namespace, safe='')}"
         root += f"/{self.plural}"
         if name is not None:
             root += f"/{quote(name, safe='')}"
@@ -159,6 +161,26 @@ class KubeApi:
         )
         items: list[Manifest] = data.get("items") or []
         return items
+
+    def list_pages(
+        self, res: Resource, namespace: str | None, selector: str | None, limit: int = 500
+    ) -> Iterator[Page]:
+        """Every matching object, `limit` per request (the API server's continue tokens), in
+        one namespace or (None) all of them."""
+        where = f"in {namespace}" if namespace else "in all namespaces"
+        obj = f"{res.kind}s {where}" + (f" with {selector}" if selector else "")
+        token: str | None = None
+        while True:
+            query = {"limit": str(limit)}
+            if selector:
+                query["labelSelector"] = selector
+            if token:
+                query["continue"] = token
+            data = self.request("GET", res.path(namespace), obj, "list", query=query)
+            yield data.get("items") or []
+            token = (data.get("metadata") or {}).get("continue")
+            if not token:
+                return
 
     def create(self, res: Resource, namespace: str | None, body: Manifest) -> Manifest:
         name = str(body.get("metadata", {}).get("name", ""))

@@ -1,15 +1,14 @@
 """Kopf wiring: watches whose handlers only enqueue keys, and the worker pool's lifecycle.
 
-Only `@kopf.on.event` and `@kopf.on.index` (plus startup, cleanup, login and probe activities)
-are used: no daemons or
+Only `@kopf.on.event` (plus startup, cleanup, login and probe activities) is used: no daemons or
 timers (Kopf adds a finalizer for them, so deleting a resource would hang while the operator is
 down), no create/update handlers (edge-triggered, progress in annotations, re-run after a
 crash). The level-based pass in `reconcile.py` does all the work, in worker threads.
 
-The index handlers keep the watch cache (`adapters.cache`) that the passes read instead of
-listing: Kopf runs them before any other handler of the event, and holds every other handler back
-until each indexed watch has delivered its initial listing, so no pass starts on a partial cache.
-They return None, so Kopf's own index stays empty; the cache is rollwise's, locked for threads.
+The event handlers also keep the watch cache (`adapters.cache`) that passes read instead of
+listing. The startup activity fills it with paginated LISTs before Kopf starts any watch, so no
+pass reads a partial cache. (Not Kopf's `on.index`: its readiness barrier is quadratic in the
+number of objects, minutes at a full core for 9,000 of them.)
 
 Handlers run on Kopf's event loop: they only touch in-memory structures and never block.
 """
@@ -17,7 +16,9 @@ Handlers run on Kopf's event loop: they only touch in-memory structures and neve
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ import kopf
 from kubernetes.client import ApiClient
 
 from rollwise.adapters.cache import ObjectCache, resource_for
+from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.manifests import pod_failed, pod_ready
 from rollwise.api import GROUP, VERSION
 from rollwise.api import gates as gate_api
@@ -34,6 +36,7 @@ from rollwise.controller.settings import OWNED_RESOURCES
 from rollwise.core import naming
 
 registry = kopf.OperatorRegistry()
+log = logging.getLogger("rollwise.controller")
 
 GateRefKey = tuple[str, bool]  # (gate name, cluster)
 
@@ -105,6 +108,8 @@ class Runtime:
     pool: WorkerPool
     api_client: ApiClient
     cache: ObjectCache = field(default_factory=ObjectCache)
+    # Fills `cache` from the API server (adapters.cache.prime); None in tests that feed it.
+    prime: Callable[[], int] | None = None
     gate_users: GateUsers = field(default_factory=GateUsers)
     seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
     stop_timeout_s: float = 10.0
@@ -148,31 +153,21 @@ async def progressive_service_event(event: Mapping[str, Any], memo: Any, **_: An
     runtime.queue.add(key)
 
 
-def _cache_put(memo: Any, plural: str, body: Mapping[str, Any]) -> None:
+def _cache_event(memo: Any, plural: str, event: Mapping[str, Any]) -> bool:
+    """Bring the cache up to the event; whether a field a pass reads changed (or it is gone)."""
     res = resource_for(plural)
-    if res is not None:
-        _runtime(memo).cache.put(res, body)
-
-
-def _cache_remove(memo: Any, plural: str, event: Mapping[str, Any]) -> None:
-    res = resource_for(plural)
-    metadata = (event.get("object") or {}).get("metadata") or {}
-    if res is not None and event.get("type") == "DELETED" and metadata.get("name"):
-        _runtime(memo).cache.remove(res, metadata.get("namespace"), str(metadata["name"]))
+    body = event.get("object") or {}
+    metadata = body.get("metadata") or {}
+    if res is None or not metadata.get("name"):
+        return True
+    cache = _runtime(memo).cache
+    if event.get("type") == "DELETED":
+        cache.remove(res, metadata.get("namespace"), str(metadata["name"]))
+        return True
+    return cache.put(res, body)
 
 
 def _owned_handler(group: str, plural: str) -> None:
-    @kopf.on.index(
-        group,
-        plural,
-        id=f"cache-{plural}",
-        labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY},
-        registry=registry,
-    )
-    async def owned_object_cached(body: Mapping[str, Any], memo: Any, **_: Any) -> None:
-        """Keep the object's current copy in the watch cache (before any pass can read it)."""
-        _cache_put(memo, plural, body)
-
     @kopf.on.event(
         group,
         plural,
@@ -183,49 +178,31 @@ def _owned_handler(group: str, plural: str) -> None:
     async def owned_object_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
         """A ReplicaSet, Job or Service of a service changed in a way a pass reads, one of its
         Pods turned Ready or failed, or one of them was deleted: the owner's key."""
-        runtime = _runtime(memo)
+        # If nothing rollwise reads changed (a ReplicaSet's observedGeneration, a pod count),
+        # a pass would decide what the last one did. That halves the passes of a rollout.
+        changed = _cache_event(memo, plural, event)
         body = event.get("object") or {}
-        metadata = body.get("metadata") or {}
-        owner = (metadata.get("labels") or {}).get(naming.LABEL_OWNER)
-        namespace = metadata.get("namespace")
-        deleted = event.get("type") == "DELETED"
-        _cache_remove(memo, plural, event)
-        res = resource_for(plural)
-        # The index handler has just stored this very body; if nothing rollwise reads changed
-        # (a ReplicaSet's observedGeneration, a pod count), a pass would decide what the last
-        # one did. That halves the passes of a rollout.
-        changed = deleted or (
-            res is None or runtime.cache.take_changed(res, namespace, str(metadata.get("name")))
-        )
         if plural == "pods":
             # A pod that turned Ready or failed (a crash loop, an image that will not pull)
             # wakes the service at once: its ReplicaSet's status says so only later. A pod going
             # away or unready is told by that status.
+            deleted = event.get("type") == "DELETED"
             changed = changed and not deleted and (pod_ready(body) or pod_failed(body))
+        metadata = body.get("metadata") or {}
+        owner = (metadata.get("labels") or {}).get(naming.LABEL_OWNER)
+        namespace = metadata.get("namespace")
         if changed and owner and namespace:
-            runtime.queue.add((str(namespace), str(owner)))
+            _runtime(memo).queue.add((str(namespace), str(owner)))
 
 
 for _group, _plural in OWNED_RESOURCES:
     _owned_handler(_group, _plural)
 
 
-@kopf.on.index(GROUP, VERSION, gate_api.PLURAL, id="cache-metricgates", registry=registry)
-async def metric_gate_cached(body: Mapping[str, Any], memo: Any, **_: Any) -> None:
-    _cache_put(memo, gate_api.PLURAL, body)
-
-
-@kopf.on.index(
-    GROUP, VERSION, gate_api.CLUSTER_PLURAL, id="cache-clustermetricgates", registry=registry
-)
-async def cluster_metric_gate_cached(body: Mapping[str, Any], memo: Any, **_: Any) -> None:
-    _cache_put(memo, gate_api.CLUSTER_PLURAL, body)
-
-
 @kopf.on.event(GROUP, VERSION, gate_api.PLURAL, id="metricgates", registry=registry)
 async def metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
     """A MetricGate changed: every service of its namespace that refers to it."""
-    _cache_remove(memo, gate_api.PLURAL, event)
+    _cache_event(memo, gate_api.PLURAL, event)
     runtime = _runtime(memo)
     metadata = (event.get("object") or {}).get("metadata") or {}
     for key in runtime.gate_users.users(
@@ -237,7 +214,7 @@ async def metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> No
 @kopf.on.event(GROUP, VERSION, gate_api.CLUSTER_PLURAL, id="clustermetricgates", registry=registry)
 async def cluster_metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
     """A ClusterMetricGate changed: every service, in any namespace, that refers to it."""
-    _cache_remove(memo, gate_api.CLUSTER_PLURAL, event)
+    _cache_event(memo, gate_api.CLUSTER_PLURAL, event)
     runtime = _runtime(memo)
     metadata = (event.get("object") or {}).get("metadata") or {}
     for key in runtime.gate_users.users(str(metadata.get("name")), cluster=True):
@@ -249,8 +226,17 @@ async def cluster_metric_gate_event(event: Mapping[str, Any], memo: Any, **_: An
 
 @kopf.on.startup(id="workers", registry=registry)
 async def start_workers(memo: Any, **_: Any) -> None:
-    """Start the worker threads before the first watch event can enqueue anything."""
-    _runtime(memo).pool.start()
+    """Fill the watch cache, then start the worker threads; both before any watch starts, so
+    the first event that enqueues a service finds the cache complete."""
+    runtime = _runtime(memo)
+    if runtime.prime is not None:
+        started = time.monotonic()
+        try:
+            count = await asyncio.to_thread(runtime.prime)
+        except AdapterError as err:
+            raise kopf.TemporaryError(f"cannot fill the watch cache: {err}", delay=5) from err
+        log.info("watch cache filled: %d objects in %.1fs", count, time.monotonic() - started)
+    runtime.pool.start()
 
 
 @kopf.on.cleanup(id="workers", registry=registry)

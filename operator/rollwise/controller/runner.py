@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import kopf
 
-from rollwise.adapters.cache import ObjectCache
+from rollwise.adapters.cache import ObjectCache, prime
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import KubeApi, connect
 from rollwise.adapters.kubernetes import KubernetesAdapter
@@ -54,7 +54,15 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
     queue = WorkQueue()
     metrics.queue_depth.set_function(lambda: len(queue))
     pool = WorkerPool(queue, reconciler.reconcile, settings.workers, error_delay=reconciler.backoff)
-    runtime = handlers.Runtime(queue=queue, pool=pool, api_client=client, cache=cache)
+    api = kube.api
+    namespaces = None if settings.clusterwide else settings.namespaces
+    runtime = handlers.Runtime(
+        queue=queue,
+        pool=pool,
+        api_client=client,
+        cache=cache,
+        prime=lambda: prime(cache, api, namespaces),
+    )
     return Operator(settings=settings, runtime=runtime, reconciler=reconciler, metrics=metrics)
 
 
