@@ -163,11 +163,7 @@ class Environment:
 
     def prepare(self) -> None:
         """CRDs, the operator's ServiceAccount (cluster-admin) and its counting FlowSchemas."""
-        self.cluster.kubectl("apply", "-k", str(CRDS))
-        for crd in ("progressiveservices", "metricgates", "clustermetricgates"):
-            self.cluster.kubectl(
-                "wait", "--for=condition=Established", f"crd/{crd}.rollwise.dev", "--timeout=60s"
-            )
+        self.cluster.install_crds(CRDS)
         self.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(identity_manifests()))
         token = self.cluster.kubectl(
             "create", "token", OPERATOR_SA, "-n", OPERATOR_NS, "--duration=48h"

@@ -140,7 +140,7 @@ def crds(cluster: LocalCluster) -> None:
     assert files, f"no generated CRDs in {CRDS}; run `rollwise crds`"
     file_args = [arg for path in files for arg in ("-f", str(path))]
     cluster.kubectl("apply", *file_args)
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *file_args)
+    cluster.wait_established(*file_args)
 
 
 @pytest.fixture

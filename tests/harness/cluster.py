@@ -28,6 +28,8 @@ from tests.harness.wait import wait_for
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
+ROLLWISE_CRDS = ("progressiveservices", "metricgates", "clustermetricgates")
+
 log = logging.getLogger(__name__)
 
 NODE_CAPACITY = {"cpu": "64", "memory": "512Gi", "pods": "2000"}
@@ -373,6 +375,26 @@ class LocalCluster:
         if result.returncode != 0:
             raise KubectlError(args, result)
         return result
+
+    def wait_established(self, *crds: str, timeout: float = 60.0) -> None:
+        """Wait until each CRD (`crd/<name>` or `-f <file>` arguments) is Established.
+
+        `kubectl wait --for=condition=Established` fails at once, instead of waiting, while a
+        just-created CRD has no status.conditions yet ("accessor error: <nil> is of the type
+        <nil>"), so it is retried until the deadline."""
+        wait_for(
+            lambda: self.kubectl(
+                "wait", "--for=condition=Established", f"--timeout={int(timeout)}s", *crds
+            ),
+            timeout=timeout,
+            message=f"{' '.join(crds)} established",
+            ignore=(KubectlError,),
+        )
+
+    def install_crds(self, kustomization: Path) -> None:
+        """`kubectl apply -k` the generated CRDs and wait until all three are Established."""
+        self.kubectl("apply", "-k", str(kustomization))
+        self.wait_established(*(f"crd/{crd}.rollwise.dev" for crd in ROLLWISE_CRDS))
 
     def api_client(self) -> ApiClient:
         """A kubernetes-client ApiClient with the admin credentials."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import functools
 import json
 import os
 import subprocess
@@ -123,22 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster = stack.start_cluster(run, "rollwise-demo")
         simulator = stack.start_simulator(run, cluster)
         prometheus = stack.start_prometheus(run, simulator)
-        cluster.kubectl("apply", "-k", str(ROOT / "crds"))
-        for crd in ("progressiveservices", "metricgates", "clustermetricgates"):
-            # `kubectl wait` fails at once, instead of waiting, while a just-created CRD has
-            # no status.conditions yet ("accessor error: <nil>"): retry until the deadline.
-            wait_for(
-                functools.partial(
-                    cluster.kubectl,
-                    "wait",
-                    "--for=condition=Established",
-                    f"crd/{crd}.rollwise.dev",
-                    "--timeout=60s",
-                ),
-                timeout=60,
-                message=f"CRD {crd}.rollwise.dev established",
-                ignore=(KubectlError,),
-            )
+        cluster.install_crds(ROOT / "crds")
         cluster.kubectl("create", "namespace", NAMESPACE)
         wait_for(
             lambda: cluster.kubectl("get", "sa", "default", "-n", NAMESPACE),

@@ -3,41 +3,25 @@ reliability): loaded for every test folder by `pytest_plugins` in tests/conftest
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes.client import ApiClient
 
-from tests.harness.cluster import KubectlError, LocalCluster
+from tests.harness.cluster import LocalCluster
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.prometheus import PrometheusServer
 from tests.harness.rollouts import Rollouts, gate_manifest
 from tests.harness.run import HarnessRun
-from tests.harness.wait import wait_for
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 
 
 @pytest.fixture(scope="session")
 def rollwise_crds(cluster: LocalCluster) -> None:
-    """The generated CRDs (crds/), installed once and established.
-
-    `kubectl wait --for=condition=Established` fails at once, instead of waiting, while a
-    just-created CRD has no status.conditions yet ("accessor error: <nil> is of the type
-    <nil>"), so it is retried until the deadline."""
-    cluster.kubectl("apply", "-k", str(CRDS))
-    for crd in ("progressiveservices", "metricgates", "clustermetricgates"):
-        name = f"crd/{crd}.rollwise.dev"
-        wait_for(
-            functools.partial(
-                cluster.kubectl, "wait", "--for=condition=Established", name, "--timeout=60s"
-            ),
-            timeout=60,
-            message=f"{name} established",
-            ignore=(KubectlError,),
-        )
+    """The generated CRDs (crds/), installed once and established."""
+    cluster.install_crds(CRDS)
 
 
 @pytest.fixture
