@@ -14,17 +14,14 @@ from typing import Any, Literal
 
 import kopf
 
-from rollwise.core import naming
+from rollwise.adapters.cache import OWNED, OWNED_SELECTOR
 
 # Owned objects are watched through a server-side label selector: the API server sends only
 # what rollwise made, never every Pod of the namespace.
-OWNED_RESOURCES: tuple[tuple[str, str], ...] = (
-    ("apps", "replicasets"),
-    ("batch", "jobs"),
-    ("v1", "pods"),
-    ("v1", "services"),
+# (group, plural) as Kopf names them ("v1" for the core group), from the watch cache's own list.
+OWNED_RESOURCES: tuple[tuple[str, str], ...] = tuple(
+    (res.group or res.version, res.plural) for res in OWNED
 )
-OWNED_SELECTOR = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
 
 
 @dataclass(frozen=True)
