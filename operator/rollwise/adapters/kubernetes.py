@@ -178,8 +178,8 @@ class KubernetesAdapter:
             self.cache.replace_owned(res, ref.namespace, ref.name, items)
         return items
 
-    def _current(self, res: Resource, namespace: str, name: str) -> Manifest | None:
-        """One owned object as last seen: the cache when there is one, else a GET."""
+    def _current(self, res: Resource, namespace: str | None, name: str) -> Manifest | None:
+        """One object as last seen: the cache when there is one, else a GET."""
         if self.cache is not None:
             return self.cache.get(res, namespace, name)
         return self.api.get(res, namespace, name)
@@ -232,10 +232,7 @@ class KubernetesAdapter:
     def read_gate(self, namespace: str, name: str, cluster: bool) -> MetricGateSpec | None:
         """A MetricGate (or ClusterMetricGate) spec; None when it does not exist."""
         res = CLUSTER_METRIC_GATES if cluster else METRIC_GATES
-        if self.cache is not None:
-            obj = self.cache.get(res, None if cluster else namespace, name)
-        else:
-            obj = self.api.get(res, None if cluster else namespace, name)
+        obj = self._current(res, None if cluster else namespace, name)
         if obj is None:
             return None
         try:
