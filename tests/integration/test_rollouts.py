@@ -4,12 +4,22 @@ real Prometheus scraping the pod-traffic simulator. Each test tells one story fr
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from tests.harness.cluster import LocalCluster
+from tests.harness.fixtures import CRDS
 from tests.harness.operator_process import OperatorProcess
+from tests.harness.prometheus import PrometheusServer
 from tests.harness.rollouts import (
+    GROUP,
+    VERSION,
     Rollouts,
     deploy_first_version,
+    gate_manifest,
     history_events,
     service_manifest,
 )
@@ -172,3 +182,69 @@ def test_pause_promote_and_abort_requests_are_each_recorded_once_with_their_acto
     assert spec == service_manifest(rollouts.ns, "2.0.0", migration=False, steps=steps)["spec"], (
         "the operator never writes the spec"
     )
+
+
+def test_a_gate_stored_under_a_looser_schema_is_reported_invalid_and_never_passes(
+    rollouts: Rollouts,
+    prometheus: PrometheusServer,
+    cluster: LocalCluster,
+    operator: OperatorProcess,
+    tmp_path: Path,
+) -> None:
+    # The API server does not re-validate stored objects when a CRD's schema changes: a gate
+    # written under an older, looser schema reaches the operator as it was written. Here the
+    # MetricGate CRD is loosened for one create, then restored.
+    broken = gate_manifest(rollouts.ns, prometheus.url)
+    broken["spec"]["thresholdRange"] = {}
+    loose = yaml.safe_load((CRDS / "rollwise.dev_metricgates.yaml").read_text())
+    for version in loose["spec"]["versions"]:
+        version["schema"]["openAPIV3Schema"]["properties"]["spec"] = {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+        }
+    loose_file = tmp_path / "loose-metricgates.yaml"
+    loose_file.write_text(yaml.safe_dump(loose))
+
+    def create_broken() -> bool:
+        rollouts.create_gate(broken)
+        return True
+
+    try:
+        cluster.kubectl("apply", "-f", str(loose_file))
+        # The API server takes the new schema a moment after the CRD update is stored.
+        wait_for(
+            create_broken,
+            timeout=30,
+            message="the gate created under the loose schema",
+            ignore=(ApiException,),
+        )
+    finally:
+        cluster.install_crds(CRDS)
+    deploy_first_version(rollouts)
+
+    rollouts.apply(service_manifest(rollouts.ns, "2.0.0"))
+    waiting = rollouts.wait_status(
+        lambda s: "is invalid" in (s.get("message") or ""), timeout=90, message="gate invalid"
+    )
+
+    assert waiting["phase"] == "Progressing"
+    assert waiting["message"].startswith(
+        f"MetricGate {rollouts.ns}/error-rate is invalid: spec.thresholdRange: thresholdRange "
+        "needs min, max or both; the rollout waits"
+    ), waiting["message"]
+    assert "GateMissing" not in history_events(waiting)
+    # One Event for the problem, however many passes looked at it.
+    invalid = rollouts.events("GateInvalid")
+    assert len(invalid) == 1 and (invalid[0].count or 1) == 1, invalid
+    assert "thresholdRange" in (invalid[0].message or "")
+    assert not [r for r in waiting.get("analysis") or [] if r.get("verdict") == "Passed"]
+
+    fixed: dict[str, Any] = rollouts.custom.get_namespaced_custom_object(
+        GROUP, VERSION, rollouts.ns, "metricgates", "error-rate"
+    )
+    fixed["spec"]["thresholdRange"] = {"max": 0.05}
+    rollouts.custom.replace_namespaced_custom_object(
+        GROUP, VERSION, rollouts.ns, "metricgates", "error-rate", fixed
+    )
+    done = rollouts.wait_phase("Healthy", version="2.0.0", timeout=120)
+    assert history_events(done).count("GateInvalid") == 1

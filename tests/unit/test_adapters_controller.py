@@ -352,7 +352,7 @@ def test_validation_errors_name_the_field_as_written_in_yaml() -> None:
 
     summary = validation_summary(caught.value)
 
-    assert "spec.strategy.canary.steps[0]: Value error, each step sets exactly one" in summary
+    assert "spec.strategy.canary.steps[0]: each step sets exactly one" in summary
     assert "spec.progressDeadlineSeconds: Input should be greater than or equal to 1" in summary
 
 

@@ -220,6 +220,31 @@ def test_missing_cluster_metric_gate_is_named_as_such() -> None:
     world.reach("Healthy")
 
 
+def test_invalid_metric_gate_waits_named_as_invalid_with_one_event() -> None:
+    world = healthy_world(gates={"error-rate": None})
+    world.gate_errors = {"error-rate": "thresholdRange: needs min, max or both"}
+    at_analysis_step(world)
+
+    world.run(100, advance=30)
+
+    assert world.status.current_step_index == 2
+    assert world.status.phase is Phase.PROGRESSING
+    assert world.status.message == (
+        "MetricGate shop/error-rate is invalid: thresholdRange: needs min, max or both; the "
+        "rollout waits (it never passes a gate it cannot measure) until it is fixed"
+    )
+    assert world.events().count(Reason.GATE_INVALID) == 1
+    assert world.events().count(Reason.GATE_MISSING) == 0
+
+    # A different problem is a new Event; a fixed gate lets the rollout go on.
+    world.gate_errors = {"error-rate": "interval: '0' is not a duration"}
+    world.run(5, advance=30)
+    assert world.events().count(Reason.GATE_INVALID) == 2
+    world.gate_errors = {}
+    world.gates = {"error-rate": gate_from()}
+    world.reach("Healthy")
+
+
 def args_spec(args: dict[str, str]) -> Any:
     steps = [
         {"setWeight": 25},

@@ -116,6 +116,7 @@ class World:
     gates: dict[str, MetricGateSpec | None] = field(
         default_factory=lambda: {"error-rate": gate_from()}
     )
+    gate_errors: dict[str, str] = field(default_factory=dict)  # gates whose spec is invalid
     gate_value: float | None = 0.01
     gate_error: str | None = None
     pods_ready: bool = True
@@ -135,6 +136,7 @@ class World:
             replica_sets=dict(self.replica_sets),
             jobs=dict(self.jobs),
             gates=dict(self.gates),
+            gate_errors=dict(self.gate_errors),
             samples=samples,
             request=self.request,
             request_error=self.request_error,

@@ -154,7 +154,17 @@ class Workloads:
 
 
 class InvalidGateError(AdapterError):
-    """A MetricGate exists but its spec does not validate."""
+    """A MetricGate exists but its spec does not validate (written under an older, looser
+    CRD schema: the API server does not re-validate stored objects when the schema changes).
+    `summary` says which fields are wrong."""
+
+    def __init__(self, obj: str, summary: str) -> None:
+        self.summary = summary
+        super().__init__(
+            obj,
+            f"invalid spec: {summary}",
+            fix="fix the gate; the rollout waits until it validates",
+        )
 
 
 class KubernetesAdapter:
@@ -238,11 +248,7 @@ class KubernetesAdapter:
         try:
             return MetricGateSpec.model_validate(obj.get("spec") or {})
         except ValidationError as err:
-            raise InvalidGateError(
-                res.describe(namespace, name),
-                f"invalid spec: {validation_summary(err)}",
-                fix="fix the gate; the rollout waits until it validates",
-            ) from err
+            raise InvalidGateError(res.describe(namespace, name), validation_summary(err)) from err
 
     # ---- actions
 
@@ -441,7 +447,8 @@ def validation_summary(err: ValidationError, prefix: str = "spec") -> str:
         path = prefix
         for loc in item["loc"]:
             path += f"[{loc}]" if isinstance(loc, int) else f".{loc}"
-        parts.append(f"{path}: {item['msg']}")
+        # A model validator's ValueError arrives as "Value error, <text>": the text is enough.
+        parts.append(f"{path}: {item['msg'].removeprefix('Value error, ')}")
     more = len(err.errors()) - 5
     if more > 0:
         parts.append(f"and {more} more")

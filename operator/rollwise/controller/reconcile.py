@@ -260,21 +260,16 @@ class Reconciler:
         # reading them there would cost a lookup per gate on every resync of every Healthy
         # service.
         gates: dict[str, MetricGateSpec | None] = {}
+        gate_errors: dict[str, str] = {}
         for gate_name, cluster in [] if steady else gate_refs(spec):
+            key = naming.gate_spec_key(gate_name, cluster)
             try:
-                gates[naming.gate_spec_key(gate_name, cluster)] = self.kube.read_gate(
-                    ref.namespace, gate_name, cluster
-                )
+                gates[key] = self.kube.read_gate(ref.namespace, gate_name, cluster)
             except InvalidGateError as err:
-                # The core sees the gate as missing (it never passes what it cannot measure);
-                # the reason goes out as an Event naming the field.
-                gates[naming.gate_spec_key(gate_name, cluster)] = None
-                self._post(
-                    ref,
-                    EventRecord(reason=Reason.GATE_INVALID, message=str(err), warning=True),
-                    now,
-                    logs.ref(ref.namespace, ref.name),
-                )
+                # The core reports it (status message, one Event) and waits: it never passes
+                # a gate it cannot measure.
+                gates[key] = None
+                gate_errors[key] = err.summary
         request: ManualRequest | None = None
         request_error: str | None = None
         text = (metadata.get("annotations") or {}).get(naming.ANNOTATION_REQUEST)
@@ -290,6 +285,7 @@ class Reconciler:
             replica_sets=workloads.replica_sets,
             jobs=workloads.jobs,
             gates=gates,
+            gate_errors=gate_errors,
             request=request,
             request_error=request_error,
             services=workloads.services,

@@ -985,17 +985,30 @@ def _query_context(observed: Observed, status: ServiceStatus) -> dict[str, str]:
 
 
 def _gate_spec(p: _Pass, ref: GateRef) -> MetricGateSpec | None:
-    gspec = p.observed.gates.get(gate_spec_key(ref.name, ref.cluster))
+    """The gate's spec; None, with the reason in status and one warning Event per distinct
+    reason, when it does not exist or does not validate. The rollout then waits: a gate that
+    cannot be measured never passes."""
+    key = gate_spec_key(ref.name, ref.cluster)
+    gspec = p.observed.gates.get(key)
     if gspec is None:
         kind = "ClusterMetricGate" if ref.cluster else "MetricGate"
         where = "" if ref.cluster else f"{p.observed.namespace}/"
-        message = (
-            f"{kind} {where}{ref.name} does not exist; the rollout waits (it never "
-            "passes a gate it cannot measure) until it is created"
-        )
-        said = {h.message for h in p.status.history if h.event == Reason.GATE_MISSING}
+        error = p.observed.gate_errors.get(key)
+        if error is None:
+            reason = Reason.GATE_MISSING
+            message = (
+                f"{kind} {where}{ref.name} does not exist; the rollout waits (it never "
+                "passes a gate it cannot measure) until it is created"
+            )
+        else:
+            reason = Reason.GATE_INVALID
+            message = (
+                f"{kind} {where}{ref.name} is invalid: {error}; the rollout waits (it never "
+                "passes a gate it cannot measure) until it is fixed"
+            )
+        said = {h.message for h in p.status.history if h.event == reason}
         if message not in said:
-            p.event(Reason.GATE_MISSING, message, warning=True)
+            p.event(reason, message, warning=True)
         p.set(message=message)
         p.wake_in(POLL_S * 6)
     return gspec

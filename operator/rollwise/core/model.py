@@ -92,6 +92,9 @@ class Observed:
     jobs: dict[str, JobState] = field(default_factory=dict)  # by revision
     # Gate specs by gate identity ("<name>" or "cluster:<name>"); None when it does not exist.
     gates: dict[str, MetricGateSpec | None] = field(default_factory=dict)
+    # Why a gate that exists cannot be used (its spec does not validate), by gate identity;
+    # such a gate is None in `gates` and is reported as invalid, not as missing.
+    gate_errors: dict[str, str] = field(default_factory=dict)
     samples: tuple[MetricSample, ...] = ()
     request: ManualRequest | None = None
     request_error: str | None = None  # the annotation exists but could not be read
