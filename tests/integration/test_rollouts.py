@@ -248,3 +248,44 @@ def test_a_gate_stored_under_a_looser_schema_is_reported_invalid_and_never_passe
     )
     done = rollouts.wait_phase("Healthy", version="2.0.0", timeout=120)
     assert history_events(done).count("GateInvalid") == 1
+
+
+def test_a_foreign_object_in_the_way_is_reported_never_adopted_and_then_repaired(
+    rollouts: Rollouts, operator: OperatorProcess
+) -> None:
+    foreign = {
+        "metadata": {"name": "payment-canary", "labels": {"team": "someone-else"}},
+        "spec": {"selector": {"app": "someone-else"}, "ports": [{"port": 80}]},
+    }
+    rollouts.core.create_namespaced_service(rollouts.ns, foreign)
+
+    rollouts.apply(service_manifest(rollouts.ns, "1.0.0", migration=False))
+    stuck = rollouts.wait_status(
+        lambda s: conditions(s).get("Degraded") == ("True", "ApplyFailed"),
+        timeout=60,
+        message="Degraded: ApplyFailed",
+    )
+
+    assert conditions(stuck)["Ready"] == ("False", "ApplyFailed")
+    assert f"Service {rollouts.ns}/payment-canary" in stuck["message"], stuck["message"]
+    assert "not owned by this ProgressiveService" in stuck["message"]
+    failed = rollouts.events("ApplyFailed")
+    assert failed and failed[0].type == "Warning" and "payment-canary" in (failed[0].message or "")
+    untouched = rollouts.core.read_namespaced_service("payment-canary", rollouts.ns)
+    assert untouched.spec.selector == {"app": "someone-else"}
+    assert not untouched.metadata.owner_references, "rollwise never adopts a foreign object"
+
+    rollouts.core.delete_namespaced_service("payment-canary", rollouts.ns)
+    done = rollouts.wait_phase("Healthy", version="1.0.0", timeout=120)
+
+    assert conditions(done)["Degraded"][0] == "False"
+    assert conditions(done)["Ready"][0] == "True"
+    owned = rollouts.core.read_namespaced_service("payment-canary", rollouts.ns)
+    assert owned.metadata.owner_references and owned.metadata.owner_references[0].kind == (
+        "ProgressiveService"
+    )
+
+
+def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each condition's (status, reason), by type."""
+    return {c["type"]: (c["status"], c.get("reason", "")) for c in status.get("conditions") or []}

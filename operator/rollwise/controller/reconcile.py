@@ -197,7 +197,16 @@ class Reconciler:
                 self.kube.apply(ref, spec, action)
             except AdapterError as err:
                 return self._apply_failed(
-                    key, ref, resource_version, raw_status, status, action, err, now, context
+                    key,
+                    ref,
+                    resource_version,
+                    raw_status,
+                    status,
+                    generation,
+                    action,
+                    err,
+                    now,
+                    context,
                 )
             log.debug("applied %s", describe_action(action), extra=context)
             if type(action).__name__ == CRASH_AFTER:
@@ -345,26 +354,25 @@ class Reconciler:
         resource_version: str,
         raw_status: dict[str, Any],
         status: ServiceStatus,
+        generation: int,
         action: PlanAction,
         err: AdapterError,
         now: datetime,
         context: dict[str, Any],
     ) -> float:
         """Stop at the first failing action. The Plan's status is not written (it describes a
-        world the remaining actions did not make); the stored status gets a Degraded condition
-        naming the error, and the next pass, after backoff, repairs from what exists."""
+        world the remaining actions did not make): the phase stays where the rollout stands.
+        The stored status gets Degraded=True and Ready=False naming the error (a Healthy
+        service whose repairs fail is not Ready), and the next pass, after backoff, repairs
+        from what exists and writes both conditions afresh. observedGeneration moves to this
+        generation: the error is about it, and a reader waiting for the operator to observe
+        it (a GitOps health check) must see the error, not wait forever."""
         log.warning("%s failed: %s", describe_action(action), err, extra=context)
         message = str(err)
-        new = with_condition(
-            status,
-            ConditionType.DEGRADED,
-            True,
-            Reason.APPLY_FAILED,
-            message,
-            status.observed_generation,
-            now,
-        )
-        new = new.model_copy(update={"message": message})
+        new = status
+        for kind, value in ((ConditionType.DEGRADED, True), (ConditionType.READY, False)):
+            new = with_condition(new, kind, value, Reason.APPLY_FAILED, message, generation, now)
+        new = new.model_copy(update={"message": message, "observed_generation": generation})
         try:
             self.kube.patch_status(ref, resource_version, raw_status, new)
         except AdapterError as patch_err:
