@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from rollwise.controller.queue import Key, ShutDown, WorkerPool, WorkQueue
+from rollwise.controller.queue import NEW_LANE_SHARE, Key, ShutDown, WorkerPool, WorkQueue
 
 A: Key = ("shop", "payment")
 B: Key = ("shop", "orders")
@@ -79,6 +79,69 @@ def test_a_finished_key_not_added_again_is_not_requeued() -> None:
     queue.done(A)
 
     assert queue.get(0) is None
+
+
+def process_once(queue: WorkQueue, *keys: Key) -> None:
+    for key in keys:
+        queue.add(key)
+        assert queue.get(0) == key
+        queue.done(key)
+
+
+def test_a_known_key_does_not_wait_behind_a_backlog_of_first_passes() -> None:
+    queue = WorkQueue()
+    process_once(queue, A)
+    backlog = [("shop", f"new-{i}") for i in range(100)]
+    for key in backlog:
+        queue.add(key)
+
+    queue.add(A)  # e.g. its canary pods turned Ready
+
+    assert queue.get(0) == A
+    assert len(queue) == 100
+
+
+def test_new_keys_keep_their_share_while_known_keys_keep_coming() -> None:
+    queue = WorkQueue()
+    known = [("shop", f"known-{i}") for i in range(50)]
+    process_once(queue, *known)
+    new = [("shop", f"new-{i}") for i in range(10)]
+    for key in new:
+        queue.add(key)
+    for key in known:
+        queue.add(key)
+
+    order = [queue.get(0) for _ in range(60)]
+
+    assert order[:NEW_LANE_SHARE] == [*known[: NEW_LANE_SHARE - 1], new[0]]
+    taken_new = [k for k in order if k in new]
+    assert taken_new == new, "new keys keep their FIFO order"
+    assert order.index(new[-1]) == 10 * NEW_LANE_SHARE - 1
+    assert sorted(k for k in order if k in known) == sorted(known)
+
+
+def test_with_one_lane_empty_the_other_is_served_in_order() -> None:
+    queue = WorkQueue()
+    keys = [("shop", f"s-{i}") for i in range(5)]
+    for key in keys:
+        queue.add(key)
+    assert [queue.get(0) for _ in keys] == keys
+    for key in keys:
+        queue.done(key)
+    for key in reversed(keys):
+        queue.add(key)
+    assert [queue.get(0) for _ in keys] == list(reversed(keys))
+
+
+def test_a_forgotten_key_counts_as_new_again() -> None:
+    queue = WorkQueue()
+    process_once(queue, A)
+    queue.forget(A)
+    process_once(queue, B)
+    queue.add(A)
+    queue.add(B)
+
+    assert queue.get(0) == B
 
 
 def test_add_after_waits_for_its_deadline() -> None:

@@ -4,6 +4,12 @@ Semantics of client-go's workqueue: a key waits in the queue at most once howeve
 added; a key is processed by at most one worker at a time; a key added while it is processed
 is processed again afterwards (its first pass may have read the world before the change).
 Delayed adds (`add_after`) wait in a timer heap; for a key only the earliest deadline counts.
+
+Two lanes, unlike client-go: keys never processed since this process started (the start-up
+listing, newly created services) wait in their own FIFO, served once for every
+`NEW_LANE_SHARE - 1` keys from the lane of known keys. With thousands of first passes queued
+(a restart, a mass apply), a service already mid-rollout whose pods just turned Ready, or whose
+pause deadline fell due, no longer waits behind all of them; new keys still get a fixed share.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from collections.abc import Callable
 
 Key = tuple[str, str]  # (namespace, name)
 
+# One key in this many comes from the lane of never-processed keys while both lanes wait.
+NEW_LANE_SHARE = 4
+
 log = logging.getLogger("rollwise.controller.queue")
 
 
@@ -31,7 +40,10 @@ class WorkQueue:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._cond = threading.Condition()
-        self._queue: deque[Key] = deque()
+        self._queue: deque[Key] = deque()  # keys processed before: timers, watch events
+        self._new: deque[Key] = deque()  # keys never processed by this process
+        self._seen: set[Key] = set()
+        self._known_in_a_row = 0  # keys taken from _queue since the last one from _new
         self._dirty: set[Key] = set()  # waiting in _queue, or to be re-queued after processing
         self._processing: set[Key] = set()
         self._timers: list[tuple[float, int, Key]] = []
@@ -49,7 +61,7 @@ class WorkQueue:
             return
         self._dirty.add(key)
         if key not in self._processing:
-            self._queue.append(key)
+            (self._queue if key in self._seen else self._new).append(key)
             self._cond.notify()
 
     def add_after(self, key: Key, delay: float) -> None:
@@ -105,8 +117,9 @@ class WorkQueue:
                 if self._shutdown:
                     raise ShutDown
                 wait = self._promote_due_locked()
-                if self._queue:
-                    key = self._queue.popleft()
+                if self._queue or self._new:
+                    key = self._pop_locked()
+                    self._seen.add(key)
                     self._processing.add(key)
                     self._dirty.discard(key)
                     return key
@@ -117,6 +130,15 @@ class WorkQueue:
                     wait = left if wait is None else min(wait, left)
                 self._cond.wait(wait)
 
+    def _pop_locked(self) -> Key:
+        """Known keys first, but one in NEW_LANE_SHARE from the new lane when it waits."""
+        take_new = not self._queue or (self._new and self._known_in_a_row >= NEW_LANE_SHARE - 1)
+        if take_new:
+            self._known_in_a_row = 0
+            return self._new.popleft()
+        self._known_in_a_row += 1
+        return self._queue.popleft()
+
     def done(self, key: Key) -> None:
         """Finish processing `key`; if it was added meanwhile, it goes back in the queue."""
         with self._cond:
@@ -126,9 +148,10 @@ class WorkQueue:
                 self._cond.notify()
 
     def forget(self, key: Key) -> None:
-        """Drop a pending delayed add (the object is gone)."""
+        """Drop a pending delayed add and what is known of the key (the object is gone)."""
         with self._cond:
             self._deadlines.pop(key, None)
+            self._seen.discard(key)
 
     def shutdown(self) -> None:
         with self._cond:
@@ -137,7 +160,7 @@ class WorkQueue:
 
     def __len__(self) -> int:
         with self._cond:
-            return len(self._queue)
+            return len(self._queue) + len(self._new)
 
     def pending_timers(self) -> int:
         with self._cond:
