@@ -78,9 +78,13 @@ elseif health == "Healthy" and (ready == nil or ready.status ~= "True") then
   end
 else
   hs.status = health
-  -- A Degraded phase without an abort says why through its Ready condition.
+  local degraded = findCondition(status, "Degraded")
   if health == "Degraded" and status.abort == nil and ready ~= nil and ready.message ~= nil then
+    -- A Degraded phase without an abort says why through its Ready condition.
     hs.message = hs.message .. "; " .. ready.message
+  elseif health ~= "Degraded" and degraded ~= nil and degraded.status == "True" then
+    -- An action failing mid-rollout (retried with backoff): the phase stands, the error shows.
+    hs.message = hs.message .. "; " .. tostring(degraded.reason) .. ": " .. tostring(degraded.message)
   end
 end
 return hs
