@@ -15,6 +15,7 @@ SCALE_HEADER = (
     "| run (commit) | N | Healthy | total | p50 step | p99 step | peak RSS | operator CPU "
     "| passes/rollout | requests/rollout | writes/step (status) |"
 )
+SCALE_RULE = "|" + "---|" * (SCALE_HEADER.count("|") - 1)
 
 
 def _num(value: Any, unit: str = "", digits: int = 1) -> str:
@@ -23,12 +24,13 @@ def _num(value: Any, unit: str = "", digits: int = 1) -> str:
     return f"{value:.{digits}f}{unit}" if isinstance(value, float) else f"{value}{unit}"
 
 
-def scale_rows(name: str, results: dict[str, Any]) -> list[str]:
-    """Entries carried over from an earlier run (`--merge-from`) are left to that run's file."""
+def scale_rows(name: str, results: dict[str, Any], *, carried: bool = False) -> list[str]:
+    """Entries carried over from an earlier run (`--merge-from`) are left to that run's file
+    unless `carried`."""
     commit = results.get("machine", {}).get("commit", "?")
     rows = []
     for e in results.get("scale", []):
-        if "run" in e:
+        if "run" in e and not carried:
             continue
         passes = (e.get("operator_passes") or {}).get("passes_per_rollout")
         rows.append(
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = [(path.stem, json.loads(path.read_text())) for path in args.results]
     print(SCALE_HEADER)
-    print("|" + "---|" * (SCALE_HEADER.count("|") - 1))
+    print(SCALE_RULE)
     for name, results in runs:
         for row in scale_rows(name, results):
             print(row)

@@ -34,7 +34,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from tests.bench import parts
+from tests.bench import compare, parts
 from tests.bench.env import TUNING, Environment, nodes_for
 from tests.harness import paths, processes
 from tests.harness.run import HarnessRun
@@ -247,67 +247,11 @@ def fresh_clusters(run: HarnessRun) -> EnvProvider:
 
 
 def table(results: dict[str, Any]) -> str:
-    def f(value: Any) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            return f"{value:g}"
-        return str(value)
-
-    lines = []
-    rows = [
-        (
-            "n",
-            "healthy",
-            "total_s",
-            "p50_step_s",
-            "p99_step_s",
-            "peak_rss_mib",
-            "cpu_s",
-            "writes/step",
-            "req/rollout",
-        )
-    ]
-    for s in results.get("scale", []):
-        rows.append(
-            (
-                f(s["n"]),
-                f(s["healthy"]),
-                f(s["total_s"]),
-                f(s["p50_step_s"]),
-                f(s["p99_step_s"]),
-                f(s["peak_rss_mib"]),
-                f(s["cpu_s"]),
-                f(s["writes_per_step"]),
-                f(s.get("api_requests_per_rollout_total")),
-            )
-        )
-    if len(rows) > 1:
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines.append("scale")
-        lines += [
-            "  " + "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows
-        ]
-    if idle := results.get("idle"):
-        lines.append(
-            f"idle      n={idle['n']} healthy={idle['healthy']} rss={f(idle['rss_mib'])} MiB "
-            f"cpu={f(idle['cpu_s_per_min'])} s/min (window {f(idle['window_s'])} s)"
-        )
-    if reaction := results.get("reaction"):
-        lines.append(
-            f"reaction  interval={f(reaction['interval_s'])}s samples={reaction['samples']} "
-            f"p50={f(reaction['p50_s'])}s p99={f(reaction['p99_s'])}s "
-            f"max={f(reaction['max_s'])}s"
-        )
-    if restart := results.get("restart"):
-        lines.append(
-            f"restart   n={restart['n']} in_flight={restart['in_flight_at_kill']} "
-            f"resume={f(restart['resume_s'])}s repeated_steps={restart['repeated_steps']} "
-            f"healthy={restart['healthy']}"
-        )
-    for error in results.get("errors", []):
-        lines.append(f"ERROR {error['part']}: {error['error']}")
-    return "\n".join(lines)
+    """The end-of-run summary: the same Markdown rows `tests.bench.compare` prints, for this run
+    (scale entries carried over with --merge-from included)."""
+    rows = compare.scale_rows("this run", results, carried=True)
+    lines = [compare.SCALE_HEADER, compare.SCALE_RULE, *rows] if rows else []
+    return "\n".join([*lines, *compare.other_rows("this run", results)])
 
 
 def main(argv: list[str] | None = None) -> int:
