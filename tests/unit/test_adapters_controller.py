@@ -172,6 +172,22 @@ def test_a_listed_or_added_service_is_enqueued(runtime: handlers.Runtime) -> Non
     assert drain(runtime.queue) == [("shop", "payment")]
 
 
+def test_every_service_event_keeps_its_body_for_the_passes(runtime: handlers.Runtime) -> None:
+    call(handlers.progressive_service_event, psvc_event(None), runtime)
+    listed = runtime.bodies.get("shop", "payment")
+    call(
+        handlers.progressive_service_event,
+        psvc_event("MODIFIED", status={"phase": "Healthy"}),
+        runtime,
+    )
+    status_only = runtime.bodies.get("shop", "payment")
+    call(handlers.progressive_service_event, psvc_event("DELETED"), runtime)
+
+    assert listed is not None and listed["metadata"]["uid"] == "u1"
+    assert status_only is not None and status_only["status"] == {"phase": "Healthy"}
+    assert runtime.bodies.get("shop", "payment") is None
+
+
 def test_a_status_only_change_does_not_wake_the_service(runtime: handlers.Runtime) -> None:
     call(handlers.progressive_service_event, psvc_event(None), runtime)
     drain(runtime.queue)

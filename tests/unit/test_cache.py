@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from rollwise.adapters.cache import ObjectCache, resource_for, strip
+from rollwise.adapters.cache import ObjectCache, ServiceBodies, resource_for, strip
 from rollwise.adapters.kubeapi import (
     CLUSTER_METRIC_GATES,
     JOBS,
@@ -231,3 +231,86 @@ def test_concurrent_writers_and_readers_keep_the_indexes_consistent() -> None:
     assert {o["metadata"]["name"] for o in cache.owned(REPLICA_SETS, "shop", "a")} <= {
         f"a-{i}" for i in range(7)
     }
+
+
+# ----------------------------------------------------------------------------- ServiceBodies
+
+
+def service_body(version: str, phase: str = "Progressing", **metadata: Any) -> Any:
+    return {
+        "apiVersion": "rollwise.dev/v1alpha1",
+        "kind": "ProgressiveService",
+        "metadata": {
+            "namespace": "shop",
+            "name": "payment",
+            "uid": "u1",
+            "generation": 3,
+            "resourceVersion": version,
+            "managedFields": [{"manager": "kubectl"}] * 20,
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "x" * 5000,
+                naming.ANNOTATION_REQUEST: '{"action":"promote","id":"1"}',
+            },
+            **metadata,
+        },
+        "spec": {"version": "2.0.0", "replicas": 4},
+        "status": {"phase": phase, "history": [{"event": "WeightSet"}] * 10},
+    }
+
+
+def test_a_service_body_is_kept_with_what_a_pass_reads_and_small() -> None:
+    bodies = ServiceBodies()
+    bodies.put(service_body("10"))
+
+    body = bodies.get("shop", "payment")
+
+    assert body is not None
+    assert body["metadata"] == {
+        "namespace": "shop",
+        "name": "payment",
+        "uid": "u1",
+        "generation": 3,
+        "resourceVersion": "10",
+        "annotations": {naming.ANNOTATION_REQUEST: '{"action":"promote","id":"1"}'},
+    }
+    assert body["spec"] == {"version": "2.0.0", "replicas": 4}
+    assert body["status"]["phase"] == "Progressing" and len(body["status"]["history"]) == 10
+    assert bodies.nbytes() < 400, "compressed, without managedFields or kubectl's annotation"
+    body["status"]["phase"] = "changed by the reader"
+    assert bodies.get("shop", "payment")["status"]["phase"] == "Progressing"  # type: ignore[index]
+
+
+def test_after_its_own_write_a_pass_never_reads_an_older_body() -> None:
+    bodies = ServiceBodies()
+    bodies.put(service_body("10"))
+
+    bodies.written("shop", "payment", "12")
+    assert bodies.get("shop", "payment") is None, "the body from before the write is stale"
+    bodies.put(service_body("11", phase="an edit that came before our write"))
+    assert bodies.get("shop", "payment") is None
+
+    bodies.put(service_body("12", phase="Healthy"))
+    assert bodies.get("shop", "payment")["status"]["phase"] == "Healthy"  # type: ignore[index]
+    bodies.put(service_body("13", phase="Paused"))
+    assert bodies.get("shop", "payment")["status"]["phase"] == "Paused"  # type: ignore[index]
+
+
+def test_a_write_without_a_version_reads_by_get_from_then_on() -> None:
+    bodies = ServiceBodies()
+    bodies.put(service_body("10"))
+    bodies.written("shop", "payment", "")
+    bodies.put(service_body("11"))
+
+    assert bodies.get("shop", "payment") is None
+
+
+def test_a_deleted_service_is_forgotten_with_what_it_awaited() -> None:
+    bodies = ServiceBodies()
+    bodies.put(service_body("10"))
+    bodies.written("shop", "payment", "12")
+
+    bodies.remove("shop", "payment")
+    bodies.put(service_body("20", uid="u2"))
+
+    assert bodies.size() == 1
+    assert bodies.get("shop", "payment")["metadata"]["uid"] == "u2"  # type: ignore[index]

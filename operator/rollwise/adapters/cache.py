@@ -28,7 +28,9 @@ Thread-safe: the watch handlers write on Kopf's event loop, worker threads read.
 
 from __future__ import annotations
 
+import json
 import threading
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -195,6 +197,91 @@ class ObjectCache:
             names.discard(key[2])
             if not names:
                 del self._by_owner[owner_key]
+
+
+_SERVICE_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "generation",
+    "resourceVersion",
+    "deletionTimestamp",
+)
+
+
+class ServiceBodies:
+    """The latest body of each ProgressiveService as its watch delivered it, so that a pass
+    starts without a GET (the largest share of a pass's time at 2,000 services).
+
+    Kept as zlib-compressed JSON of the fields a pass reads (metadata above plus rollwise's
+    own annotations, spec, status): a few hundred bytes per service instead of a parsed
+    manifest many times that size, for 10,000 services.
+
+    A pass must never decide from a body older than its own last status write: the next
+    decision would repeat a transition the stored status already records. `written` marks
+    the key as awaiting that resourceVersion; until the watch delivers it, `get` answers
+    None and the pass GETs. If a watch restart skips that version, the key keeps reading by
+    GET (correct, only slower) until a DELETE or a later write's version arrives.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bodies: dict[tuple[str, str], bytes] = {}
+        self._awaiting: dict[tuple[str, str], str] = {}
+
+    def put(self, body: Mapping[str, Any]) -> None:
+        """Store the body of a watch event (ADDED or MODIFIED)."""
+        metadata = body.get("metadata") or {}
+        key = (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+        kept = _pick(metadata, _SERVICE_METADATA)
+        annotations = {
+            k: v
+            for k, v in (metadata.get("annotations") or {}).items()
+            if k.startswith("rollwise.dev/")
+        }
+        if annotations:
+            kept["annotations"] = annotations
+        slim = {
+            "metadata": kept,
+            "spec": body.get("spec") or {},
+            "status": body.get("status") or {},
+        }
+        blob = zlib.compress(json.dumps(_plain(slim), separators=(",", ":")).encode(), 1)
+        version = str(kept.get("resourceVersion") or "")
+        with self._lock:
+            self._bodies[key] = blob
+            if self._awaiting.get(key) == version:
+                del self._awaiting[key]
+
+    def remove(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._bodies.pop((namespace, name), None)
+            self._awaiting.pop((namespace, name), None)
+
+    def written(self, namespace: str, name: str, resource_version: str) -> None:
+        """The operator wrote the object; bodies older than `resource_version` are stale. An
+        empty version (a response without one) never matches: that key reads by GET."""
+        with self._lock:
+            self._awaiting[(namespace, name)] = resource_version or "\0unknown"
+
+    def get(self, namespace: str, name: str) -> Manifest | None:
+        """A fresh parsed copy of the body, or None: not seen, or awaiting our own write."""
+        key = (namespace, name)
+        with self._lock:
+            blob = None if key in self._awaiting else self._bodies.get(key)
+        if blob is None:
+            return None
+        body: Manifest = json.loads(zlib.decompress(blob))
+        return body
+
+    def size(self) -> int:
+        with self._lock:
+            return len(self._bodies)
+
+    def nbytes(self) -> int:
+        """The compressed bytes held (the dict and bytes objects add ~100 bytes a service)."""
+        with self._lock:
+            return sum(len(b) for b in self._bodies.values())
 
 
 def prime(

@@ -20,7 +20,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from rollwise.adapters import routers
-from rollwise.adapters.cache import ObjectCache
+from rollwise.adapters.cache import ObjectCache, ServiceBodies
 from rollwise.adapters.errors import AdapterError, NotOwnedError
 from rollwise.adapters.kubeapi import (
     CLUSTER_METRIC_GATES,
@@ -171,10 +171,16 @@ class KubernetesAdapter:
     """Everything the controller asks of the cluster, for one ProgressiveService at a time."""
 
     def __init__(
-        self, api: KubeApi, *, instance: str | None = None, cache: ObjectCache | None = None
+        self,
+        api: KubeApi,
+        *,
+        instance: str | None = None,
+        cache: ObjectCache | None = None,
+        bodies: ServiceBodies | None = None,
     ) -> None:
         self.api = api
         self.cache = cache
+        self.bodies = bodies
         self.events = EventRecorder(api, instance or socket.gethostname())
         self.routers = routers.RouterFactory(api)
 
@@ -202,7 +208,12 @@ class KubernetesAdapter:
     # ---- reads
 
     def read_service(self, namespace: str, name: str) -> Manifest | None:
-        """The ProgressiveService as stored now (None when gone)."""
+        """The ProgressiveService as last delivered by its watch, when that is not older than
+        this operator's own last write to it; else as stored now (a GET; None when gone)."""
+        if self.bodies is not None:
+            body = self.bodies.get(namespace, name)
+            if body is not None:
+                return body
         return self.api.get(PROGRESSIVE_SERVICES, namespace, name)
 
     def observe(
@@ -398,7 +409,12 @@ class KubernetesAdapter:
                 return False
             body = {"metadata": {"resourceVersion": resource_version}, "status": patch}
             try:
-                self.api.patch(PROGRESSIVE_SERVICES, ref.namespace, ref.name, body, sub="status")
+                written = self.api.patch(
+                    PROGRESSIVE_SERVICES, ref.namespace, ref.name, body, sub="status"
+                )
+                if self.bodies is not None:
+                    version = (written.get("metadata") or {}).get("resourceVersion")
+                    self.bodies.written(ref.namespace, ref.name, str(version or ""))
                 return True
             except AdapterError as err:
                 if err.status not in (409, 422) or attempt == attempts:
@@ -408,7 +424,7 @@ class KubernetesAdapter:
                     err.status,
                     extra={"k8s_ref": {"namespace": ref.namespace, "name": ref.name}},
                 )
-            fresh = self.read_service(ref.namespace, ref.name)
+            fresh = self.api.get(PROGRESSIVE_SERVICES, ref.namespace, ref.name)
             if fresh is None or (fresh.get("metadata") or {}).get("uid") != ref.uid:
                 return False
             resource_version = str(fresh["metadata"]["resourceVersion"])

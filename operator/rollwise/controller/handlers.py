@@ -25,7 +25,7 @@ from typing import Any
 import kopf
 from kubernetes.client import ApiClient
 
-from rollwise.adapters.cache import ObjectCache, resource_for
+from rollwise.adapters.cache import ObjectCache, ServiceBodies, resource_for
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.manifests import pod_failed, pod_ready
 from rollwise.api import GROUP, VERSION
@@ -108,6 +108,8 @@ class Runtime:
     pool: WorkerPool
     api_client: ApiClient
     cache: ObjectCache = field(default_factory=ObjectCache)
+    # The latest body of each ProgressiveService, read by passes instead of a GET.
+    bodies: ServiceBodies = field(default_factory=ServiceBodies)
     # Fills `cache` from the API server (adapters.cache.prime); None in tests that feed it.
     prime: Callable[[], int] | None = None
     gate_users: GateUsers = field(default_factory=GateUsers)
@@ -141,10 +143,12 @@ async def progressive_service_event(event: Mapping[str, Any], memo: Any, **_: An
     if key is None:
         return
     if event.get("type") == "DELETED":
+        runtime.bodies.remove(*key)
         runtime.gate_users.drop(key)
         runtime.seen.pop(key, None)
         runtime.queue.add(key)
         return
+    runtime.bodies.put(body)
     runtime.gate_users.update(key, gate_refs_of(body.get("spec") or {}))
     fingerprint = _fingerprint(body)
     if event.get("type") == "MODIFIED" and runtime.seen.get(key) == fingerprint:

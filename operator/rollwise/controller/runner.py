@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import kopf
 
-from rollwise.adapters.cache import ObjectCache, prime
+from rollwise.adapters.cache import ObjectCache, ServiceBodies, prime
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import KubeApi, connect
 from rollwise.adapters.kubernetes import KubernetesAdapter
@@ -42,7 +42,10 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
     client = connect(settings.kubeconfig, pool_size=settings.workers)
     metrics = metrics or OperatorMetrics()
     cache = ObjectCache()
-    kube = KubernetesAdapter(KubeApi(client, timeout=settings.api_timeout_s), cache=cache)
+    bodies = ServiceBodies()
+    kube = KubernetesAdapter(
+        KubeApi(client, timeout=settings.api_timeout_s), cache=cache, bodies=bodies
+    )
     reconciler = Reconciler(
         kube,
         PrometheusProvider(pool_size=settings.workers),
@@ -61,6 +64,7 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
         pool=pool,
         api_client=client,
         cache=cache,
+        bodies=bodies,
         prime=lambda: prime(cache, api, namespaces),
     )
     return Operator(settings=settings, runtime=runtime, reconciler=reconciler, metrics=metrics)
