@@ -220,8 +220,10 @@ class ServiceBodies:
     A pass must never decide from a body older than its own last status write: the next
     decision would repeat a transition the stored status already records. `written` marks
     the key as awaiting that resourceVersion; until the watch delivers it, `get` answers
-    None and the pass GETs. If a watch restart skips that version, the key keeps reading by
-    GET (correct, only slower) until a DELETE or a later write's version arrives.
+    None and the pass GETs. If that version is never delivered (Kopf hands over only the
+    last of the events that arrive for an object within its batch window; a watch restart
+    lists the current state), the key keeps reading by GET, which is correct, only slower,
+    until the version of a later write of ours arrives, or a DELETE.
     """
 
     def __init__(self) -> None:
