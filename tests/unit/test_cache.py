@@ -314,3 +314,13 @@ def test_a_deleted_service_is_forgotten_with_what_it_awaited() -> None:
 
     assert bodies.size() == 1
     assert bodies.get("shop", "payment")["metadata"]["uid"] == "u2"  # type: ignore[index]
+
+
+def test_a_write_the_watch_delivered_before_the_writer_recorded_it_awaits_nothing() -> None:
+    bodies = ServiceBodies()
+    bodies.put(service_body("10"))
+    bodies.put(service_body("12", phase="Healthy"))  # the watch was quicker than the writer
+
+    bodies.written("shop", "payment", "12")
+
+    assert bodies.get("shop", "payment")["status"]["phase"] == "Healthy"  # type: ignore[index]

@@ -228,7 +228,7 @@ class ServiceBodies:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._bodies: dict[tuple[str, str], bytes] = {}
+        self._bodies: dict[tuple[str, str], tuple[str, bytes]] = {}  # (resourceVersion, body)
         self._awaiting: dict[tuple[str, str], str] = {}
 
     def put(self, body: Mapping[str, Any]) -> None:
@@ -251,7 +251,7 @@ class ServiceBodies:
         blob = zlib.compress(json.dumps(_plain(slim), separators=(",", ":")).encode(), 1)
         version = str(kept.get("resourceVersion") or "")
         with self._lock:
-            self._bodies[key] = blob
+            self._bodies[key] = (version, blob)
             if self._awaiting.get(key) == version:
                 del self._awaiting[key]
 
@@ -262,18 +262,27 @@ class ServiceBodies:
 
     def written(self, namespace: str, name: str, resource_version: str) -> None:
         """The operator wrote the object; bodies older than `resource_version` are stale. An
-        empty version (a response without one) never matches: that key reads by GET."""
+        empty version (a response without one) never matches: that key reads by GET.
+
+        The watch may deliver the write before the writer gets here (its thread waited for
+        the GIL while Kopf's loop ran): then the body held is already that version and there
+        is nothing to await."""
+        key = (namespace, name)
         with self._lock:
-            self._awaiting[(namespace, name)] = resource_version or "\0unknown"
+            held = self._bodies.get(key)
+            if resource_version and held is not None and held[0] == resource_version:
+                self._awaiting.pop(key, None)
+                return
+            self._awaiting[key] = resource_version or "\0unknown"
 
     def get(self, namespace: str, name: str) -> Manifest | None:
         """A fresh parsed copy of the body, or None: not seen, or awaiting our own write."""
         key = (namespace, name)
         with self._lock:
-            blob = None if key in self._awaiting else self._bodies.get(key)
-        if blob is None:
+            held = None if key in self._awaiting else self._bodies.get(key)
+        if held is None:
             return None
-        body: Manifest = json.loads(zlib.decompress(blob))
+        body: Manifest = json.loads(zlib.decompress(held[1]))
         return body
 
     def size(self) -> int:
@@ -283,7 +292,7 @@ class ServiceBodies:
     def nbytes(self) -> int:
         """The compressed bytes held (the dict and bytes objects add ~100 bytes a service)."""
         with self._lock:
-            return sum(len(b) for b in self._bodies.values())
+            return sum(len(blob) for _, blob in self._bodies.values())
 
 
 def prime(
