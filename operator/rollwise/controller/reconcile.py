@@ -179,7 +179,7 @@ class Reconciler:
         context = logs.ref(namespace, name, revision_of(spec))
 
         try:
-            observed = self._observe(ref, spec, status, metadata, generation, now)
+            observed = self._observe(ref, spec, status, metadata, generation)
         except AdapterError as err:
             log.warning("observing failed: %s", err, extra=context)
             return self.backoff(key)
@@ -248,7 +248,6 @@ class Reconciler:
         status: ServiceStatus,
         metadata: Mapping[str, Any],
         generation: int,
-        now: datetime,
     ) -> Observed:
         """Everything decide() may know, read in this pass."""
         migration_job = status.migration.job if status.migration else None
