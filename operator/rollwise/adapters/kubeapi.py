@@ -155,12 +155,8 @@ class KubeApi:
             raise
 
     def list(self, res: Resource, namespace: str, selector: str) -> list[Manifest]:
-        obj = f"{res.kind}s in {namespace} with {selector}"
-        data = self.request(
-            "GET", res.path(namespace), obj, "list", query={"labelSelector": selector}
-        )
-        items: list[Manifest] = data.get("items") or []
-        return items
+        """Every matching object in one namespace (one request unless there are over 500)."""
+        return [item for page in self.list_pages(res, namespace, selector) for item in page]
 
     def list_pages(
         self, res: Resource, namespace: str | None, selector: str | None, limit: int = 500

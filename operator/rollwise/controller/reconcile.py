@@ -330,13 +330,7 @@ class Reconciler:
         message = f"invalid spec: {validation_summary(err)}"
         context = logs.ref(ref.namespace, ref.name)
         log.warning("%s", message, extra=context)
-        new = with_condition(
-            status, ConditionType.READY, False, Reason.INVALID_SPEC, message, generation, now
-        )
-        new = with_condition(
-            new, ConditionType.DEGRADED, True, Reason.INVALID_SPEC, message, generation, now
-        )
-        new = new.model_copy(update={"message": message, "observed_generation": generation})
+        new = _failed(status, Reason.INVALID_SPEC, message, generation, now)
         try:
             self.kube.patch_status(ref, resource_version, raw_status, new)
         except AdapterError as patch_err:
@@ -368,10 +362,7 @@ class Reconciler:
         it (a GitOps health check) must see the error, not wait forever."""
         log.warning("%s failed: %s", describe_action(action), err, extra=context)
         message = str(err)
-        new = status
-        for kind, value in ((ConditionType.DEGRADED, True), (ConditionType.READY, False)):
-            new = with_condition(new, kind, value, Reason.APPLY_FAILED, message, generation, now)
-        new = new.model_copy(update={"message": message, "observed_generation": generation})
+        new = _failed(status, Reason.APPLY_FAILED, message, generation, now)
         try:
             self.kube.patch_status(ref, resource_version, raw_status, new)
         except AdapterError as patch_err:
@@ -411,3 +402,13 @@ class Reconciler:
             if gspec is not None:
                 verdict = verdict_of(sample, gspec)
                 self.metrics.gate_verdicts.labels(gate=gate, verdict=verdict.value).inc()
+
+
+def _failed(
+    status: ServiceStatus, reason: str, message: str, generation: int, now: datetime
+) -> ServiceStatus:
+    """`status` saying a pass could not do its work: Ready=False and Degraded=True for
+    `reason`, the message, and observedGeneration at the generation the failure is about."""
+    new = with_condition(status, ConditionType.READY, False, reason, message, generation, now)
+    new = with_condition(new, ConditionType.DEGRADED, True, reason, message, generation, now)
+    return new.model_copy(update={"message": message, "observed_generation": generation})

@@ -995,17 +995,13 @@ def _gate_spec(p: _Pass, ref: GateRef) -> MetricGateSpec | None:
         where = "" if ref.cluster else f"{p.observed.namespace}/"
         error = p.observed.gate_errors.get(key)
         if error is None:
-            reason = Reason.GATE_MISSING
-            message = (
-                f"{kind} {where}{ref.name} does not exist; the rollout waits (it never "
-                "passes a gate it cannot measure) until it is created"
-            )
+            reason, problem, until = Reason.GATE_MISSING, "does not exist", "created"
         else:
-            reason = Reason.GATE_INVALID
-            message = (
-                f"{kind} {where}{ref.name} is invalid: {error}; the rollout waits (it never "
-                "passes a gate it cannot measure) until it is fixed"
-            )
+            reason, problem, until = Reason.GATE_INVALID, f"is invalid: {error}", "fixed"
+        message = (
+            f"{kind} {where}{ref.name} {problem}; the rollout waits (it never passes a gate "
+            f"it cannot measure) until it is {until}"
+        )
         said = {h.message for h in p.status.history if h.event == reason}
         if message not in said:
             p.event(reason, message, warning=True)
