@@ -89,8 +89,7 @@ def test_bad_version_rolls_back_with_the_measured_value(
     events = rollouts.events("GateFailed")
     assert events and any("> max 0.05" in (e.message or "") for e in events)
     assert rolled["schemaAheadOfApp"] is True, "3.0.0 migrated before it was rolled back"
-    ready = {c["type"]: (c["status"], c["reason"]) for c in rolled["conditions"]}
-    assert ready["Degraded"] == ("True", "GateFailed")
+    assert conditions(rolled)["Degraded"] == ("True", "GateFailed")
 
 
 def test_failing_migration_never_creates_a_canary_pod(
