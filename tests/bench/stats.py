@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollwise.api.durations import parse_duration
-from rollwise.core.decide import canary_replicas_for
+from rollwise.core.replicas import canary_replicas_for
 from tests.bench.watch import Snap, ts
 
 

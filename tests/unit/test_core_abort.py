@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from rollwise.api.service import Phase
-from rollwise.core.decide import revision_of
 from rollwise.core.model import DeleteReplicaSet, EnsureServices, PlanAction, ScaleReplicaSet
 from rollwise.core.reasons import ConditionType, Reason
+from rollwise.core.revision import revision_of
 from tests.unit.world import World, gate_from, healthy_world, released, spec_from
 
 MIGRATION: dict[str, Any] = {

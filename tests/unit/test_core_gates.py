@@ -10,10 +10,11 @@ import pytest
 
 from rollwise.api.service import GateRef, GateResult, Phase, Verdict
 from rollwise.core import gates as gatelib
-from rollwise.core.decide import due_gates, revision_of
+from rollwise.core.analysis import due_gates
 from rollwise.core.gates import GateConfigError, resolve_query
 from rollwise.core.model import MetricSample
 from rollwise.core.reasons import Reason
+from rollwise.core.revision import revision_of
 from tests.unit.world import T0, World, gate_from, healthy_world, released, spec_from
 
 CONTEXT = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from rollwise.api.service import MigrationPhase, Phase
-from rollwise.core.decide import revision_of
 from rollwise.core.model import (
     Action,
     CreateMigrationJob,
@@ -17,6 +16,7 @@ from rollwise.core.model import (
 )
 from rollwise.core.naming import migration_job_name
 from rollwise.core.reasons import ConditionType, Reason
+from rollwise.core.revision import revision_of
 from tests.unit.world import World, healthy_world, released, spec_from
 
 MIGRATION: dict[str, Any] = {

@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rollwise.api.service import HistoryEntry, Phase, ServiceStatus
-from rollwise.core.decide import canary_replicas_for
 from rollwise.core.model import (
     Action,
     CreateMigrationJob,
@@ -22,6 +21,7 @@ from rollwise.core.model import (
     ScaleReplicaSet,
     SetRouterWeight,
 )
+from rollwise.core.replicas import canary_replicas_for
 from tests.unit.world import Pass, World, gate_from, released, spec_from
 
 MIGRATION: dict[str, Any] = {

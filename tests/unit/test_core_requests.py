@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from rollwise.api.service import Phase
-from rollwise.core.decide import revision_of
 from rollwise.core.model import Action, ManualRequest
 from rollwise.core.reasons import Reason
 from rollwise.core.requests import parse_request
+from rollwise.core.revision import revision_of
 from tests.unit.world import World, healthy_world, released, spec_from
 
 ALICE = "alice@example.com (kubectl rollwise)"

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from rollwise.api.service import HISTORY_LIMIT, Phase, ServiceStatus
-from rollwise.core.decide import WATCH_FALLBACK_S, decide, revision_of
+from rollwise.core.decide import decide
 from rollwise.core.model import (
     Action,
     CreateMigrationJob,
@@ -17,7 +17,9 @@ from rollwise.core.model import (
     ScaleReplicaSet,
     SetRouterWeight,
 )
+from rollwise.core.passes import WATCH_FALLBACK_S
 from rollwise.core.reasons import ConditionType, Reason
+from rollwise.core.revision import revision_of
 from tests.unit.world import T0, World, healthy_world, released, spec_from
 
 MIGRATION: dict[str, Any] = {

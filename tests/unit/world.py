@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
-from rollwise.core.decide import decide, due_gates
+from rollwise.core.analysis import due_gates
+from rollwise.core.decide import decide
 from rollwise.core.model import (
     CreateMigrationJob,
     DeleteReplicaSet,

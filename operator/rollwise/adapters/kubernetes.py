@@ -52,7 +52,6 @@ from rollwise.adapters.manifests import (
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
 from rollwise.core import naming
-from rollwise.core.decide import revision_of
 from rollwise.core.model import (
     CreateMigrationJob,
     DeleteReplicaSet,
@@ -64,6 +63,7 @@ from rollwise.core.model import (
     ScaleReplicaSet,
     SetRouterWeight,
 )
+from rollwise.core.revision import revision_of
 
 log = logging.getLogger("rollwise.adapters.kubernetes")
 

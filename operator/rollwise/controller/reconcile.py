@@ -31,9 +31,11 @@ from rollwise.api.service import ServiceSpec, ServiceStatus
 from rollwise.controller import logs
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.core import naming
+from rollwise.core.analysis import due_gates, gate_refs
 from rollwise.core.conditions import with_condition
-from rollwise.core.decide import decide, due_gates, gate_refs, migration_pending, revision_of
+from rollwise.core.decide import decide
 from rollwise.core.gates import verdict_of
+from rollwise.core.migration import migration_pending
 from rollwise.core.model import (
     EventRecord,
     ManualRequest,
@@ -44,6 +46,7 @@ from rollwise.core.model import (
 )
 from rollwise.core.reasons import ConditionType, Reason
 from rollwise.core.requests import parse_request
+from rollwise.core.revision import revision_of
 
 Key = tuple[str, str]
 

@@ -12,6 +12,7 @@ from rollwise.api.durations import parse_duration
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import GateRef, GateResult, Verdict
 from rollwise.core.model import MetricSample
+from rollwise.core.reasons import Reason
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
 # A value that could close the label matcher's string, start another matcher or a new line is
@@ -143,8 +144,6 @@ class GateOutcome:
 def outcome(result: GateResult, spec: MetricGateSpec, step_gate: bool) -> GateOutcome:
     """Limits are tolerances: one measurement beyond a limit aborts. A step gate passes once it
     has taken `count` measurements (at least one) and the latest of them Passed."""
-    from rollwise.core.reasons import Reason
-
     if result.failures > spec.failure_limit:
         return GateOutcome(
             breached=True,

@@ -1,9 +1,12 @@
-"""Every condition type and every condition/Event reason, in one place."""
+"""Every condition type and every condition/Event reason, in one place, as string enums (a
+mistyped member is an AttributeError and a mypy error, never a new reason)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 
-class ConditionType:
+
+class ConditionType(StrEnum):
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
@@ -11,11 +14,10 @@ class ConditionType:
     MIGRATION_COMPLETE = "MigrationComplete"
 
 
-class Reason:
+class Reason(StrEnum):
     # rollout lifecycle
     ROLLOUT_STARTED = "RolloutStarted"
     INITIAL_DEPLOY = "InitialDeploy"
-    STEP_STARTED = "StepStarted"
     STEP_COMPLETED = "StepCompleted"
     WEIGHT_SET = "WeightSet"
     PAUSED = "Paused"
@@ -40,7 +42,6 @@ class Reason:
     GATE_INVALID = "GateInvalid"
     # abort and rollback
     ABORTED = "Aborted"
-    ROLLING_BACK = "RollingBack"
     TRAFFIC_DRAINED = "TrafficDrained"
     ROLLED_BACK = "RolledBack"
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
@@ -52,5 +53,3 @@ class Reason:
     # spec and adapters
     INVALID_SPEC = "InvalidSpec"
     APPLY_FAILED = "ApplyFailed"
-    WAITING_FOR_PODS = "WaitingForPods"
-    DEGRADED_PODS = "PodsNotReady"

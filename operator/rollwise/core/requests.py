@@ -1,11 +1,15 @@
 """Manual requests (`kubectl rollwise promote|abort|retry|pause|resume`), read from the
-`rollwise.dev/request` annotation so that spec, and therefore GitOps, is never touched."""
+`rollwise.dev/request` annotation so that spec, and therefore GitOps, is never touched; and how a
+pass acknowledges them (one action per request id, the actor in history and Events)."""
 
 from __future__ import annotations
 
 import json
 
+from rollwise.api.service import RequestAck
 from rollwise.core.model import Action, ManualRequest
+from rollwise.core.passes import Pass
+from rollwise.core.reasons import Reason
 
 _MAX_ID = 64
 
@@ -32,3 +36,50 @@ def parse_request(text: str) -> ManualRequest:
     by = raw.get("by")
     by = by if isinstance(by, str) and by else "unknown"
     return ManualRequest(id=request_id, action=parsed, by=by[:200])
+
+
+def report_invalid_request(p: Pass) -> None:
+    """An unreadable request annotation is reported once (an Event and history), then kept in
+    status until it is fixed; it never changes the rollout."""
+    error = p.observed.request_error
+    if error and p.status.invalid_request != error:
+        p.event(Reason.REQUEST_INVALID, error, warning=True)
+    p.set(invalid_request=error)
+
+
+def pending_request(p: Pass) -> ManualRequest | None:
+    """The annotation's request if it has not been acted on yet (one action per id)."""
+    request = p.observed.request
+    if request is None:
+        return None
+    if p.status.last_request is not None and p.status.last_request.id == request.id:
+        return None
+    return request
+
+
+def ack(p: Pass, request: ManualRequest, result: str, accepted: bool = True) -> None:
+    """Record that the request was acted on (or ignored), with its actor."""
+    p.set(
+        last_request=RequestAck(
+            id=request.id, action=request.action.value, by=request.by, at=p.now, result=result
+        )
+    )
+    reason = Reason.REQUEST_ACCEPTED if accepted else Reason.REQUEST_IGNORED
+    p.event(
+        reason,
+        f"{request.action.value} by {request.by}: {result}",
+        actor=request.by,
+        warning=not accepted,
+    )
+
+
+def ack_unhandled_request(p: Pass) -> None:
+    """A request no phase of this pass acted on is acknowledged as ignored, never left open."""
+    request = pending_request(p)
+    if request is not None:
+        ack(
+            p,
+            request,
+            f"nothing to {request.action.value} in phase {p.status.phase}",
+            accepted=False,
+        )

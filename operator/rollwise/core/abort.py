@@ -1,0 +1,160 @@
+"""The abort room: traffic back to stable first, the canary scaled down only after the drain
+was recorded and abortScaleDownDelaySeconds passed; RolledBack holds until a person or a new
+revision moves it; a superseded canary is drained the same way before starting over."""
+
+from __future__ import annotations
+
+from rollwise.api.service import AbortStatus, MigrationPhase, Phase
+from rollwise.core.passes import ACTOR, Pass, seconds
+from rollwise.core.reasons import Reason
+from rollwise.core.workloads import refresh_replicas
+
+
+def begin_abort(p: Pass, reason: str, message: str, actor: str) -> None:
+    """Traffic goes back to stable first; the canary is scaled down only after the drain was
+    recorded and abortScaleDownDelaySeconds passed."""
+    canary = p.status.canary
+    stable = p.status.stable
+    assert canary is not None and stable is not None
+    p.set(
+        phase=Phase.ROLLING_BACK,
+        abort=AbortStatus(reason=reason, message=message, at=p.now, revision=canary.revision),
+        canary_weight=0,
+        paused_by_request=False,
+        scale_down_at=p.now + seconds(p.spec.abort_scale_down_delay_seconds),
+        message=f"rolling back {canary.version}: {message}",
+    )
+    p.event(
+        reason,
+        message,
+        warning=True,
+        actor=actor,
+        revision=canary.revision,
+        step=p.status.current_step_index,
+        weight=0,
+    )
+    # Capacity back on stable, then drain: weight 0 at the router and in the Services. Any
+    # canary growth planned earlier in this pass is dropped.
+    p.hold(canary.revision)
+    p.scale(stable.revision, p.spec.replicas, current=False)
+    p.services(stable.revision, canary.revision, include_canary=False)
+    p.router(stable.revision, canary.revision, 0)
+    refresh_replicas(p)
+    p.event(
+        Reason.TRAFFIC_DRAINED,
+        f"canary {canary.revision} receives no traffic; it is "
+        f"scaled down in {p.spec.abort_scale_down_delay_seconds}s",
+        revision=canary.revision,
+        weight=0,
+    )
+    p.wake_in(float(p.spec.abort_scale_down_delay_seconds))
+
+
+def drain_and_scale_down(p: Pass) -> bool:
+    """Keep traffic drained; scale the canary down once the delay has passed. True when done."""
+    status = p.status
+    canary, stable = status.canary, status.stable
+    assert canary is not None and stable is not None
+    p.scale(stable.revision, p.spec.replicas, current=False)
+    p.services(stable.revision, canary.revision, include_canary=False)
+    p.router(stable.revision, canary.revision, 0)
+    refresh_replicas(p)
+    if status.canary_weight != 0:  # never scale down what may still get traffic
+        p.set(canary_weight=0)
+        p.wake_in(0.5)
+        return False
+    at = status.scale_down_at or p.now
+    if p.now < at:
+        p.wake_at(at)
+        return False
+    # Asking for 0 is the last step: the pods terminate on their own; nothing later waits.
+    p.scale(canary.revision, 0, current=False)
+    refresh_replicas(p)
+    return True
+
+
+def roll_back(p: Pass) -> None:
+    """RollingBack: keep drained, scale the canary down after the delay, then RolledBack."""
+    if not drain_and_scale_down(p):
+        return
+    abort = p.status.abort
+    assert abort is not None
+    migrated = p.status.migration is not None and (
+        p.status.migration.revision == abort.revision
+        and p.status.migration.phase is MigrationPhase.SUCCEEDED
+    )
+    p.set(phase=Phase.ROLLED_BACK, schema_ahead_of_app=migrated)
+    p.event(
+        Reason.ROLLED_BACK,
+        f"rolled back to {p.status.stable.version if p.status.stable else ''}"
+        f": {abort.message}"
+        + (
+            "; the database schema stays migrated for the rolled-back "
+            "version (no down-migration is ever run)"
+            if migrated
+            else ""
+        ),
+        warning=True,
+        revision=abort.revision,
+    )
+    hold_rolled_back(p)
+
+
+def hold_rolled_back(p: Pass) -> None:
+    """RolledBack: stay drained and scaled down until a new revision or `retry`."""
+    abort = p.status.abort
+    assert abort is not None
+    stable = p.status.stable
+    assert stable is not None
+    drain_and_scale_down(p)
+    schema = (
+        " The database schema is ahead of the app: the migration of the rolled-back "
+        "version stays applied."
+        if p.status.schema_ahead_of_app
+        else ""
+    )
+    p.set(
+        phase=Phase.ROLLED_BACK,
+        message=f"rolled back to {stable.version} ({stable.revision}): {abort.message}."
+        f"{schema} Apply a new version or `kubectl rollwise retry`.",
+    )
+
+
+def supersede_canary(p: Pass, revision: str) -> bool:
+    """A newer revision (or the stable one again) replaced the canary mid-rollout: drain and
+    remove the old canary first. True once it is gone and the caller starts over with
+    `revision`."""
+    canary = p.status.canary
+    stable = p.status.stable
+    assert canary is not None and stable is not None
+    settled = p.status.phase in (Phase.ROLLED_BACK, Phase.MIGRATION_FAILED)
+    draining = (
+        p.status.phase is Phase.ROLLING_BACK
+        and p.status.abort is not None
+        and p.status.abort.revision == canary.revision
+    )
+    if not settled and not draining:
+        why = (
+            f"revision {revision} replaced canary {canary.revision} before it finished"
+            if revision != stable.revision
+            else f"spec returned to the stable revision {revision}"
+        )
+        begin_abort(p, Reason.SUPERSEDED, why, actor=ACTOR)
+        return False
+    if settled or drain_and_scale_down(p):
+        p.event(
+            Reason.SUPERSEDED,
+            f"canary {canary.revision} removed; starting over with {revision}",
+            revision=revision,
+        )
+        p.set(
+            canary=None,
+            abort=None,
+            current_step_index=None,
+            analysis=[],
+            phase=Phase.PENDING,
+            canary_weight=0,
+            scale_down_at=None,
+        )
+        return True
+    return False

@@ -1,0 +1,279 @@
+"""The analysis room: which gates measure now, folding measurements into verdicts, and whether
+step and background gates passed or breached. It reports outcomes; the caller aborts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from rollwise.api.durations import parse_duration
+from rollwise.api.gates import MetricGateSpec
+from rollwise.api.service import (
+    GateRef,
+    GateResult,
+    Phase,
+    ServiceSpec,
+    ServiceStatus,
+    Verdict,
+)
+from rollwise.core import gates as gatelib
+from rollwise.core.gates import GateOutcome
+from rollwise.core.model import EventRecord, GateQuery, MetricSample, Observed
+from rollwise.core.naming import gate_key, gate_spec_key
+from rollwise.core.passes import POLL_S, Pass
+from rollwise.core.reasons import Reason
+from rollwise.core.revision import revision_of
+
+
+def gate_refs(spec: ServiceSpec) -> list[tuple[str, bool]]:
+    """Every MetricGate / ClusterMetricGate the spec refers to, as (name, cluster)."""
+    canary = spec.strategy.canary
+    refs: list[GateRef] = [g for s in canary.steps if s.analysis for g in s.analysis.gates]
+    if canary.analysis:
+        refs.extend(canary.analysis.gates)
+    seen: dict[tuple[str, bool], None] = {}
+    for ref in refs:
+        seen[(ref.name, ref.cluster)] = None
+    return list(seen)
+
+
+def due_gates(
+    spec: ServiceSpec, status: ServiceStatus, observed: Observed, now: datetime
+) -> list[GateQuery]:
+    """The gate measurements to take in this pass, queries resolved; the controller runs them
+    and hands the samples to decide() in the same pass."""
+    if status.phase not in (Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING):
+        return []
+    canary = status.canary
+    if canary is None or status.stable is None or status.current_step_index is None:
+        return []
+    if canary.revision != revision_of(spec):
+        return []
+    queries: list[GateQuery] = []
+    for ref, background, started in active_gates(spec, status):
+        gspec = observed.gates.get(gate_spec_key(ref.name, ref.cluster))
+        if gspec is None:
+            continue
+        key = gate_key(ref.name, ref.cluster, background)
+        result = _result(status, key)
+        if gatelib.exhausted(result, gspec, not background):
+            continue
+        if gatelib.next_due(result, gspec, started) > now:
+            continue
+        try:
+            query = gatelib.resolve_query(ref.name, gspec, ref, _query_context(observed, status))
+        except gatelib.GateConfigError:
+            continue  # decide() reports it
+        queries.append(
+            GateQuery(
+                key=key,
+                gate=ref.name,
+                background=background,
+                address=gspec.provider.prometheus.address,
+                query=query,
+                timeout_s=parse_duration(gspec.provider.prometheus.timeout),
+            )
+        )
+    return queries
+
+
+def active_gates(spec: ServiceSpec, status: ServiceStatus) -> list[tuple[GateRef, bool, datetime]]:
+    """(gate, background?, active since) for every gate that measures now."""
+    index = status.current_step_index
+    if index is None:
+        return []
+    steps = spec.strategy.canary.steps
+    started = status.step_started_at
+    out: list[tuple[GateRef, bool, datetime]] = []
+    if index < len(steps) and steps[index].analysis is not None and started is not None:
+        for ref in steps[index].analysis.gates:  # type: ignore[union-attr]
+            out.append((ref, False, started))
+    background = spec.strategy.canary.analysis
+    if background is not None and index >= background.starting_step:
+        for ref in background.gates:
+            out.append((ref, True, started or datetime.min))
+    return out
+
+
+def _result(status: ServiceStatus, key: str) -> GateResult | None:
+    for result in status.analysis:
+        if _key_of(result) == key:
+            return result
+    return None
+
+
+def _key_of(result: GateResult) -> str:
+    return result.gate + ("@bg" if result.background else "")
+
+
+def _query_context(observed: Observed, status: ServiceStatus) -> dict[str, str]:
+    return {
+        "canary.revision": status.canary.revision if status.canary else "",
+        "stable.revision": status.stable.revision if status.stable else "",
+        "service.name": observed.name,
+        "service.namespace": observed.namespace,
+    }
+
+
+def _gate_spec(p: Pass, ref: GateRef) -> MetricGateSpec | None:
+    """The gate's spec; None, with the reason in status and one warning Event per distinct
+    reason, when it does not exist or does not validate. The rollout then waits: a gate that
+    cannot be measured never passes."""
+    key = gate_spec_key(ref.name, ref.cluster)
+    gspec = p.observed.gates.get(key)
+    if gspec is None:
+        kind = "ClusterMetricGate" if ref.cluster else "MetricGate"
+        where = "" if ref.cluster else f"{p.observed.namespace}/"
+        error = p.observed.gate_errors.get(key)
+        if error is None:
+            reason, problem, until = Reason.GATE_MISSING, "does not exist", "created"
+        else:
+            reason, problem, until = Reason.GATE_INVALID, f"is invalid: {error}", "fixed"
+        message = (
+            f"{kind} {where}{ref.name} {problem}; the rollout waits (it never passes a gate "
+            f"it cannot measure) until it is {until}"
+        )
+        said = {h.message for h in p.status.history if h.event == reason}
+        if message not in said:
+            p.event(reason, message, warning=True)
+        p.set(message=message)
+        p.wake_in(POLL_S * 6)
+    return gspec
+
+
+def _fold_samples(
+    p: Pass, ref: GateRef, background: bool, gspec: MetricGateSpec, step: int | None
+) -> GateResult:
+    """This gate's tally with this pass's samples folded in; the query checked for errors."""
+    key = gate_key(ref.name, ref.cluster, background)
+    result = _result(p.status, key) or GateResult(
+        gate=gate_key(ref.name, ref.cluster, False), step=step, background=background
+    )
+    try:
+        query = gatelib.resolve_query(ref.name, gspec, ref, _query_context(p.observed, p.status))
+    except gatelib.GateConfigError as err:
+        sample = MetricSample(key=key, query="", measured_at=p.now, error=str(err))
+        samples: tuple[MetricSample, ...] = (sample,) if _due(result, gspec, p) else ()
+    else:
+        # Only measurements newer than the tally: folding is safe to repeat within a pass.
+        samples = tuple(
+            s
+            for s in p.observed.samples
+            if s.key == key and (result.measured_at is None or s.measured_at > result.measured_at)
+        )
+        if not result.query:
+            result = result.model_copy(update={"query": query})
+    for sample in samples:
+        previous = result.verdict
+        result = gatelib.record(result, sample, gspec)
+        verdict = result.verdict
+        # A step gate's pass is told by the StepCompleted it leads to; a background gate that
+        # keeps passing is told once, when its verdict turns to Passed. Every other verdict is a
+        # problem and an Event each time.
+        if verdict is Verdict.PASSED and (not background or previous is Verdict.PASSED):
+            continue
+        reason = {
+            "Passed": Reason.GATE_PASSED,
+            "Failed": Reason.GATE_FAILED,
+            "Inconclusive": Reason.GATE_INCONCLUSIVE,
+            "Error": Reason.GATE_ERROR,
+        }[verdict.value if verdict else "Error"]
+        shown = "no data" if result.value is None else f"{result.value:.6g}"
+        p.events.append(
+            EventRecord(
+                reason=reason,
+                message=f"gate {result.gate}{' (background)' if background else ''}: {verdict} "
+                f"value={shown} query={sample.query}"
+                + (f" ({result.message})" if result.message else ""),
+                warning=verdict is not None and verdict.value != "Passed",
+            )
+        )
+    # Replace in place: the list keeps its order from pass to pass.
+    analysis = list(p.status.analysis)
+    index = next((i for i, r in enumerate(analysis) if _key_of(r) == key), None)
+    if index is None:
+        analysis.append(result)
+    else:
+        analysis[index] = result
+    p.set(analysis=analysis)
+    if not gatelib.exhausted(result, gspec, not background):
+        started = p.status.step_started_at or p.now
+        p.wake_at(gatelib.next_due(result, gspec, started))
+    return result
+
+
+def _due(result: GateResult, gspec: MetricGateSpec, p: Pass) -> bool:
+    started = p.status.step_started_at or p.now
+    return gatelib.next_due(result if result.measured_at else None, gspec, started) <= p.now
+
+
+def measure_step_gates(p: Pass, index: int, refs: list[GateRef]) -> GateOutcome:
+    """Fold this pass's samples into the step's gates: passed when every gate passed,
+    breached (with why) as soon as one is, otherwise still measuring."""
+    all_passed = True
+    for ref in refs:
+        gspec = _gate_spec(p, ref)
+        if gspec is None:
+            return GateOutcome()
+        result = _fold_samples(p, ref, False, gspec, index)
+        verdict = gatelib.outcome(result, gspec, step_gate=True)
+        if verdict.breached:
+            return replace(verdict, message=f"{verdict.message} at step {index + 1}")
+        all_passed = all_passed and verdict.passed
+    if not all_passed:
+        p.set(
+            phase=Phase.PROGRESSING,
+            message=f"step {index + 1}: analysis running ({', '.join(r.name for r in refs)})",
+        )
+    return GateOutcome(passed=all_passed)
+
+
+def passed_gates(p: Pass, refs: list[GateRef]) -> list[str]:
+    """How each step gate passed (value against its threshold, the query as sent), for the
+    StepCompleted Event: the results leave status when the step completes."""
+    told: list[str] = []
+    for ref in refs:
+        result = _result(p.status, gate_key(ref.name, ref.cluster, False))
+        gspec = p.observed.gates.get(gate_spec_key(ref.name, ref.cluster))
+        if result is None or gspec is None:
+            continue
+        told.append(
+            f"gate {result.gate} passed, {gatelib.describe_threshold(result.value, gspec)} "
+            f"({result.measurements} measurement{'' if result.measurements == 1 else 's'}, "
+            f"query {result.query})"
+        )
+    return told
+
+
+def measure_background_gates(p: Pass) -> GateOutcome | None:
+    """Measure background gates; the breach (with why) when one of them must abort."""
+    background = p.spec.strategy.canary.analysis
+    index = p.status.current_step_index
+    if background is None or index is None or index < background.starting_step:
+        return None
+    for ref in background.gates:
+        gspec = _gate_spec(p, ref)
+        if gspec is None:
+            continue
+        result = _fold_samples(p, ref, True, gspec, None)
+        verdict = gatelib.outcome(result, gspec, step_gate=False)
+        if verdict.breached:
+            return replace(
+                verdict, message=f"{verdict.message} (background analysis, step {index + 1})"
+            )
+    return None
+
+
+def background_passed(p: Pass) -> bool:
+    """Promotion needs the latest measurement of every background gate to be a pass."""
+    background = p.spec.strategy.canary.analysis
+    if background is None:
+        return True
+    for ref in background.gates:
+        result = _result(p.status, gate_key(ref.name, ref.cluster, True))
+        gspec = p.observed.gates.get(gate_spec_key(ref.name, ref.cluster))
+        if gspec is None or result is None:
+            return False
+        if not gatelib.outcome(result, gspec, step_gate=False).passed:
+            return False
+    return True

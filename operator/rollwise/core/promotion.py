@@ -1,0 +1,68 @@
+"""The promotion room: after the last step the canary takes every replica, then becomes stable.
+Only scaling: the canary's pods are never restarted."""
+
+from __future__ import annotations
+
+from rollwise.api.service import Phase
+from rollwise.core.analysis import background_passed
+from rollwise.core.passes import WATCH_FALLBACK_S, Pass
+from rollwise.core.reasons import Reason
+from rollwise.core.steady import keep_steady
+from rollwise.core.workloads import keep_workloads
+
+
+def begin_promotion(p: Pass, revision: str) -> tuple[bool, str]:
+    """After the last step: promote unless a pause request or a background gate without a
+    passing measurement holds it back. Whether it began, and what happens now."""
+    canary = p.status.canary
+    assert canary is not None
+    if p.status.paused_by_request:
+        message = "all steps done; paused by request before promotion"
+        p.set(phase=Phase.PAUSED, message=message)
+        return False, message
+    if not background_passed(p):
+        message = "all steps done; waiting for a passing background measurement"
+        p.set(phase=Phase.PROGRESSING, message=message)
+        return False, message
+    message = f"promoting {canary.version}: scaling it to {p.spec.replicas} replicas"
+    p.set(phase=Phase.PROMOTING, canary_weight=100, message=message)
+    keep_workloads(p, revision)
+    return True, message
+
+
+def promote(p: Pass, revision: str) -> None:
+    """All steps done: the canary takes every replica, then becomes stable. Only scaling: the
+    canary's pods are never restarted."""
+    spec = p.spec
+    stable, canary = p.status.stable, p.status.canary
+    assert stable is not None and canary is not None
+    if p.status.phase is not Phase.PROMOTING:
+        began, _ = begin_promotion(p, revision)
+        if not began:
+            return
+        # Begun in a later pass than the last step's StepCompleted (a background gate passed,
+        # or a resume): no transition of this pass told it.
+        p.event(
+            Reason.PROMOTING,
+            f"all steps passed; promoting {canary.version} ({revision})",
+            revision=revision,
+            weight=100,
+        )
+    rs = p.observed.replica_sets.get(revision)
+    if rs is None or rs.replicas != spec.replicas or rs.ready_replicas < spec.replicas:
+        ready = rs.ready_replicas if rs else 0
+        p.set(message=f"promoting {canary.version}: {ready}/{spec.replicas} pods ready")
+        p.wake_in(WATCH_FALLBACK_S)
+        return
+    # Promotion waited for exactly what Healthy means (every pod of the revision ready), so
+    # Promoted tells Healthy too and _steady has no transition of its own to tell.
+    p.set(stable=canary.model_copy(), canary=None, phase=Phase.HEALTHY)
+    p.event(
+        Reason.PROMOTED,
+        f"version {canary.version} ({revision}) is stable and Healthy, "
+        f"{spec.replicas}/{spec.replicas} pods ready; "
+        f"{stable.version} ({stable.revision}) scaled down",
+        revision=revision,
+    )
+    p.set(schema_ahead_of_app=False)
+    keep_steady(p, revision)

@@ -1,0 +1,135 @@
+"""The rollout room: a new revision over a stable one, from its migration through every step
+to promotion, with background gates measured alongside and manual requests acted on."""
+
+from __future__ import annotations
+
+from rollwise.api.service import Phase, RevisionStatus
+from rollwise.core.abort import begin_abort, hold_rolled_back, roll_back
+from rollwise.core.analysis import measure_background_gates
+from rollwise.core.migration import migrate, needs_migration
+from rollwise.core.model import Action
+from rollwise.core.passes import ACTOR, Pass
+from rollwise.core.reasons import Reason
+from rollwise.core.requests import ack, pending_request
+from rollwise.core.steps import advance, start_step, steps_of
+from rollwise.core.workloads import keep_workloads
+
+
+def run_rollout(p: Pass, revision: str) -> None:
+    """A new revision over a stable one: migration, then the steps with background gates, or
+    the held outcome of an earlier attempt (RolledBack, MigrationFailed) until `retry`."""
+    spec = p.spec
+    stable = p.status.stable
+    assert stable is not None
+    request = pending_request(p)
+    version = spec.resolved_version()
+
+    # Settled outcomes for this revision wait for a person (retry) or a new revision.
+    if p.status.phase in (Phase.ROLLED_BACK, Phase.MIGRATION_FAILED) and (
+        p.status.abort is not None and p.status.abort.revision == revision
+    ):
+        if p.status.phase is Phase.MIGRATION_FAILED:
+            migrate(p, revision)  # held: only a retry request starts a new attempt
+            return
+        if request is not None and request.action is Action.RETRY:
+            ack(p, request, f"rollout of {revision} started again from step 1")
+            p.set(
+                abort=None,
+                current_step_index=None,
+                analysis=[],
+                phase=Phase.PROGRESSING,
+                canary=RevisionStatus(revision=revision, version=version),
+                scale_down_at=None,
+                schema_ahead_of_app=False,
+            )
+            p.event(
+                Reason.RETRY, f"retry of {revision} requested", actor=request.by, revision=revision
+            )
+        else:
+            hold_rolled_back(p)
+            return
+    if p.status.phase is Phase.ROLLING_BACK:
+        roll_back(p)
+        return
+
+    canary = p.status.canary
+    if canary is None or canary.revision != revision:
+        p.set(
+            canary=RevisionStatus(revision=revision, version=version),
+            abort=None,
+            current_step_index=None,
+            step_started_at=None,
+            pause_started_at=None,
+            analysis=[],
+            canary_weight=0,
+            scale_down_at=None,
+            schema_ahead_of_app=False,
+            paused_by_request=False,
+        )
+
+    if needs_migration(p, revision) and not migrate(p, revision):
+        return
+
+    if p.status.current_step_index is None:
+        p.set(
+            current_step_index=0,
+            step_started_at=p.now,
+            pause_started_at=None,
+            analysis=[],
+            canary_weight=0,
+            phase=Phase.PROGRESSING,
+        )
+        starts = start_step(p, revision, 0)
+        p.event(
+            Reason.ROLLOUT_STARTED,
+            f"rolling out version {version} ({revision}) over "
+            f"stable {stable.version} ({stable.revision}) in {len(steps_of(p))} steps; {starts}",
+            revision=revision,
+            step=0,
+            weight=p.status.canary_weight,
+        )
+
+    request = pending_request(p)
+    if request is not None and request.action is Action.ABORT:
+        ack(p, request, "rollout aborted")
+        begin_abort(p, Reason.ABORTED, f"aborted by {request.by}", actor=request.by)
+        return
+    if request is not None and request.action is Action.PAUSE:
+        ack(p, request, f"paused at step {(p.status.current_step_index or 0) + 1}")
+        p.set(paused_by_request=True)
+        p.event(
+            Reason.PAUSED,
+            f"paused by {request.by}",
+            actor=request.by,
+            step=p.status.current_step_index,
+        )
+    elif request is not None and request.action is Action.RESUME and p.status.paused_by_request:
+        ack(p, request, "resumed")
+        p.set(paused_by_request=False)
+        p.event(
+            Reason.RESUMED,
+            f"resumed by {request.by}",
+            actor=request.by,
+            step=p.status.current_step_index,
+        )
+
+    keep_workloads(p, revision)
+    if _background_breached(p):
+        return
+    before = p.status.current_step_index
+    advance(p, revision)
+    if not _aborting(p) and p.status.current_step_index != before:
+        _background_breached(p)  # a gate whose startingStep was just reached starts now
+
+
+def _aborting(p: Pass) -> bool:
+    return p.status.phase is Phase.ROLLING_BACK
+
+
+def _background_breached(p: Pass) -> bool:
+    """Measure the background gates; abort and say so when one of them breached."""
+    breach = measure_background_gates(p)
+    if breach is None:
+        return False
+    begin_abort(p, breach.reason, breach.message, actor=ACTOR)
+    return True
