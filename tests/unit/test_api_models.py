@@ -272,3 +272,57 @@ def test_status_ignores_fields_from_newer_operators_and_bounds_the_weight() -> N
     assert status.phase == "Healthy"
     with pytest.raises(ValidationError, match="canaryWeight"):
         ServiceStatus.model_validate({"canaryWeight": 101})
+
+
+# ---------------------------------------------------------------- scaling and adoption
+
+
+def test_surge_bounds_default_to_a_quarter_as_deployments_do() -> None:
+    canary = ServiceSpec.model_validate(service()).strategy.canary
+
+    assert (canary.max_surge, canary.max_unavailable) == ("25%", "25%")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"maxSurge": -1}, "maxSurge must not be negative"),
+        ({"maxSurge": "3"}, "maxSurge '3' is neither a count nor a percentage"),
+        ({"maxUnavailable": "120%"}, "maxUnavailable '120%' is neither"),
+        ({"maxSurge": 0, "maxUnavailable": "0%"}, "cannot both be 0"),
+    ],
+)
+def test_bad_surge_bounds_are_rejected_naming_the_field(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ServiceSpec.model_validate(with_steps({"setWeight": 10}, **options))
+
+
+def test_a_workload_ref_replaces_the_template() -> None:
+    wire = service(workloadRef={"name": "payment"})
+    del wire["template"]
+
+    spec = ServiceSpec.model_validate(wire)
+
+    assert spec.workload_ref is not None and spec.workload_ref.kind == "Deployment"
+    with pytest.raises(ValueError, match="not read from workloadRef yet"):
+        spec.pod_template()
+
+
+@pytest.mark.parametrize("both", [True, False])
+def test_exactly_one_of_template_and_workload_ref(both: bool) -> None:
+    wire = service(workloadRef={"name": "payment"}) if both else service()
+    if not both:
+        del wire["template"]
+
+    with pytest.raises(ValidationError, match="exactly one of template and workloadRef"):
+        ServiceSpec.model_validate(wire)
+
+
+def test_a_workload_ref_names_a_deployment_only() -> None:
+    wire = service(workloadRef={"kind": "StatefulSet", "name": "db"})
+    del wire["template"]
+
+    with pytest.raises(ValidationError, match="kind"):
+        ServiceSpec.model_validate(wire)

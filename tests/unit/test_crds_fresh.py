@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from rollwise.api.crd import build_crds
 from rollwise.cli.crds import rendered, stale_files, write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +105,18 @@ def test_the_schema_walk_reaches_every_node() -> None:
     assert ".spec.template.metadata.labels{}" in walked
     assert ".spec.service.targetPort" in walked
     assert ".status.history[].at" in walked
+
+
+def test_progressive_services_can_be_scaled_by_an_autoscaler() -> None:
+    version = build_crds()["rollwise.dev_progressiveservices.yaml"]["spec"]["versions"][0]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+    assert version["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+    # An absent replicas would read as 0 through the scale subresource: "scaling disabled".
+    assert spec["properties"]["replicas"]["default"] == 1
+    rules = [v["rule"] for v in spec["x-kubernetes-validations"]]
+    assert "has(self.template) != has(self.workloadRef)" in rules

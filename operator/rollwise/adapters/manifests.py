@@ -19,8 +19,8 @@ from rollwise.core.model import EnsureServices, EventRecord, JobState, ReplicaSe
 
 Manifest = dict[str, Any]
 
-ROLE_WORKLOAD = "workload"
-ROLE_MIGRATION = "migration"
+ROLE_WORKLOAD = naming.ROLE_WORKLOAD
+ROLE_MIGRATION = naming.ROLE_MIGRATION
 COMPONENT = "rollwise"
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 EVENT_MESSAGE_LIMIT = 1024
@@ -139,7 +139,7 @@ def replica_set_manifest(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": pod_selector(ref.name, revision)},
-            "template": _pod_template(spec.template.to_wire(), labels, version),
+            "template": _pod_template(spec.pod_template().to_wire(), labels, version),
         },
     }
 

@@ -70,12 +70,25 @@ def _crd(
     short_names: list[str],
     columns: list[Schema],
     max_name: int | None = None,
+    scale: bool = False,
 ) -> Schema:
     properties: Schema = {"spec": openapi_schema(spec_model)}
     version: Schema = {"name": VERSION, "served": True, "storage": True}
     if status_model is not None:
         properties["status"] = openapi_schema(status_model)
         version["subresources"] = {"status": {}}
+    if scale:
+        # An HPA or KEDA scales the service through this, like a Deployment.
+        version["subresources"]["scale"] = {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        }
+        # The one default the schema keeps: an autoscaled manifest leaves replicas out (so
+        # GitOps never fights the autoscaler), and an absent value reads as 0 through the
+        # scale subresource, which an HPA takes for "scaling disabled". Stored as 1, as the
+        # operator reads an absent value anyway.
+        properties["spec"]["properties"]["replicas"]["default"] = 1
     root: Schema = {"type": "object", "required": ["spec"], "properties": properties}
     if max_name is not None:
         # Names of owned objects are `<name>-<revision>` and `<name>-migrate-<revision>`, and
@@ -139,12 +152,16 @@ def build_crds() -> dict[str, Schema]:
             _column("Canary", ".status.canary.version"),
             _column("Weight", ".status.canaryWeight", "integer"),
             _column("Step", ".status.currentStepIndex", "integer"),
+            _column("Replicas", ".spec.replicas", "integer"),
+            _column("Stable-Pods", ".status.stable.replicas", "integer", priority=1),
+            _column("Canary-Pods", ".status.canary.replicas", "integer", priority=1),
             _column("Stable-Rev", ".status.stable.revision", priority=1),
             _column("Canary-Rev", ".status.canary.revision", priority=1),
             _column("Message", ".status.message", priority=1),
             _AGE,
         ],
         max_name=service.MAX_NAME,
+        scale=True,
     )
     gate = _crd(
         gates.KIND, gates.PLURAL, "Namespaced", gates.MetricGateSpec, None, ["mgate"], _GATE_COLUMNS

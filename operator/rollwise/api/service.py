@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -180,12 +181,65 @@ class TrafficRouting(ApiModel):
         return "replicas"
 
 
+_SURGE_DOC = (
+    "a count or a percentage of replicas ('25%', rounded up for maxSurge and down for "
+    "maxUnavailable, as Deployments do)"
+)
+_PERCENT = r"^(100|[1-9]?[0-9])%$"
+
+
 class CanaryStrategy(ApiModel):
+    """The canary steps and how pods move between revisions.
+
+    maxSurge/maxUnavailable bound every move of pods between stable and canary under the
+    replicas router (weight changes, promotion, abort): at most replicas+maxSurge pods exist,
+    and at least replicas-maxUnavailable are ready. A traffic router sizes the canary beside a
+    full stable, so only promotion and abort are bounded there.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.maxSurge) && has(self.maxUnavailable) && "
+                    "string(self.maxSurge) in ['0', '0%'] && "
+                    "string(self.maxUnavailable) in ['0', '0%'])",
+                    "message": "maxSurge and maxUnavailable cannot both be 0: no pod could move",
+                }
+            ]
+        }
+    )
     steps: list[CanaryStep] = Field(min_length=1, max_length=50)
     analysis: BackgroundAnalysis | None = None
     traffic_routing: TrafficRouting = Field(
         default_factory=lambda: TrafficRouting(replicas=ReplicaRouting())
     )
+    max_surge: int | str = Field(
+        default="25%",
+        description=f"Extra pods allowed above replicas while pods move: {_SURGE_DOC}.",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+    max_unavailable: int | str = Field(
+        default="25%",
+        description=f"Ready pods allowed below replicas while pods move: {_SURGE_DOC}.",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+
+    @model_validator(mode="after")
+    def _surge_is_a_count_or_percentage(self) -> CanaryStrategy:
+        for field, value in (
+            ("maxSurge", self.max_surge),
+            ("maxUnavailable", self.max_unavailable),
+        ):
+            if isinstance(value, int) and value < 0:
+                raise ValueError(f"{field} must not be negative")
+            if isinstance(value, str) and not re.match(_PERCENT, value):
+                raise ValueError(
+                    f"{field} {value!r} is neither a count nor a percentage like '25%'"
+                )
+        if str(self.max_surge) in ("0", "0%") and str(self.max_unavailable) in ("0", "0%"):
+            raise ValueError("maxSurge and maxUnavailable cannot both be 0: no pod could move")
+        return self
 
     @model_validator(mode="after")
     def _background_starts_within_steps(self) -> CanaryStrategy:
@@ -201,23 +255,66 @@ class Strategy(ApiModel):
     canary: CanaryStrategy
 
 
-class ServiceSpec(ApiModel):
-    """What a team declares: the pod template, its version, and how to roll it out."""
+class WorkloadRef(ApiModel):
+    """An existing Deployment whose pod template rollwise rolls out (it keeps the Deployment at
+    0 replicas while it manages the pods, and hands them back when released)."""
 
+    api_version: str = Field(default="apps/v1", pattern=r"^apps/v1$")
+    kind: str = Field(default="Deployment", pattern=r"^Deployment$")
+    name: str = Field(min_length=1, max_length=253)
+
+
+class ServiceSpec(ApiModel):
+    """What a team declares: the pod template (or a Deployment holding it), its version, and
+    how to roll it out."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.template) != has(self.workloadRef)",
+                    "message": "set exactly one of template and workloadRef",
+                },
+                {
+                    "rule": "has(self.workloadRef) == has(oldSelf.workloadRef)",
+                    "message": "template and workloadRef cannot be swapped on a live service; "
+                    "create a new ProgressiveService",
+                },
+            ]
+        }
+    )
     replicas: int = Field(default=1, ge=0, le=10000)
     version: str | None = Field(default=None, max_length=128)
-    template: PodTemplate
+    template: PodTemplate | None = None
+    workload_ref: WorkloadRef | None = None
     service: ServicePorts = Field(default_factory=ServicePorts)
     migration: MigrationSpec | None = None
     strategy: Strategy
     progress_deadline_seconds: int = Field(default=600, ge=1)
     abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
 
+    @model_validator(mode="after")
+    def _template_or_workload_ref(self) -> ServiceSpec:
+        if (self.template is None) == (self.workload_ref is None):
+            raise ValueError("set exactly one of template and workloadRef")
+        return self
+
+    def pod_template(self) -> PodTemplate:
+        """The pod template to roll out; a workloadRef's is filled in from the Deployment
+        (`with_template`) before any decision is made."""
+        if self.template is None:
+            raise ValueError("spec.template was not read from workloadRef yet")
+        return self.template
+
+    def with_template(self, template: PodTemplate) -> ServiceSpec:
+        """This spec with the pod template read from its workloadRef."""
+        return self.model_copy(update={"template": template})
+
     def resolved_version(self) -> str:
         """The declared version, else the first container's image tag, else "latest"."""
         if self.version:
             return self.version
-        image = self.template.spec.containers[0].image
+        image = self.pod_template().spec.containers[0].image
         name, _, digest = image.rsplit("/", 1)[-1].partition("@")
         if ":" in name:
             return name.split(":", 1)[1]
@@ -330,6 +427,9 @@ class ServiceStatus(StatusModel):
 
     observed_generation: int | None = None
     phase: Phase = Phase.PENDING
+    # The scale subresource's view: pods asked for (stable + canary) and the pods it selects.
+    replicas: int = 0
+    selector: str | None = None
     message: str | None = None
     stable: RevisionStatus | None = None
     canary: RevisionStatus | None = None

@@ -5,9 +5,9 @@ revision moves it; a superseded canary is drained the same way before starting o
 from __future__ import annotations
 
 from rollwise.api.service import AbortStatus, MigrationPhase, Phase
-from rollwise.core.passes import ACTOR, Pass, seconds
+from rollwise.core.passes import ACTOR, WATCH_FALLBACK_S, Pass, seconds
 from rollwise.core.reasons import Reason
-from rollwise.core.workloads import refresh_replicas
+from rollwise.core.workloads import restore_stable
 
 
 def begin_abort(p: Pass, reason: str, message: str, actor: str) -> None:
@@ -33,13 +33,10 @@ def begin_abort(p: Pass, reason: str, message: str, actor: str) -> None:
         step=p.status.current_step_index,
         weight=0,
     )
-    # Capacity back on stable, then drain: weight 0 at the router and in the Services. Any
-    # canary growth planned earlier in this pass is dropped.
-    p.hold(canary.revision)
-    p.scale(stable.revision, p.spec.replicas, current=False)
+    # Capacity back on stable, then drain: weight 0 at the router and in the Services.
+    restore_stable(p, release_canary=False)
     p.services(stable.revision, canary.revision, include_canary=False)
     p.router(stable.revision, canary.revision, 0)
-    refresh_replicas(p)
     p.event(
         Reason.TRAFFIC_DRAINED,
         f"canary {canary.revision} receives no traffic; it is "
@@ -55,21 +52,24 @@ def drain_and_scale_down(p: Pass) -> bool:
     status = p.status
     canary, stable = status.canary, status.stable
     assert canary is not None and stable is not None
-    p.scale(stable.revision, p.spec.replicas, current=False)
     p.services(stable.revision, canary.revision, include_canary=False)
     p.router(stable.revision, canary.revision, 0)
-    refresh_replicas(p)
-    if status.canary_weight != 0:  # never scale down what may still get traffic
+    at = status.scale_down_at or p.now
+    # Never scale down what may still get traffic: weight 0 recorded, and the delay passed.
+    release = status.canary_weight == 0 and p.now >= at
+    canary_left = restore_stable(p, release_canary=release)
+    if status.canary_weight != 0:
         p.set(canary_weight=0)
         p.wake_in(0.5)
         return False
-    at = status.scale_down_at or p.now
-    if p.now < at:
+    if not release:
         p.wake_at(at)
         return False
+    if canary_left > 0:
+        # Stable replacements are not ready yet; their pods turning Ready wake this service.
+        p.wake_in(WATCH_FALLBACK_S)
+        return False
     # Asking for 0 is the last step: the pods terminate on their own; nothing later waits.
-    p.scale(canary.revision, 0, current=False)
-    refresh_replicas(p)
     return True
 
 

@@ -22,6 +22,7 @@ from rollwise.core.abort import supersede_canary
 from rollwise.core.conditions import with_condition
 from rollwise.core.migration import migrate, migration_done, needs_migration
 from rollwise.core.model import Observed, Plan
+from rollwise.core.naming import workload_selector
 from rollwise.core.passes import Pass
 from rollwise.core.reasons import ConditionType, Reason
 from rollwise.core.requests import ack_unhandled_request, report_invalid_request
@@ -79,7 +80,8 @@ def _route(p: Pass, revision: str) -> None:
 
 
 def _finish_status(p: Pass) -> None:
-    """The five kstatus conditions from the phase, then observedGeneration, written last."""
+    """The five kstatus conditions from the phase, the scale subresource's replicas and
+    selector, then observedGeneration, written last."""
     status = p.status
     phase = status.phase
     generation = p.observed.generation
@@ -108,4 +110,10 @@ def _finish_status(p: Pass) -> None:
         out = with_condition(out, ctype, value, why, message, generation, p.now)
     order: list[str] = [w[0] for w in wanted]
     conditions = sorted(out.conditions, key=lambda c: order.index(c.type))
-    p.set(conditions=conditions, observed_generation=generation)
+    stable, canary = status.stable, status.canary
+    p.set(
+        conditions=conditions,
+        replicas=(stable.replicas if stable else 0) + (canary.replicas if canary else 0),
+        selector=workload_selector(p.observed.name),
+        observed_generation=generation,
+    )

@@ -11,7 +11,9 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "rollwise"
 LABEL_REVISION = "rollwise.dev/revision"
-LABEL_ROLE = "rollwise.dev/role"  # "workload" or "migration"
+LABEL_ROLE = "rollwise.dev/role"
+ROLE_WORKLOAD = "workload"
+ROLE_MIGRATION = "migration"
 LABEL_OWNER = "rollwise.dev/service"  # name of the owning ProgressiveService
 ANNOTATION_VERSION = "rollwise.dev/version"
 ANNOTATION_REQUEST = "rollwise.dev/request"
@@ -43,6 +45,11 @@ def migration_job_name(service: str, revision: str, attempt: int) -> str:
     """`<name>-migrate-<revision>` for the first attempt, `-<n>` appended for each retry."""
     suffix = f"-migrate-{revision}" + (f"-{attempt}" if attempt > 1 else "")
     return _bounded(service, suffix)
+
+
+def workload_selector(service: str) -> str:
+    """The label selector of every workload pod of a service (the scale subresource's)."""
+    return f"{LABEL_NAME}={service},{LABEL_ROLE}={ROLE_WORKLOAD}"
 
 
 def service_names(service: str) -> tuple[str, str, str]:

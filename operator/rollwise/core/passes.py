@@ -53,6 +53,8 @@ class StatusChanges(TypedDict, total=False):
 
     observed_generation: int | None
     phase: Phase
+    replicas: int
+    selector: str | None
     message: str | None
     stable: RevisionStatus | None
     canary: RevisionStatus | None

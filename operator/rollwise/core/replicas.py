@@ -1,8 +1,10 @@
-"""Replica arithmetic for weights: pure numbers, no pass and no status."""
+"""Replica arithmetic: pods for a weight, and bounded moves of pods between two revisions
+(maxSurge/maxUnavailable). Pure numbers: no pass and no status."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 
 def canary_replicas_for(weight: int, replicas: int) -> int:
@@ -18,3 +20,56 @@ def stable_replicas_for(canary: int, replicas: int, *, replicas_router: bool) ->
     """Stable pods beside `canary` canary pods: the rest under the replicas router (the pod
     ratio is the weight), all of them under a traffic router (it splits requests, not pods)."""
     return replicas - canary if replicas_router else replicas
+
+
+def resolve_bound(value: int | str, replicas: int, *, round_up: bool) -> int:
+    """A maxSurge/maxUnavailable value as a pod count: a count as it is, a percentage of
+    replicas rounded up (maxSurge) or down (maxUnavailable), as Deployments do."""
+    if isinstance(value, int):
+        return value
+    share = int(value.rstrip("%")) * replicas
+    return -(-share // 100) if round_up else share // 100
+
+
+def move_bounds(surge: int | str, unavailable: int | str, replicas: int) -> tuple[int, int]:
+    """(extra pods allowed, ready pods that may be missing) for `replicas`. When both round
+    to 0 one pod may be missing, as a Deployment does, or no pod could ever move."""
+    extra = resolve_bound(surge, replicas, round_up=True)
+    missing = resolve_bound(unavailable, replicas, round_up=False)
+    if extra == 0 and missing == 0:
+        missing = 1
+    return extra, missing
+
+
+@dataclass(frozen=True)
+class Side:
+    """One revision's ReplicaSet in a move: its size now, its ready pods, its target size."""
+
+    have: int
+    ready: int
+    want: int
+
+
+def next_sizes(
+    grow: Side, shrink: Side, replicas: int, surge: int, unavailable: int
+) -> tuple[int, int]:
+    """The next sizes of a move of pods from `shrink` to `grow` that keeps at most
+    replicas+surge pods asked for and at least replicas-unavailable of them ready.
+
+    The shrinking side goes first: its pods that are not ready serve nothing and go at once,
+    ready ones only as far as the other ready pods cover replicas-unavailable. The growing
+    side then takes the room left under replicas+surge. A side that is not moving the way its
+    role says (both grow or both shrink after a scale) goes straight to its target.
+    """
+    if shrink.want >= shrink.have:
+        shrink_to = shrink.want
+    else:
+        unready = shrink.have - shrink.ready
+        spare = max(0, grow.ready + shrink.ready - (replicas - unavailable))
+        shrink_to = max(shrink.want, shrink.have - unready - spare)
+    if grow.want <= grow.have:
+        grow_to = grow.want
+    else:
+        room = max(0, replicas + surge - shrink_to - grow.have)
+        grow_to = min(grow.want, grow.have + room)
+    return grow_to, shrink_to

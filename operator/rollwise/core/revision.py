@@ -10,5 +10,5 @@ from rollwise.core.naming import template_revision
 def revision_of(spec: ServiceSpec) -> str:
     """The revision of the declared pod template and version: a new value means a new rollout."""
     return template_revision(
-        {"template": spec.template.to_wire(), "version": spec.resolved_version()}
+        {"template": spec.pod_template().to_wire(), "version": spec.resolved_version()}
     )

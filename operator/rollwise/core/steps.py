@@ -13,7 +13,7 @@ from rollwise.core.promotion import begin_promotion, promote
 from rollwise.core.reasons import Reason
 from rollwise.core.replicas import canary_replicas_for
 from rollwise.core.requests import ack, pending_request
-from rollwise.core.workloads import keep_workloads
+from rollwise.core.workloads import at_targets, keep_workloads
 
 
 def steps_of(p: Pass) -> list[CanaryStep]:
@@ -147,16 +147,14 @@ def _step_state(p: Pass, revision: str, index: int, step: CanaryStep) -> str:
 
 
 def _pods_ready(p: Pass, revision: str, index: int) -> bool:
-    """The canary's pods for this weight are ready; past progressDeadlineSeconds, abort."""
+    """The pods for this weight are there and the canary's are ready; past
+    progressDeadlineSeconds, abort."""
     spec, status = p.spec, p.status
+    if at_targets(p, revision):
+        return True
     want = canary_replicas_for(status.canary_weight, spec.replicas)
     rs = p.observed.replica_sets.get(revision)
     ready = rs.ready_replicas if rs else 0
-    # The size asked for in this pass counts: a scale-down completes as soon as it is asked,
-    # with its remaining pods ready; a scale-up waits for the new pods.
-    have = p.replicas.get(revision, rs.replicas if rs else 0)
-    if have == want and ready >= want:
-        return True
     started = status.step_started_at or p.now
     deadline = started + seconds(spec.progress_deadline_seconds)
     if p.now >= deadline:

@@ -1,35 +1,123 @@
 """Canary and stable at the sizes the current weight asks for, and Services and router pointed
-at them: the workload moves that steps, promotion and abort share."""
+at them: the workload moves that steps, promotion and abort share.
+
+Under the replicas router the pod ratio is the weight, so every move of pods between the two
+revisions is bounded by maxSurge/maxUnavailable (promotion and abort lose no ready pod at all).
+A traffic router splits requests, not pods: the canary runs beside a full stable, so only an
+abort waits there (for ready stable pods before any canary pod goes).
+"""
 
 from __future__ import annotations
 
 from rollwise.api.service import Phase, RevisionStatus
 from rollwise.core.passes import Pass
-from rollwise.core.replicas import canary_replicas_for, stable_replicas_for
+from rollwise.core.replicas import (
+    Side,
+    canary_replicas_for,
+    move_bounds,
+    next_sizes,
+    stable_replicas_for,
+)
+
+
+def replicas_router(p: Pass) -> bool:
+    return p.spec.strategy.canary.traffic_routing.kind == "replicas"
+
+
+def targets(p: Pass) -> tuple[int, int]:
+    """(canary, stable) sizes the current weight asks for; promotion asks all for the canary."""
+    replicas = p.spec.replicas
+    if p.status.phase is Phase.PROMOTING:
+        canary = replicas
+    else:
+        canary = canary_replicas_for(p.status.canary_weight, replicas)
+    return canary, stable_replicas_for(canary, replicas, replicas_router=replicas_router(p))
 
 
 def keep_workloads(p: Pass, revision: str) -> None:
-    """Scale canary and stable for the current weight and point the Services/router at them."""
-    spec, status = p.spec, p.status
-    stable = status.stable
-    assert stable is not None and status.current_step_index is not None
-    promoting = status.phase is Phase.PROMOTING
-    weight = 100 if promoting else status.canary_weight
-    replicas_router = spec.strategy.canary.traffic_routing.kind == "replicas"
-    canary_n = spec.replicas if promoting else canary_replicas_for(weight, spec.replicas)
+    """Scale canary and stable towards the current weight and point the Services/router at
+    them."""
+    stable = p.status.stable
+    assert stable is not None and p.status.current_step_index is not None
+    weight = 100 if p.status.phase is Phase.PROMOTING else p.status.canary_weight
+    canary_want, stable_want = targets(p)
+    canary_n, stable_n = canary_want, stable_want
+    if replicas_router(p):
+        canary_side = _side(p, revision, canary_want)
+        stable_side = _side(p, stable.revision, stable_want)
+        # Promotion never lets ready pods drop below replicas: stable goes only as the
+        # canary's pods that replace it are ready.
+        strict = p.status.phase is Phase.PROMOTING
+        if canary_side.want >= canary_side.have:
+            canary_n, stable_n = _move(p, canary_side, stable_side, strict=strict)
+        else:
+            stable_n, canary_n = _move(p, stable_side, canary_side, strict=strict)
     p.scale(revision, canary_n, current=True)
-    if not promoting:  # promotion only grows the canary; stable goes once it is fully ready
-        stable_n = stable_replicas_for(canary_n, spec.replicas, replicas_router=replicas_router)
-        p.scale(stable.revision, stable_n, current=False)
+    p.scale(stable.revision, stable_n, current=False)
     p.services(stable.revision, revision, include_canary=weight > 0)
     p.router(stable.revision, revision, weight)
     refresh_replicas(p)
+
+
+def at_targets(p: Pass, revision: str) -> bool:
+    """The canary is asked for and ready at its target size, and (replicas router) stable is
+    asked for at its own: the step's weight is what the pods really are."""
+    canary_want, stable_want = targets(p)
+    rs = p.observed.replica_sets.get(revision)
+    ready = rs.ready_replicas if rs else 0
+    # The size asked for in this pass counts: a scale-down completes as soon as it is asked,
+    # with its remaining pods ready; a scale-up waits for the new pods.
+    have = p.replicas.get(revision, rs.replicas if rs else 0)
+    if have != canary_want or ready < canary_want:
+        return False
+    stable = p.status.stable
+    if not replicas_router(p) or stable is None:
+        return True
+    stable_rs = p.observed.replica_sets.get(stable.revision)
+    return p.replicas.get(stable.revision, stable_rs.replicas if stable_rs else 0) == stable_want
+
+
+def restore_stable(p: Pass, *, release_canary: bool) -> int:
+    """Abort: stable back to full size within maxSurge; the canary held where it is, or, once
+    released, shrunk only as far as ready stable pods replace it (no canary pod goes before
+    its stable replacement is ready). The canary size asked for."""
+    stable, canary = p.status.stable, p.status.canary
+    assert stable is not None and canary is not None
+    held = _side(p, canary.revision, 0)
+    canary_side = held if release_canary else Side(held.have, held.ready, held.have)
+    stable_n, canary_n = _move(
+        p, _side(p, stable.revision, p.spec.replicas), canary_side, strict=True
+    )
+    p.scale(stable.revision, stable_n, current=False)
+    if release_canary:
+        p.scale(canary.revision, canary_n, current=False)
+    else:
+        p.hold(canary.revision)  # any canary growth planned earlier in this pass is dropped
+    refresh_replicas(p)
+    return canary_n
 
 
 def refresh_replicas(p: Pass) -> None:
     """Status shows, for stable and canary, the size asked for in this pass (so the next pass
     reports the same) and the ready pods within it."""
     p.set(stable=_sized(p, p.status.stable), canary=_sized(p, p.status.canary))
+
+
+def _side(p: Pass, revision: str, want: int) -> Side:
+    rs = p.observed.replica_sets.get(revision)
+    have = rs.replicas if rs else 0
+    return Side(have=have, ready=min(rs.ready_replicas, have) if rs else 0, want=want)
+
+
+def _move(p: Pass, grow: Side, shrink: Side, *, strict: bool = False) -> tuple[int, int]:
+    """next_sizes with the spec's bounds; `strict`: no ready pod may be missing (maxSurge
+    then at least 1, or nothing could move)."""
+    strategy = p.spec.strategy.canary
+    replicas = p.spec.replicas
+    surge, missing = move_bounds(strategy.max_surge, strategy.max_unavailable, replicas)
+    if strict:
+        surge, missing = max(surge, 1), 0
+    return next_sizes(grow, shrink, replicas, surge, missing)
 
 
 def _sized(p: Pass, revision: RevisionStatus | None) -> RevisionStatus | None:
