@@ -9,8 +9,8 @@ deterministic names), so a restarted operator continues exactly where the last s
 This module only routes a pass to its room; each room changes the pass and returns what
 happened, and never calls a room above it (import-linter's layers contract checks it):
 
-    decide -> rollout -> steps -> promotion -> analysis | abort -> migration -> steady
-           -> workloads -> requests -> passes
+    decide -> rollout | adoption -> steps -> promotion -> analysis | abort -> migration
+           -> steady -> workloads -> requests -> passes
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import datetime
 
 from rollwise.api.service import Phase, ServiceSpec, ServiceStatus
 from rollwise.core.abort import supersede_canary
+from rollwise.core.adoption import hand_over, release, workload_missing
 from rollwise.core.conditions import with_condition
 from rollwise.core.migration import migrate, migration_done, needs_migration
 from rollwise.core.model import Observed, Plan
@@ -46,7 +47,13 @@ def decide(spec: ServiceSpec, status: ServiceStatus, observed: Observed, now: da
     """The next actions, status, Events and requeue delay for one ProgressiveService."""
     p = Pass(spec=spec, observed=observed, now=now, status=status)
     report_invalid_request(p)
-    _route(p, revision_of(spec))
+    if observed.deleting:
+        release(p)
+    elif spec.template is None:
+        workload_missing(p)  # a workloadRef whose Deployment could not be read
+    else:
+        _route(p, revision_of(spec))
+        hand_over(p)
     ack_unhandled_request(p)
     _finish_status(p)
     return p.plan()
@@ -88,7 +95,9 @@ def _finish_status(p: Pass) -> None:
     ready = phase is Phase.HEALTHY
     reason = status.abort.reason if status.abort and phase in _DEGRADED_PHASES else phase.value
     message = status.message or ""
-    migration_ok = p.spec.migration is None or migration_done(p.status, revision_of(p.spec))
+    migration_ok = p.spec.migration is None or (
+        p.spec.template is not None and migration_done(p.status, revision_of(p.spec))
+    )
     wanted = [
         (ConditionType.READY, ready, phase.value),
         (ConditionType.PROGRESSING, phase in _PROGRESSING_PHASES, phase.value),

@@ -82,6 +82,19 @@ class ManualRequest:
 
 
 @dataclass(frozen=True)
+class WorkloadState:
+    """The Deployment a workloadRef names, summarised (its template goes into the spec)."""
+
+    name: str
+    replicas: int  # its spec.replicas
+    ready_replicas: int = 0
+    # Labelled as ours and our finalizer on the ProgressiveService: the handover has begun.
+    adopted: bool = False
+    # Someone's applied manifest sets spec.replicas: GitOps would show the 0 we hold as drift.
+    manifest_sets_replicas: bool = False
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything decide() may know about the world, gathered in one pass."""
 
@@ -102,6 +115,10 @@ class Observed:
     services: EnsureServices | None = None
     # The canary weight a traffic router currently has; None for the replicas router.
     router_weight: int | None = None
+    # spec.workloadRef's Deployment; None when there is none or it could not be found.
+    workload: WorkloadState | None = None
+    # The ProgressiveService is being deleted (only a workloadRef's finalizer holds it).
+    deleting: bool = False
 
 
 # ------------------------------------------------------------------ actions (the Plan's verbs)
@@ -155,8 +172,39 @@ class CreateMigrationJob:
     job_name: str
 
 
+@dataclass(frozen=True)
+class AdoptWorkload:
+    """Label the workloadRef's Deployment as ours (its events wake this service) and add the
+    finalizer that makes a deletion hand its pods back before rollwise's go."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ScaleWorkload:
+    """Scale the workloadRef's Deployment through its scale subresource (never its spec)."""
+
+    name: str
+    replicas: int
+
+
+@dataclass(frozen=True)
+class ReleaseWorkload:
+    """The Deployment serves again: remove our label from it and our finalizer from the
+    ProgressiveService, which the garbage collector then deletes with everything it owns."""
+
+    name: str
+
+
 PlanAction = (
-    ScaleReplicaSet | DeleteReplicaSet | EnsureServices | SetRouterWeight | CreateMigrationJob
+    ScaleReplicaSet
+    | DeleteReplicaSet
+    | EnsureServices
+    | SetRouterWeight
+    | CreateMigrationJob
+    | AdoptWorkload
+    | ScaleWorkload
+    | ReleaseWorkload
 )
 
 

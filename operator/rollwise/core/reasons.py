@@ -50,6 +50,12 @@ class Reason(StrEnum):
     REQUEST_ACCEPTED = "RequestAccepted"
     REQUEST_IGNORED = "RequestIgnored"
     REQUEST_INVALID = "RequestInvalid"
+    # workloadRef: adopting and releasing a Deployment
+    WORKLOAD_ADOPTED = "WorkloadAdopted"
+    WORKLOAD_MISSING = "WorkloadMissing"
+    WORKLOAD_DRIFT = "WorkloadReplicasInManifest"
+    WORKLOAD_RELEASING = "WorkloadReleasing"
+    WORKLOAD_RELEASED = "WorkloadReleased"
     # spec and adapters
     INVALID_SPEC = "InvalidSpec"
     APPLY_FAILED = "ApplyFailed"
