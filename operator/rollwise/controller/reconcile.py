@@ -28,6 +28,7 @@ from rollwise.adapters.manifests import ServiceRef
 from rollwise.adapters.prometheus import MetricProvider
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
+from rollwise.api.stored_status import read_stored_status
 from rollwise.controller import logs
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.core import naming
@@ -62,21 +63,16 @@ def crash(why: str) -> None:
 
 
 def read_status(raw: Mapping[str, Any], context: Mapping[str, Any]) -> ServiceStatus:
-    """The stored status, tolerating what an older or newer operator wrote: unknown fields are
-    ignored, and a field that no longer validates is dropped rather than failing the pass."""
-    try:
-        return ServiceStatus.model_validate(raw)
-    except ValidationError as err:
-        bad = {str(e["loc"][0]) for e in err.errors() if e["loc"]}
+    """The stored status, read leniently (`api.stored_status`); what could not be read is logged
+    with the object and rewritten from observed state by this pass."""
+    reading = read_stored_status(raw)
+    if reading.problems:
         log.warning(
-            "status fields %s do not validate; they are rewritten from observed state",
-            sorted(bad),
+            "status not fully readable (%s); rewritten from observed state",
+            "; ".join(reading.problems),
             extra=context,
         )
-        try:
-            return ServiceStatus.model_validate({k: v for k, v in raw.items() if k not in bad})
-        except ValidationError:
-            return ServiceStatus()
+    return reading.status
 
 
 def describe_action(action: PlanAction) -> str:
