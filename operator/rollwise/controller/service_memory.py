@@ -121,9 +121,8 @@ class ServiceMemories:
                 self._records[key] = replace(record, failures=0)
 
     def record_phase(self, key: Key, uid: str, phase: str) -> None:
-        """The phase a pass wrote, as counted in the gauge. A pass that outlived its service
-        (its record forgotten meanwhile) brings the uid back, so the pass after it, finding
-        the service gone, forgets that uid's Event series too."""
+        """The phase a pass wrote, counted in the gauge. It brings back the uid of a record
+        forgotten while the pass ran, so the pass after it forgets that uid's Event series."""
         with self._lock:
             record = self._records.get(key) or ServiceMemory(uid=uid)
             if record.uid not in (None, uid):
