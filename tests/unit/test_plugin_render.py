@@ -21,9 +21,9 @@ from rollwise.api.service import (
     ServiceStatus,
     Verdict,
 )
+from rollwise.api.stored_status import read_stored_status as read_status
 from rollwise.cli.plugin_render import (
     describe_progress,
-    read_status,
     render_history,
     render_status,
     status_is_current,

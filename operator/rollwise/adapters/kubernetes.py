@@ -20,6 +20,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from rollwise.adapters import routers
+from rollwise.adapters.adoption import ObjectVanishedError, create_or_adopt
 from rollwise.adapters.cache import ObjectCache, ServiceBodies
 from rollwise.adapters.errors import AdapterError, NotOwnedError
 from rollwise.adapters.kubeapi import (
@@ -293,17 +294,9 @@ class KubernetesAdapter:
                     fix="it cannot be recreated; apply that template again to bring it back",
                 )
             manifest = replica_set_manifest(ref, spec, action.revision, action.replicas)
-            try:
-                self.api.create(REPLICA_SETS, ref.namespace, manifest)
-                return
-            except AdapterError as err:
-                if err.status != 409:
-                    raise
-            current = self.api.get(REPLICA_SETS, ref.namespace, name)
+            current = create_or_adopt(self.api, REPLICA_SETS, ref, manifest)
             if current is None:
-                raise AdapterError(
-                    ref.child("ReplicaSet", name), "exists and vanished again", transient=True
-                )
+                return
         if not is_owned_by(current, ref.uid):
             raise NotOwnedError(ref.child("ReplicaSet", name))
         if (current.get("spec") or {}).get("replicas") != action.replicas:
@@ -337,17 +330,9 @@ class KubernetesAdapter:
             name = manifest["metadata"]["name"]
             current = self._current(SERVICES, ref.namespace, name)
             if current is None:
-                try:
-                    self.api.create(SERVICES, ref.namespace, manifest)
-                    continue
-                except AdapterError as err:
-                    if err.status != 409:
-                        raise
-                current = self.api.get(SERVICES, ref.namespace, name)
+                current = create_or_adopt(self.api, SERVICES, ref, manifest)
                 if current is None:
-                    raise AdapterError(
-                        ref.child("Service", name), "exists and vanished again", transient=True
-                    )
+                    continue
             if not is_owned_by(current, ref.uid):
                 raise NotOwnedError(ref.child("Service", name))
             patch = _service_patch(current, manifest)
@@ -370,17 +355,14 @@ class KubernetesAdapter:
                 fix="declare spec.migration, or apply a new revision",
             )
         manifest = migration_job_manifest(ref, spec, action.revision, action.job_name)
-        try:
-            self.api.create(JOBS, ref.namespace, manifest)
-            return
-        except AdapterError as err:
-            if err.status != 409:
-                raise
         # The name is deterministic per (revision, attempt): AlreadyExists means an earlier pass
         # created it (adopt: nothing to do) or someone else did (never adopted).
-        current = self.api.get(JOBS, ref.namespace, action.job_name)
-        if current is not None and not is_owned_by(current, ref.uid):
-            raise NotOwnedError(ref.child("Job", action.job_name))
+        try:
+            create_or_adopt(self.api, JOBS, ref, manifest)
+        except ObjectVanishedError:
+            # Unlike a ReplicaSet, a Job that existed may already have run the migration: it is
+            # never created a second time here. The core reports a recorded Job that is gone.
+            return
 
     # ---- events and status
 

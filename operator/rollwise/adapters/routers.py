@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Protocol
 
+from rollwise.adapters.adoption import create_or_adopt
 from rollwise.adapters.errors import AdapterError, NotOwnedError, ObjectMissingError
 from rollwise.adapters.kubeapi import HTTP_ROUTES, INGRESSES, VIRTUAL_SERVICES, KubeApi
 from rollwise.adapters.manifests import (
@@ -439,17 +440,9 @@ class NginxRouter:
         canary_name = wanted["metadata"]["name"]
         current = self._api.get(INGRESSES, ref.namespace, canary_name)
         if current is None:
-            try:
-                self._api.create(INGRESSES, ref.namespace, wanted)
-                return
-            except AdapterError as err:
-                if err.status != 409:
-                    raise
-            current = self._api.get(INGRESSES, ref.namespace, canary_name)
+            current = create_or_adopt(self._api, INGRESSES, ref, wanted)
             if current is None:
-                raise AdapterError(
-                    ref.child("Ingress", canary_name), "exists and vanished again", transient=True
-                )
+                return
         if not is_owned_by(current, ref.uid):
             raise NotOwnedError(ref.child("Ingress", canary_name))
         patch = _nginx_patch(current, wanted)

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import yaml
 
 from rollwise.api.service import Phase
+from rollwise.api.stored_status import read_stored_status
 from rollwise.cli.plugin_cluster import (
     SINGULAR,
     KubeSession,
@@ -34,7 +35,7 @@ from rollwise.cli.plugin_cluster import (
     username,
     write_request,
 )
-from rollwise.cli.plugin_render import read_status, render_history, render_status, status_is_current
+from rollwise.cli.plugin_render import render_history, render_status, status_is_current
 from rollwise.cli.plugin_requests import (
     acknowledgement_of,
     actor_label,
@@ -202,7 +203,7 @@ def watch_status(
         if content != shown:
             _draw(out, render_status(obj, _now()), first=shown is None)
             shown = content
-        phase = read_status(obj.get("status")).status.phase
+        phase = read_stored_status(obj.get("status")).status.phase
         # A phase written for an older generation says nothing about the current spec.
         if until is not None and phase in until and status_is_current(obj):
             return EXIT_OK

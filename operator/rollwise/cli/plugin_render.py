@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from rollwise.api.service import (
-    HISTORY_LIMIT,
     KIND,
     CanaryStep,
     GateResult,
@@ -24,18 +23,11 @@ from rollwise.api.service import (
     RevisionStatus,
     ServiceStatus,
 )
+from rollwise.api.stored_status import StatusReading, read_stored_status
 
 STATUS_HISTORY_SHOWN = 5
 _NONE = "-"
 _INDENT = "  "
-
-
-@dataclass(frozen=True)
-class StatusReading:
-    """The status as far as it could be read, and what could not be read."""
-
-    status: ServiceStatus
-    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,54 +42,6 @@ class ServiceView:
 
 
 # ------------------------------------------------------------------------------------- reading
-
-
-def _is_valid_status(fields: Mapping[str, Any]) -> bool:
-    try:
-        ServiceStatus.model_validate(fields)
-    except ValidationError:
-        return False
-    return True
-
-
-def _first_error(fields: Mapping[str, Any]) -> str:
-    try:
-        ServiceStatus.model_validate(fields)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return f"{where}: {first['msg']}"
-    return "unreadable"
-
-
-def read_status(raw: object) -> StatusReading:
-    """Every readable status field; unreadable fields (or list entries) are named, not fatal."""
-    if raw is None:
-        return StatusReading(ServiceStatus())
-    if not isinstance(raw, Mapping):
-        return StatusReading(ServiceStatus(), ("status is not an object",))
-    kept: dict[str, Any] = {}
-    problems: list[str] = []
-    for field_name, info in ServiceStatus.model_fields.items():
-        alias = info.alias or field_name
-        if alias not in raw:
-            continue
-        value = raw[alias]
-        if _is_valid_status({alias: value}):
-            kept[alias] = value
-            continue
-        if isinstance(value, list):
-            entries = [entry for entry in value if _is_valid_status({alias: [entry]})]
-            if len(entries) < len(value):
-                skipped = len(value) - len(entries)
-                problems.append(f"status.{alias}: {skipped} unreadable entries skipped")
-            if alias == "history" and len(entries) > HISTORY_LIMIT:
-                problems.append(f"status.history: only the last {HISTORY_LIMIT} entries shown")
-                entries = entries[-HISTORY_LIMIT:]
-            kept[alias] = entries
-        else:
-            problems.append(f"status.{_first_error({alias: value})}")
-    return StatusReading(ServiceStatus.model_validate(kept), tuple(problems))
 
 
 def _read_steps(spec: object) -> tuple[CanaryStep | None, ...] | None:
@@ -125,7 +69,7 @@ def read_service(obj: Mapping[str, Any]) -> ServiceView:
         name=str(metadata.get("name") or "?"),
         generation=generation if isinstance(generation, int) else None,
         steps=_read_steps(obj.get("spec")),
-        reading=read_status(obj.get("status")),
+        reading=read_stored_status(obj.get("status")),
     )
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from rollwise.cli.plugin_render import read_status
+from rollwise.api.stored_status import read_stored_status
 from rollwise.core.model import Action, ManualRequest
 from rollwise.core.naming import ANNOTATION_REQUEST
 from rollwise.core.requests import parse_request
@@ -34,7 +34,7 @@ def unacknowledged_request(obj: Mapping[str, Any]) -> ManualRequest | None:
         request = parse_request(text)
     except ValueError:
         return None  # the operator reports unreadable requests itself
-    acknowledged = read_status(obj.get("status")).status.last_request
+    acknowledged = read_stored_status(obj.get("status")).status.last_request
     if acknowledged is not None and acknowledged.id == request.id:
         return None
     return request
@@ -42,7 +42,7 @@ def unacknowledged_request(obj: Mapping[str, Any]) -> ManualRequest | None:
 
 def acknowledgement_of(obj: Mapping[str, Any], request_id: str) -> str | None:
     """The operator's result for this request id, once it has acted on it."""
-    acknowledged = read_status(obj.get("status")).status.last_request
+    acknowledged = read_stored_status(obj.get("status")).status.last_request
     if acknowledged is None or acknowledged.id != request_id:
         return None
     return acknowledged.result

@@ -10,6 +10,10 @@ listing. The startup activity fills it with paginated LISTs before Kopf starts a
 pass reads a partial cache. (Not Kopf's `on.index`: its readiness barrier is quadratic in the
 number of objects, minutes at a full core for 9,000 of them.)
 
+What the handlers remember of each ProgressiveService (its last fingerprint, the gates it uses)
+lives with the rest of the operator's per-service memory in `service_memory`, forgotten in one
+place when the service is deleted.
+
 Handlers run on Kopf's event loop: they only touch in-memory structures and never block.
 """
 
@@ -19,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import kopf
@@ -32,39 +36,12 @@ from rollwise.api import GROUP, VERSION
 from rollwise.api import gates as gate_api
 from rollwise.api import service as service_api
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
+from rollwise.controller.service_memory import GateRefKey, ServiceMemories
 from rollwise.controller.settings import OWNED_RESOURCES
 from rollwise.core import naming
 
 registry = kopf.OperatorRegistry()
 log = logging.getLogger("rollwise.controller")
-
-GateRefKey = tuple[str, bool]  # (gate name, cluster)
-
-
-class GateUsers:
-    """Which ProgressiveServices refer to which gates, from the last seen spec of each; so that
-    a changed MetricGate wakes exactly the services that use it."""
-
-    def __init__(self) -> None:
-        self._refs: dict[Key, frozenset[GateRefKey]] = {}
-
-    def update(self, key: Key, refs: frozenset[GateRefKey]) -> None:
-        if refs:
-            self._refs[key] = refs
-        else:
-            self._refs.pop(key, None)
-
-    def drop(self, key: Key) -> None:
-        self._refs.pop(key, None)
-
-    def users(self, name: str, cluster: bool, namespace: str | None = None) -> list[Key]:
-        """Services referring to the gate; a namespaced MetricGate only within its namespace."""
-        wanted = (name, cluster)
-        return [
-            key
-            for key, refs in self._refs.items()
-            if wanted in refs and (namespace is None or key[0] == namespace)
-        ]
 
 
 def gate_refs_of(spec: Mapping[str, Any]) -> frozenset[GateRefKey]:
@@ -112,9 +89,17 @@ class Runtime:
     bodies: ServiceBodies = field(default_factory=ServiceBodies)
     # Fills `cache` from the API server (adapters.cache.prime); None in tests that feed it.
     prime: Callable[[], int] | None = None
-    gate_users: GateUsers = field(default_factory=GateUsers)
-    seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
     stop_timeout_s: float = 10.0
+    # What is remembered of each ProgressiveService, shared with the Reconciler (runner.build).
+    memory: ServiceMemories = field(init=False)
+    shared_memory: InitVar[ServiceMemories | None] = None
+
+    def __post_init__(self, shared_memory: ServiceMemories | None) -> None:
+        # A Runtime built alone (a test) gets a memory of its own that forgets in its queue and
+        # bodies.
+        if shared_memory is None:
+            shared_memory = ServiceMemories(queue=self.queue, bodies=self.bodies)
+        self.memory = shared_memory
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -143,17 +128,17 @@ async def progressive_service_event(event: Mapping[str, Any], memo: Any, **_: An
     if key is None:
         return
     if event.get("type") == "DELETED":
-        runtime.bodies.remove(*key)
-        runtime.gate_users.drop(key)
-        runtime.seen.pop(key, None)
+        runtime.memory.forget(key)
+        # One more pass: one in flight may have written to the memory after it was forgotten;
+        # the pass after it finds the service gone and forgets again.
         runtime.queue.add(key)
         return
     runtime.bodies.put(body)
-    runtime.gate_users.update(key, gate_refs_of(body.get("spec") or {}))
-    fingerprint = _fingerprint(body)
-    if event.get("type") == "MODIFIED" and runtime.seen.get(key) == fingerprint:
+    changed = runtime.memory.note_event(
+        key, _fingerprint(body), gate_refs_of(body.get("spec") or {})
+    )
+    if event.get("type") == "MODIFIED" and not changed:
         return
-    runtime.seen[key] = fingerprint
     runtime.queue.add(key)
 
 
@@ -209,7 +194,7 @@ async def metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> No
     _cache_event(memo, gate_api.PLURAL, event)
     runtime = _runtime(memo)
     metadata = (event.get("object") or {}).get("metadata") or {}
-    for key in runtime.gate_users.users(
+    for key in runtime.memory.gate_users(
         str(metadata.get("name")), cluster=False, namespace=metadata.get("namespace")
     ):
         runtime.queue.add(key)
@@ -221,7 +206,7 @@ async def cluster_metric_gate_event(event: Mapping[str, Any], memo: Any, **_: An
     _cache_event(memo, gate_api.CLUSTER_PLURAL, event)
     runtime = _runtime(memo)
     metadata = (event.get("object") or {}).get("metadata") or {}
-    for key in runtime.gate_users.users(str(metadata.get("name")), cluster=True):
+    for key in runtime.memory.gate_users(str(metadata.get("name")), cluster=True):
         runtime.queue.add(key)
 
 

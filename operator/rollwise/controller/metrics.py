@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import start_http_server as _start_http_server
 
 from rollwise.api.service import Phase
-
-Key = tuple[str, str]
 
 
 class OperatorMetrics:
@@ -50,23 +46,16 @@ class OperatorMetrics:
             "Keys waiting for a worker",
             registry=registry,
         )
-        self._phases: dict[Key, str] = {}
-        self._lock = threading.Lock()
         for phase in Phase:
             self.rollouts.labels(phase=phase.value).set(0)
 
-    def set_phase(self, key: Key, phase: str | None) -> None:
-        """Record the phase of one ProgressiveService (None: it is gone)."""
-        with self._lock:
-            before = self._phases.pop(key, None)
-            if phase is not None:
-                self._phases[key] = phase
-            if before == phase:
-                return
-            if before is not None:
-                self.rollouts.labels(phase=before).dec()
-            if phase is not None:
-                self.rollouts.labels(phase=phase).inc()
+    def phase_changed(self, before: str | None, after: str | None) -> None:
+        """Move one ProgressiveService from the `before` phase to `after` (None: not counted;
+        which service is in which phase is kept in controller.service_memory)."""
+        if before is not None:
+            self.rollouts.labels(phase=before).dec()
+        if after is not None:
+            self.rollouts.labels(phase=after).inc()
 
 
 def serve(port: int, registry: CollectorRegistry = REGISTRY) -> None:

@@ -151,7 +151,10 @@ class WorkQueue:
                 self._cond.notify()
 
     def forget(self, key: Key) -> None:
-        """Drop a pending delayed add and what is known of the key (the object is gone)."""
+        """Drop a pending delayed add and what is known of the key (the object is gone).
+
+        A timer of the key stays in the heap until it falls due and is skipped there: removing
+        it now would cost a scan of the heap."""
         with self._cond:
             self._deadlines.pop(key, None)
             self._seen.discard(key)
@@ -168,6 +171,11 @@ class WorkQueue:
     def pending_timers(self) -> int:
         with self._cond:
             return len(self._deadlines)
+
+    def tracked(self) -> int:
+        """How many keys the queue holds anything about: waiting, in process, timed or seen."""
+        with self._cond:
+            return len(self._seen | self._dirty | self._processing | self._deadlines.keys())
 
 
 Reconcile = Callable[[Key], "float | None"]

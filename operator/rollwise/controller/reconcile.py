@@ -1,8 +1,9 @@
 """One reconcile pass for one ProgressiveService: observe -> measure -> decide -> apply.
 
 Runs in a worker thread (the clients are synchronous), never on Kopf's event loop. Every pass
-starts from what is stored and what exists; nothing is remembered between passes except the
-backoff counter and the Event series. A pass that fails half-way is repaired by the next one.
+starts from what is stored and what exists; what is remembered between passes (the backoff
+counter, the Event series, ...) saves work only, and is kept and forgotten in
+`controller.service_memory`. A pass that fails half-way is repaired by the next one.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from rollwise.adapters.manifests import ServiceRef
 from rollwise.adapters.prometheus import MetricProvider
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
+from rollwise.api.stored_status import read_stored_status
 from rollwise.controller import logs
 from rollwise.controller.metrics import OperatorMetrics
+from rollwise.controller.service_memory import ServiceMemories
 from rollwise.core import naming
 from rollwise.core.analysis import due_gates, gate_refs
 from rollwise.core.conditions import with_condition
@@ -65,21 +68,16 @@ def crash(why: str) -> None:
 
 
 def read_status(raw: Mapping[str, Any], context: Mapping[str, Any]) -> ServiceStatus:
-    """The stored status, tolerating what an older or newer operator wrote: unknown fields are
-    ignored, and a field that no longer validates is dropped rather than failing the pass."""
-    try:
-        return ServiceStatus.model_validate(raw)
-    except ValidationError as err:
-        bad = {str(e["loc"][0]) for e in err.errors() if e["loc"]}
+    """The stored status, read leniently (`api.stored_status`); what could not be read is logged
+    with the object and rewritten from observed state by this pass."""
+    reading = read_stored_status(raw)
+    if reading.problems:
         log.warning(
-            "status fields %s do not validate; they are rewritten from observed state",
-            sorted(bad),
+            "status not fully readable (%s); rewritten from observed state",
+            "; ".join(reading.problems),
             extra=context,
         )
-        try:
-            return ServiceStatus.model_validate({k: v for k, v in raw.items() if k not in bad})
-        except ValidationError:
-            return ServiceStatus()
+    return reading.status
 
 
 def describe_action(action: PlanAction) -> str:
@@ -102,6 +100,7 @@ class Reconciler:
         fresh_observe_s: float = 3600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        memory: ServiceMemories | None = None,
     ) -> None:
         self.kube = kube
         self.provider = provider
@@ -111,9 +110,13 @@ class Reconciler:
         self._clock = clock
         self._monotonic = monotonic
         self._fresh_every = fresh_observe_s
-        self._fresh_at: dict[Key, float] = {}
-        self._failures: dict[Key, int] = {}
-        self._uids: dict[Key, str] = {}
+        # The operator shares one memory with its watch handlers (runner.build); a Reconciler
+        # built alone (a test may give it no adapter) gets one of its own.
+        if memory is None:
+            memory = ServiceMemories(
+                events=kube.events if kube is not None else None, metrics=metrics
+            )
+        self.memory = memory
 
     # ---- entry point
 
@@ -135,18 +138,8 @@ class Reconciler:
     def backoff(self, key: Key) -> float:
         """Count a failed pass; the delay before the next one (doubling, capped)."""
         self.metrics.reconcile_errors.inc()
-        failures = self._failures.get(key, 0) + 1
-        self._failures[key] = failures
+        failures = self.memory.count_failure(key)
         return float(min(self._backoff_max, self._backoff_initial * 2 ** (failures - 1)))
-
-    def forget(self, key: Key) -> None:
-        """The object is gone: drop what was kept about it."""
-        self._failures.pop(key, None)
-        self._fresh_at.pop(key, None)
-        self.metrics.set_phase(key, None)
-        uid = self._uids.pop(key, None)
-        if uid is not None:
-            self.kube.events.forget(uid)
 
     # ---- the pass
 
@@ -161,12 +154,10 @@ class Reconciler:
         metadata = (obj or {}).get("metadata") or {}
         if obj is None or metadata.get("deletionTimestamp"):
             # Deleted: the garbage collector removes what it owns; nothing for us to do.
-            self.forget(key)
+            self.memory.forget(key)
             return None
         ref = ServiceRef(namespace=namespace, name=name, uid=str(metadata["uid"]))
-        if self._uids.get(key) not in (None, ref.uid):
-            self.forget(key)  # deleted and created again under the same name
-        self._uids[key] = ref.uid
+        self.memory.claim(key, ref.uid)
         generation = int(metadata.get("generation") or 0)
         resource_version = str(metadata["resourceVersion"])
         raw_status: dict[str, Any] = obj.get("status") or {}
@@ -224,8 +215,8 @@ class Reconciler:
             return self.backoff(key)
         for record in plan.events:
             self._post(ref, record, now, context)
-        self._record_metrics(key, plan, observed, samples)
-        self._failures.pop(key, None)
+        self._record_metrics(key, ref.uid, plan, observed, samples)
+        self.memory.clear_failures(key)
         if plan.status.phase != status.phase:
             log.info(
                 "phase %s -> %s: %s",
@@ -308,12 +299,7 @@ class Reconciler:
         once per `fresh_observe_s` per service (never in its first pass after a start, when
         the cache was just filled by a full listing). A re-listing watch does not report what
         was deleted while it was away; this bounds how long such a copy can linger."""
-        now = self._monotonic()
-        last = self._fresh_at.setdefault(key, now)
-        if now - last < self._fresh_every:
-            return False
-        self._fresh_at[key] = now
-        return True
+        return self.memory.fresh_read_due(key, self._monotonic(), self._fresh_every)
 
     # ---- failures that end a pass
 
@@ -340,7 +326,7 @@ class Reconciler:
             log.warning("status patch failed: %s", patch_err, extra=context)
             return self.backoff(key)
         self._post(ref, EventRecord(Reason.INVALID_SPEC, message, warning=True), now, context)
-        self._failures.pop(key, None)
+        self.memory.clear_failures(key)
         return None
 
     def _apply_failed(
@@ -391,9 +377,14 @@ class Reconciler:
             )
 
     def _record_metrics(
-        self, key: Key, plan: Plan, observed: Observed, samples: tuple[MetricSample, ...]
+        self,
+        key: Key,
+        uid: str,
+        plan: Plan,
+        observed: Observed,
+        samples: tuple[MetricSample, ...],
     ) -> None:
-        self.metrics.set_phase(key, plan.status.phase.value)
+        self.memory.record_phase(key, uid, plan.status.phase.value)
         steps = sum(1 for e in plan.events if e.reason == Reason.STEP_COMPLETED)
         if steps:
             self.metrics.step_transitions.inc(steps)

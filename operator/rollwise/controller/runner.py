@@ -1,7 +1,8 @@
 """`rollwise run`: assemble the operator and hand it to Kopf.
 
-settings -> logging -> one ApiClient (pool = workers) -> adapters -> Reconciler
-         -> WorkQueue + WorkerPool (started by @kopf.on.startup) -> kopf.run(...)
+settings -> logging -> one ApiClient (pool = workers) -> adapters -> WorkQueue
+         -> ServiceMemories (shared by the Reconciler and the handlers) -> Reconciler
+         -> WorkerPool (started by @kopf.on.startup) -> kopf.run(...)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rollwise.controller import handlers, logs
 from rollwise.controller.metrics import OperatorMetrics, serve
 from rollwise.controller.queue import WorkerPool, WorkQueue
 from rollwise.controller.reconcile import Reconciler
+from rollwise.controller.service_memory import ServiceMemories
 from rollwise.controller.settings import OperatorSettings
 
 log = logging.getLogger("rollwise.controller")
@@ -46,6 +48,9 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
     kube = KubernetesAdapter(
         KubeApi(client, timeout=settings.api_timeout_s), cache=cache, bodies=bodies
     )
+    queue = WorkQueue()
+    metrics.queue_depth.set_function(lambda: len(queue))
+    memory = ServiceMemories(queue=queue, bodies=bodies, events=kube.events, metrics=metrics)
     reconciler = Reconciler(
         kube,
         PrometheusProvider(pool_size=settings.workers),
@@ -53,9 +58,8 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
         backoff_initial_s=settings.backoff_initial_s,
         backoff_max_s=settings.backoff_max_s,
         fresh_observe_s=settings.fresh_observe_s,
+        memory=memory,
     )
-    queue = WorkQueue()
-    metrics.queue_depth.set_function(lambda: len(queue))
     pool = WorkerPool(queue, reconciler.reconcile, settings.workers, error_delay=reconciler.backoff)
     api = kube.api
     namespaces = None if settings.clusterwide else settings.namespaces
@@ -66,6 +70,7 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
         cache=cache,
         bodies=bodies,
         prime=lambda: prime(cache, api, namespaces),
+        shared_memory=memory,
     )
     return Operator(settings=settings, runtime=runtime, reconciler=reconciler, metrics=metrics)
 

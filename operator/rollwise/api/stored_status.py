@@ -1,0 +1,75 @@
+"""Reading a ProgressiveService status as stored, leniently: the one reader for the operator and
+the kubectl plugin.
+
+A stored status may have been written by an older or newer operator, or edited by hand, and the
+API server does not re-validate stored objects when the CRD schema changes. It is read field by
+field (list fields entry by entry), so one unreadable field costs that field, never the whole
+status: the operator rewrites it from observed state, the plugin names it and shows the rest.
+Unknown fields are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from rollwise.api.service import HISTORY_LIMIT, ServiceStatus
+
+
+@dataclass(frozen=True)
+class StatusReading:
+    """The status as far as it could be read, and what could not be read."""
+
+    status: ServiceStatus
+    problems: tuple[str, ...] = ()
+
+
+def _is_valid_status(fields: Mapping[str, Any]) -> bool:
+    try:
+        ServiceStatus.model_validate(fields)
+    except ValidationError:
+        return False
+    return True
+
+
+def _first_error(fields: Mapping[str, Any]) -> str:
+    try:
+        ServiceStatus.model_validate(fields)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{where}: {first['msg']}"
+    return "unreadable"
+
+
+def read_stored_status(raw: object) -> StatusReading:
+    """Every readable status field; unreadable fields (or list entries) are named, not fatal."""
+    if raw is None:
+        return StatusReading(ServiceStatus())
+    if not isinstance(raw, Mapping):
+        return StatusReading(ServiceStatus(), ("status is not an object",))
+    kept: dict[str, Any] = {}
+    problems: list[str] = []
+    for field_name, info in ServiceStatus.model_fields.items():
+        alias = info.alias or field_name
+        if alias not in raw:
+            continue
+        value = raw[alias]
+        if _is_valid_status({alias: value}):
+            kept[alias] = value
+            continue
+        if isinstance(value, list):
+            entries = [entry for entry in value if _is_valid_status({alias: [entry]})]
+            if len(entries) < len(value):
+                skipped = len(value) - len(entries)
+                problems.append(f"status.{alias}: {skipped} unreadable entries skipped")
+            if alias == "history" and len(entries) > HISTORY_LIMIT:
+                problems.append(f"status.history: only the last {HISTORY_LIMIT} entries shown")
+                entries = entries[-HISTORY_LIMIT:]
+            kept[alias] = entries
+        else:
+            problems.append(f"status.{_first_error({alias: value})}")
+    return StatusReading(ServiceStatus.model_validate(kept), tuple(problems))

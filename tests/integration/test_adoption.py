@@ -1,0 +1,70 @@
+"""Create-or-adopt against the real API server: a name already taken by an object this
+ProgressiveService owns is adopted, one taken by anyone else is refused and left untouched.
+The pure decision and the race a real server cannot produce on demand (AlreadyExists, then gone)
+are in tests/unit/test_adapters_adoption.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes.client import ApiClient
+
+from rollwise.adapters.adoption import create_or_adopt
+from rollwise.adapters.errors import NotOwnedError
+from rollwise.adapters.kubeapi import SERVICES, KubeApi
+from rollwise.adapters.manifests import Manifest, ServiceRef, owner_reference
+
+pytestmark = pytest.mark.cluster
+
+
+def service(name: str, namespace: str, *owners: Manifest) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "ownerReferences": list(owners)},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80}]},
+    }
+
+
+def test_a_name_free_of_objects_is_created(api_client: ApiClient, namespace: str) -> None:
+    api = KubeApi(api_client)
+    ref = ServiceRef(namespace=namespace, name="payment", uid="owner-uid")
+
+    answer = create_or_adopt(
+        api, SERVICES, ref, service("payment", namespace, owner_reference(ref))
+    )
+
+    assert answer is None
+    assert api.get(SERVICES, namespace, "payment") is not None
+
+
+def test_an_object_of_the_same_service_is_adopted(api_client: ApiClient, namespace: str) -> None:
+    api = KubeApi(api_client)
+    ref = ServiceRef(namespace=namespace, name="payment", uid="owner-uid")
+    manifest = service("payment-canary", namespace, owner_reference(ref))
+    first = api.create(SERVICES, namespace, manifest)
+
+    answer = create_or_adopt(api, SERVICES, ref, manifest)
+
+    assert answer is not None
+    assert answer["metadata"]["uid"] == first["metadata"]["uid"]
+
+
+def test_an_object_of_someone_else_is_refused_and_left_untouched(
+    api_client: ApiClient, namespace: str
+) -> None:
+    api = KubeApi(api_client)
+    ref = ServiceRef(namespace=namespace, name="payment", uid="owner-uid")
+    before = ServiceRef(namespace=namespace, name="payment", uid="uid-of-a-deleted-service")
+    foreign = api.create(SERVICES, namespace, service("payment-stable", namespace))
+    older = api.create(SERVICES, namespace, service("payment", namespace, owner_reference(before)))
+
+    with pytest.raises(NotOwnedError, match=f"Service {namespace}/payment-stable"):
+        create_or_adopt(api, SERVICES, ref, service("payment-stable", namespace))
+    with pytest.raises(NotOwnedError, match=f"Service {namespace}/payment: exists"):
+        create_or_adopt(api, SERVICES, ref, service("payment", namespace, owner_reference(ref)))
+
+    for kept in (foreign, older):
+        now = api.get(SERVICES, namespace, kept["metadata"]["name"])
+        assert now is not None
+        assert now["metadata"]["resourceVersion"] == kept["metadata"]["resourceVersion"]
