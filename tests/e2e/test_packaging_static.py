@@ -49,6 +49,8 @@ NAMESPACED_PERMISSIONS = (
     | _grants("rollwise.dev", "progressiveservices/status", "get patch update")
     | _grants("rollwise.dev", "metricgates", "get list watch")
     | _grants("apps", "replicasets", "get list watch create patch update delete")
+    | _grants("apps", "deployments", "get list watch patch")
+    | _grants("apps", "deployments/scale", "get patch")
     | _grants("", "services", "get list watch create patch update delete")
     | _grants("", "pods", "get list watch")
     | _grants("batch", "jobs", "get list watch create delete")

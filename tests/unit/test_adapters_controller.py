@@ -30,6 +30,7 @@ from rollwise.controller.settings import (
     NoProgressStorage,
     OperatorSettings,
 )
+from rollwise.core import naming
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -97,8 +98,8 @@ def test_owned_objects_are_filtered_server_side_and_timeouts_are_integers() -> N
     kopf_settings = OperatorSettings(namespaces=("shop",)).kopf_settings()
     selectors = kopf_settings.watching.label_selectors
 
-    assert len(selectors) == 4
-    assert set(selectors.values()) == {OWNED_SELECTOR}
+    assert len(selectors) == 5
+    assert set(selectors.values()) == {OWNED_SELECTOR, naming.LABEL_ADOPTED_BY}
     # Sent verbatim as ?timeoutSeconds=; "300.0" is a 400 Bad Request.
     assert kopf_settings.watching.server_timeout == 300
     assert isinstance(kopf_settings.watching.server_timeout, int)
@@ -234,6 +235,20 @@ def test_an_owned_object_wakes_its_service(runtime: handlers.Runtime) -> None:
             assert drain(runtime.queue) == [("shop", "payment")], (plural, kind)
 
 
+def test_an_adopted_deployment_wakes_the_service_named_in_its_label(
+    runtime: handlers.Runtime,
+) -> None:
+    labels = {naming.LABEL_ADOPTED_BY: "payment"}
+    event = {
+        "type": "MODIFIED",
+        "object": {"metadata": {"namespace": "shop", "name": "web", "labels": labels}},
+    }
+
+    call(_handler("adopted-deployments"), event, runtime)
+
+    assert drain(runtime.queue) == [("shop", "payment")]
+
+
 def test_only_what_a_pass_reads_wakes_the_service(runtime: handlers.Runtime) -> None:
     def rs(ready: int, version: str, observed: int) -> dict[str, Any]:
         event = owned_event(
@@ -326,6 +341,7 @@ def test_only_event_and_activity_handlers_are_registered() -> None:
         "owned-services",
         "metricgates",
         "clustermetricgates",
+        "adopted-deployments",
     }
 
 

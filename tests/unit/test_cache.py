@@ -324,3 +324,20 @@ def test_a_write_the_watch_delivered_before_the_writer_recorded_it_awaits_nothin
     bodies.written("shop", "payment", "12")
 
     assert bodies.get("shop", "payment")["status"]["phase"] == "Healthy"  # type: ignore[index]
+
+
+def test_a_deleted_service_body_keeps_its_finalizers() -> None:
+    # A pass tells a deletion held by rollwise's release finalizer from one that is not.
+    raw = service_body("11")
+    raw["metadata"] |= {
+        "deletionTimestamp": "2026-12-03T10:00:00Z",
+        "finalizers": [naming.FINALIZER_RELEASE],
+    }
+    bodies = ServiceBodies()
+    bodies.put(raw)
+
+    body = bodies.get("shop", "payment")
+
+    assert body is not None
+    assert body["metadata"]["finalizers"] == [naming.FINALIZER_RELEASE]
+    assert body["metadata"]["deletionTimestamp"] == "2026-12-03T10:00:00Z"

@@ -21,6 +21,7 @@ from rollwise.api.service import ServiceSpec, ServiceStatus
 from rollwise.core.analysis import due_gates
 from rollwise.core.decide import decide
 from rollwise.core.model import (
+    AdoptWorkload,
     CreateMigrationJob,
     DeleteReplicaSet,
     EnsureServices,
@@ -30,9 +31,12 @@ from rollwise.core.model import (
     Observed,
     Plan,
     PlanAction,
+    ReleaseWorkload,
     ReplicaSetState,
     ScaleReplicaSet,
+    ScaleWorkload,
     SetRouterWeight,
+    WorkloadState,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -125,6 +129,9 @@ class World:
     job_outcome: str = "succeeded"  # succeeded | failed | running
     request: ManualRequest | None = None
     request_error: str | None = None  # an unreadable request annotation
+    workload: WorkloadState | None = None  # a workloadRef's Deployment
+    deleting: bool = False
+    released: bool = False  # ReleaseWorkload applied: the finalizer is gone
     passes: list[Pass] = field(default_factory=list)
     job_creations: list[str] = field(default_factory=list)
     log: list[PlanAction] = field(default_factory=list)
@@ -143,6 +150,8 @@ class World:
             request_error=self.request_error,
             services=self.services,
             router_weight=self.router_weight,
+            workload=self.workload,
+            deleting=self.deleting,
         )
 
     def step(self, advance: float = 0.0) -> Plan:
@@ -192,6 +201,16 @@ class World:
                 self.services = action
             elif isinstance(action, SetRouterWeight):
                 self.router_weight = action.weight
+            elif isinstance(action, AdoptWorkload) and self.workload is not None:
+                self.workload = replace(self.workload, adopted=True)
+            elif isinstance(action, ScaleWorkload) and self.workload is not None:
+                self.workload = replace(
+                    self.workload,
+                    replicas=action.replicas,
+                    ready_replicas=min(self.workload.ready_replicas, action.replicas),
+                )
+            elif isinstance(action, ReleaseWorkload):
+                self.released = True
             elif isinstance(action, CreateMigrationJob):
                 self.job_creations.append(action.job_name)
                 self.jobs[action.revision] = JobState(
@@ -221,6 +240,8 @@ class World:
             if self.ready_cap is not None:
                 ready = min(ready, self.ready_cap)
             self.replica_sets[rev] = replace(rs, ready_replicas=ready)
+        if self.workload is not None and self.pods_ready:
+            self.workload = replace(self.workload, ready_replicas=self.workload.replicas)
         for rev, job in list(self.jobs.items()):
             if job.succeeded or job.failed or self.job_outcome == "running":
                 continue

@@ -78,6 +78,13 @@ No Secrets, no wildcards. Shared by the ClusterRole (cluster scope) and each Rol
 - apiGroups: ["apps"]
   resources: ["replicasets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# A workloadRef's Deployment: read, labelled, and scaled through its scale subresource only.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments/scale"]
+  verbs: ["get", "patch"]
 # <name>, <name>-stable and <name>-canary.
 - apiGroups: [""]
   resources: ["services"]

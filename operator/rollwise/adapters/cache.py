@@ -206,6 +206,7 @@ _SERVICE_METADATA = (
     "generation",
     "resourceVersion",
     "deletionTimestamp",
+    "finalizers",  # a workloadRef's release finalizer keeps a deleted service being passed
 )
 
 

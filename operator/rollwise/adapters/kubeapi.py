@@ -62,6 +62,7 @@ CLUSTER_METRIC_GATES = Resource(
     gate_api.CLUSTER_KIND, GROUP, VERSION, gate_api.CLUSTER_PLURAL, namespaced=False
 )
 REPLICA_SETS = Resource("ReplicaSet", "apps", "v1", "replicasets")
+DEPLOYMENTS = Resource("Deployment", "apps", "v1", "deployments")
 JOBS = Resource("Job", "batch", "v1", "jobs")
 PODS = Resource("Pod", "", "v1", "pods")
 SERVICES = Resource("Service", "", "v1", "services")

@@ -50,18 +50,22 @@ from rollwise.adapters.manifests import (
     rfc3339,
     service_manifests,
 )
+from rollwise.adapters.workload import WorkloadHandover
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
 from rollwise.core import naming
 from rollwise.core.model import (
+    AdoptWorkload,
     CreateMigrationJob,
     DeleteReplicaSet,
     EnsureServices,
     EventRecord,
     JobState,
     PlanAction,
+    ReleaseWorkload,
     ReplicaSetState,
     ScaleReplicaSet,
+    ScaleWorkload,
     SetRouterWeight,
 )
 from rollwise.core.revision import revision_of
@@ -184,6 +188,7 @@ class KubernetesAdapter:
         self.bodies = bodies
         self.events = EventRecorder(api, instance or socket.gethostname())
         self.routers = routers.RouterFactory(api)
+        self.workloads = WorkloadHandover(api)
 
     def _owned(self, res: Resource, ref: ServiceRef, *, fresh: bool) -> list[Manifest]:
         """`ref`'s objects of one kind: from the watch cache, or listed from the API server
@@ -276,6 +281,12 @@ class KubernetesAdapter:
             self.routers.for_spec(spec).set_weight(ref, spec, action)
         elif isinstance(action, CreateMigrationJob):
             self._create_migration_job(ref, spec, action)
+        elif isinstance(action, AdoptWorkload):
+            self.workloads.adopt(ref, action.name)
+        elif isinstance(action, ScaleWorkload):
+            self.workloads.scale(ref, action.name, action.replicas)
+        elif isinstance(action, ReleaseWorkload):
+            self.workloads.release(ref, action.name)
         else:  # pragma: no cover - the Plan's verbs are a closed set
             raise TypeError(f"unknown action {action!r}")
 

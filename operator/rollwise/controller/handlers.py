@@ -188,6 +188,23 @@ for _group, _plural in OWNED_RESOURCES:
     _owned_handler(_group, _plural)
 
 
+@kopf.on.event(
+    "apps",
+    "deployments",
+    id="adopted-deployments",
+    labels={naming.LABEL_ADOPTED_BY: kopf.PRESENT},
+    registry=registry,
+)
+async def adopted_deployment_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
+    """A Deployment a workloadRef adopted changed (its template, its pods' readiness during a
+    release): the service that serves its pods. Only labelled Deployments are watched."""
+    metadata = (event.get("object") or {}).get("metadata") or {}
+    service = (metadata.get("labels") or {}).get(naming.LABEL_ADOPTED_BY)
+    namespace = metadata.get("namespace")
+    if service and namespace:
+        _runtime(memo).queue.add((str(namespace), str(service)))
+
+
 @kopf.on.event(GROUP, VERSION, gate_api.PLURAL, id="metricgates", registry=registry)
 async def metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
     """A MetricGate changed: every service of its namespace that refers to it."""

@@ -27,6 +27,7 @@ from rollwise.adapters.kubernetes import (
 )
 from rollwise.adapters.manifests import ServiceRef
 from rollwise.adapters.prometheus import MetricProvider
+from rollwise.adapters.workload import read_workload
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
 from rollwise.api.stored_status import read_stored_status
@@ -46,6 +47,7 @@ from rollwise.core.model import (
     Observed,
     Plan,
     PlanAction,
+    WorkloadState,
 )
 from rollwise.core.reasons import ConditionType, Reason
 from rollwise.core.requests import parse_request
@@ -152,8 +154,11 @@ class Reconciler:
             log.warning("cannot read the ProgressiveService: %s", err, extra=context)
             return self.backoff(key)
         metadata = (obj or {}).get("metadata") or {}
-        if obj is None or metadata.get("deletionTimestamp"):
-            # Deleted: the garbage collector removes what it owns; nothing for us to do.
+        finalizers: list[str] = list(metadata.get("finalizers") or [])
+        deleting = bool(metadata.get("deletionTimestamp"))
+        if obj is None or (deleting and naming.FINALIZER_RELEASE not in finalizers):
+            # Deleted: the garbage collector removes what it owns; nothing for us to do. (Only
+            # a workloadRef's finalizer keeps a deleted service here: its Deployment first.)
             self.memory.forget(key)
             return None
         ref = ServiceRef(namespace=namespace, name=name, uid=str(metadata["uid"]))
@@ -170,15 +175,29 @@ class Reconciler:
             return self._invalid_spec(
                 key, ref, resource_version, raw_status, status, generation, err, now
             )
-        context = logs.ref(namespace, name, revision_of(spec))
-
         try:
-            observed = self._observe(ref, spec, status, metadata, generation)
+            workload: WorkloadState | None = None
+            if spec.workload_ref is not None:
+                found = read_workload(
+                    self.kube.api, namespace, spec.workload_ref.name, name, finalizers
+                )
+                if found is not None:
+                    template, workload = found
+                    spec = spec.with_template(template)
+            if spec.template is None or deleting:
+                # Nothing to roll out (the Deployment is missing) or a handover back to it.
+                observed = Observed(namespace=namespace, name=name, generation=generation)
+            else:
+                context = logs.ref(namespace, name, revision_of(spec))
+                observed = self._observe(ref, spec, status, metadata, generation)
         except AdapterError as err:
             log.warning("observing failed: %s", err, extra=context)
             return self.backoff(key)
+        observed = replace(observed, workload=workload, deleting=deleting)
 
-        queries = due_gates(spec, status, observed, now)
+        queries = (
+            [] if deleting or spec.template is None else due_gates(spec, status, observed, now)
+        )
         samples = tuple(self.provider.measure(query, now) for query in queries)
         for sample in samples:
             if sample.error:

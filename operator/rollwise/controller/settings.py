@@ -15,6 +15,7 @@ from typing import Any, Literal
 import kopf
 
 from rollwise.adapters.cache import OWNED, OWNED_SELECTOR
+from rollwise.core import naming
 
 # Owned objects are watched through a server-side label selector: the API server sends only
 # what rollwise made, never every Pod of the namespace.
@@ -95,6 +96,8 @@ class OperatorSettings:
         settings.watching.connect_timeout = self.watch_connect_timeout_s
         for resource in OWNED_RESOURCES:
             settings.watching.label_selectors[resource] = OWNED_SELECTOR
+        # Of all Deployments, only those a workloadRef adopted (labelled by rollwise).
+        settings.watching.label_selectors["apps", "deployments"] = naming.LABEL_ADOPTED_BY
         # With only event/startup/cleanup handlers Kopf has nothing to persist; these storages
         # make sure it never could: no progress or diff-base annotations, no status stanza.
         settings.persistence.progress_storage = NoProgressStorage()

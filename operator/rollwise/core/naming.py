@@ -17,6 +17,10 @@ ROLE_MIGRATION = "migration"
 LABEL_OWNER = "rollwise.dev/service"  # name of the owning ProgressiveService
 ANNOTATION_VERSION = "rollwise.dev/version"
 ANNOTATION_REQUEST = "rollwise.dev/request"
+# On a workloadRef's Deployment: the ProgressiveService that serves its pods (its events wake
+# that service); and on the ProgressiveService: the finalizer that hands them back on deletion.
+LABEL_ADOPTED_BY = "rollwise.dev/adopted-by"
+FINALIZER_RELEASE = "rollwise.dev/release-workload"
 _MAX_NAME = 63
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as the Deployment controller: no vowels, no words
 
