@@ -7,14 +7,38 @@ are in tests/unit/test_adapters_adoption.py.
 from __future__ import annotations
 
 import pytest
-from kubernetes.client import ApiClient
+from kubernetes.client import ApiClient, CustomObjectsApi
 
 from rollwise.adapters.adoption import create_or_adopt
 from rollwise.adapters.errors import NotOwnedError
 from rollwise.adapters.kubeapi import SERVICES, KubeApi
 from rollwise.adapters.manifests import Manifest, ServiceRef, owner_reference
+from rollwise.api import GROUP, VERSION
+from rollwise.api.service import KIND, PLURAL
 
 pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def owner(api_client: ApiClient, namespace: str, rollwise_crds: None) -> ServiceRef:
+    """A ProgressiveService that exists (no operator runs here): the garbage collector deletes
+    dependents whose owner's uid does not exist, which would race every assertion below."""
+    created = CustomObjectsApi(api_client).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {"name": "payment"},
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+                "strategy": {"canary": {"steps": [{"setWeight": 10}]}},
+            },
+        },
+    )
+    return ServiceRef(namespace=namespace, name="payment", uid=created["metadata"]["uid"])
 
 
 def service(name: str, namespace: str, *owners: Manifest) -> Manifest:
@@ -26,9 +50,11 @@ def service(name: str, namespace: str, *owners: Manifest) -> Manifest:
     }
 
 
-def test_a_name_free_of_objects_is_created(api_client: ApiClient, namespace: str) -> None:
+def test_a_name_free_of_objects_is_created(
+    api_client: ApiClient, namespace: str, owner: ServiceRef
+) -> None:
     api = KubeApi(api_client)
-    ref = ServiceRef(namespace=namespace, name="payment", uid="owner-uid")
+    ref = owner
 
     answer = create_or_adopt(
         api, SERVICES, ref, service("payment", namespace, owner_reference(ref))
@@ -38,9 +64,11 @@ def test_a_name_free_of_objects_is_created(api_client: ApiClient, namespace: str
     assert api.get(SERVICES, namespace, "payment") is not None
 
 
-def test_an_object_of_the_same_service_is_adopted(api_client: ApiClient, namespace: str) -> None:
+def test_an_object_of_the_same_service_is_adopted(
+    api_client: ApiClient, namespace: str, owner: ServiceRef
+) -> None:
     api = KubeApi(api_client)
-    ref = ServiceRef(namespace=namespace, name="payment", uid="owner-uid")
+    ref = owner
     manifest = service("payment-canary", namespace, owner_reference(ref))
     first = api.create(SERVICES, namespace, manifest)
 
@@ -51,10 +79,10 @@ def test_an_object_of_the_same_service_is_adopted(api_client: ApiClient, namespa
 
 
 def test_an_object_of_someone_else_is_refused_and_left_untouched(
-    api_client: ApiClient, namespace: str
+    api_client: ApiClient, namespace: str, owner: ServiceRef
 ) -> None:
     api = KubeApi(api_client)
-    ref = ServiceRef(namespace=namespace, name="payment", uid="owner-uid")
+    ref = owner
     before = ServiceRef(namespace=namespace, name="payment", uid="uid-of-a-deleted-service")
     foreign = api.create(SERVICES, namespace, service("payment-stable", namespace))
     older = api.create(SERVICES, namespace, service("payment", namespace, owner_reference(before)))
