@@ -26,8 +26,7 @@ def hand_over(p: Pass) -> None:
     if not workload.adopted:
         p.act(AdoptWorkload(name=workload.name))
     if workload.manifest_sets_replicas:
-        _say_once(
-            p,
+        p.warn_once(
             Reason.WORKLOAD_DRIFT,
             f"Deployment {p.observed.namespace}/{workload.name} sets spec.replicas in its "
             "applied manifest; rollwise holds it at 0 while it serves the pods, so a GitOps "
@@ -91,14 +90,8 @@ def workload_missing(p: Pass) -> None:
         f"workloadRef: Deployment {p.observed.namespace}/{ref.name} does not exist; "
         "the service waits until it is created"
     )
-    _say_once(p, Reason.WORKLOAD_MISSING, message)
+    p.warn_once(Reason.WORKLOAD_MISSING, message)
     if p.status.stable is None:
         p.set(phase=Phase.PENDING)
     p.set(message=message)
     p.wake_in(POLL_S * 6)
-
-
-def _say_once(p: Pass, reason: Reason, message: str) -> None:
-    """A warning Event and history entry, once per distinct message."""
-    if message not in {h.message for h in p.status.history if h.event == reason}:
-        p.event(reason, message, warning=True)

@@ -133,9 +133,7 @@ def _gate_spec(p: Pass, ref: GateRef) -> MetricGateSpec | None:
             f"{kind} {where}{ref.name} {problem}; the rollout waits (it never passes a gate "
             f"it cannot measure) until it is {until}"
         )
-        said = {h.message for h in p.status.history if h.event == reason}
-        if message not in said:
-            p.event(reason, message, warning=True)
+        p.warn_once(reason, message)
         p.set(message=message)
         p.wake_in(POLL_S * 6)
     return gspec

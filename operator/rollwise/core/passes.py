@@ -133,6 +133,16 @@ class Pass:
         history = [*self.status.history, entry][-HISTORY_LIMIT:]
         self.set(history=history)
 
+    def warn_once(self, reason: str, message: str) -> None:
+        """A warning Event and history entry, once per distinct message of that reason."""
+        if message not in {h.message for h in self.status.history if h.event == reason}:
+            self.event(reason, message, warning=True)
+
+    def asked(self, revision: str) -> int:
+        """A revision's size as asked for in this pass, else as observed (0 when absent)."""
+        rs = self.observed.replica_sets.get(revision)
+        return self.replicas.get(revision, rs.replicas if rs else 0)
+
     def wake_at(self, when: datetime) -> None:
         self.wake_in(max(0.0, (when - self.now).total_seconds()))
 

@@ -67,14 +67,13 @@ def at_targets(p: Pass, revision: str) -> bool:
     ready = rs.ready_replicas if rs else 0
     # The size asked for in this pass counts: a scale-down completes as soon as it is asked,
     # with its remaining pods ready; a scale-up waits for the new pods.
-    have = p.replicas.get(revision, rs.replicas if rs else 0)
+    have = p.asked(revision)
     if have != canary_want or ready < canary_want:
         return False
     stable = p.status.stable
     if not replicas_router(p) or stable is None:
         return True
-    stable_rs = p.observed.replica_sets.get(stable.revision)
-    return p.replicas.get(stable.revision, stable_rs.replicas if stable_rs else 0) == stable_want
+    return p.asked(stable.revision) == stable_want
 
 
 def restore_stable(p: Pass, *, release_canary: bool) -> int:
@@ -124,6 +123,6 @@ def _sized(p: Pass, revision: RevisionStatus | None) -> RevisionStatus | None:
     if revision is None:
         return None
     rs = p.observed.replica_sets.get(revision.revision)
-    replicas = p.replicas.get(revision.revision, rs.replicas if rs else 0)
+    replicas = p.asked(revision.revision)
     ready = min(rs.ready_replicas if rs else 0, replicas)
     return revision.model_copy(update={"replicas": replicas, "ready_replicas": ready})
