@@ -6,9 +6,10 @@ points the same helpers at a ProgressiveService).
 
 Arithmetic (every pod requests 100m, the HPA targets 50% average utilization, min 2, max 8):
 - 2 pods at 400m: ratio 400/50 = 8.0 -> ceil(2 * 8.0) = 16 -> clamped to max 8;
-- at 8 pods, 4 pods at 50m and 4 at 0m: average 25m = 25%, ratio 0.5 -> ceil(8 * 0.5) = 4;
-  the 4 idle pods carry the lowest pod-deletion-cost, so the ReplicaSet deletes exactly them,
-  and the 4 left at 50m give ratio 1.0: the HPA stays at 4 (a stable point, not a pass-through).
+- at 8 pods, 4 pods at 50m and 4 (labelled load=idle) at 0m, switched in one write: average
+  25m = 25%, ratio 0.5 -> ceil(8 * 0.5) = 4; the 4 idle pods carry the lowest
+  pod-deletion-cost, so the ReplicaSet deletes exactly them, and the 4 left at 50m give ratio
+  1.0: the HPA stays at 4 (a stable point, not a pass-through).
 """
 
 from __future__ import annotations
