@@ -22,6 +22,7 @@ k8s_dir="$CACHE/bin/kubernetes-$KUBERNETES_VERSION"
 kwok_dir="$CACHE/bin/kwok-$KWOK_VERSION"
 etcd_dir="$CACHE/bin/etcd-$ETCD_VERSION"
 helm_dir="$CACHE/bin/helm-$HELM_VERSION"
+metrics_server_dir="$CACHE/bin/metrics-server-$METRICS_SERVER_VERSION"
 
 build_kubernetes() {
   if have "$k8s_dir"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}; then
@@ -100,6 +101,28 @@ build_helm() {
   rm -rf "$helm_dir"; mv "$helm_dir.tmp" "$helm_dir"
 }
 
+# --- metrics-server (the HPA's metrics API; kwokctl runs it with --enable-metrics-server) ---
+build_metrics_server() {
+  if have "$metrics_server_dir/metrics-server"; then
+    say "metrics-server $METRICS_SERVER_VERSION: cached"; return; fi
+  say "metrics-server $METRICS_SERVER_VERSION: building from sigs.k8s.io/metrics-server"
+  local mod="$CACHE/src/metrics-server-$METRICS_SERVER_VERSION" p=k8s.io/client-go/pkg/version ld
+  mkdir -p "$mod"
+  # Its go.mod has no replace lines: a wrapper module that requires it as a tool is enough.
+  printf 'module rollwise.local/metrics-server-build\n\ngo 1.24.4\n' >"$mod/go.mod"
+  ( cd "$mod" && run go get -tool "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" )
+  # `metrics-server --version` prints gitVersion; kwokctl parses it (v0.0.0-master = unknown).
+  ld="-X $p.gitVersion=$METRICS_SERVER_VERSION -X $p.gitTreeState=clean"
+  ld="$ld -X $p.gitCommit=$(printf '%s' "$METRICS_SERVER_VERSION" | sha1sum | cut -c1-40)"
+  ld="$ld -X $p.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  mkdir -p "$metrics_server_dir.tmp"
+  ( cd "$mod" && run go build -trimpath -ldflags "-s -w $ld" \
+      -o "$metrics_server_dir.tmp/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server )
+  rm -rf "$metrics_server_dir"; mv "$metrics_server_dir.tmp" "$metrics_server_dir"
+  say "metrics-server: $("$metrics_server_dir/metrics-server" --version 2>&1 | head -n1)"
+}
+# --- end metrics-server ---
+
 install_prometheus() {
   if command -v prometheus >/dev/null; then say "prometheus: $(prometheus --version 2>&1 | head -n1)"; return; fi
   say "prometheus: apt-get install $PROMETHEUS_DEB"
@@ -121,11 +144,13 @@ install_lua() {
 
 only=${1:-all}
 case "$only" in
-  all) install_prometheus; install_lua; build_kwok; build_helm; build_etcd; build_kubernetes ;;
+  all) install_prometheus; install_lua; build_kwok; build_helm; build_etcd; build_kubernetes
+       build_metrics_server ;;
   kubernetes|kwok|etcd|helm) "build_$only" ;;
   prometheus) install_prometheus ;;
+  metrics-server) build_metrics_server ;;
   lua) install_lua ;;
-  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|prometheus]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|prometheus|metrics-server]" >&2; exit 2 ;;
 esac
 # A line other scripts read: where each binary lives.
 cat >"$CACHE/bin/paths.env" <<PATHS
@@ -133,5 +158,6 @@ KUBE_BIN=$k8s_dir
 KWOK_BIN=$kwok_dir
 ETCD_BIN=$etcd_dir
 HELM_BIN=$helm_dir
+METRICS_SERVER_BIN=$metrics_server_dir
 PATHS
 say "done in $(( $(date +%s) - start ))s"

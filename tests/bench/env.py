@@ -97,7 +97,14 @@ class Environment:
         """A fresh tuned cluster (deleted at the end), the simulator and Prometheus."""
         flags = [f"--extra-args={arg}" for arg in TUNING]
         cluster = LocalCluster(
-            name, run.log_dir / name, run_id=run.run_id, nodes=nodes, create_flags=flags
+            name,
+            run.log_dir / name,
+            run_id=run.run_id,
+            nodes=nodes,
+            create_flags=flags,
+            # kwok evaluates every pod's usage at each metrics-server scrape: keep it out of
+            # the numbers (and comparable with runs from before metrics-server existed).
+            metrics_server=False,
         )
         simulator: LeanSimulatorProcess | None = None
         prometheus: PrometheusServer | None = None

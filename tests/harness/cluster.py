@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tests.harness import paths, processes
+from tests.harness import metrics, paths, processes
 from tests.harness.kube import api_client_from_kubeconfig
 from tests.harness.wait import wait_for
 
@@ -75,7 +75,12 @@ def node_manifest(index: int) -> dict[str, Any]:
         "kind": "Node",
         "metadata": {
             "name": name,
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "annotations": {
+                "kwok.x-k8s.io/node": "fake",
+                "node.alpha.kubernetes.io/ttl": "0",
+                # where metrics-server scrapes this node's kubelet /metrics/resource (kwok)
+                metrics.RESOURCE_METRICS_PATH_ANNOTATION: metrics.resource_metrics_path(name),
+            },
             "labels": {
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
@@ -104,8 +109,12 @@ class LocalCluster:
         run_id: str | None = None,
         start_timeout: float = 180.0,
         create_flags: Sequence[str] = (),
+        metrics_server: bool = True,
     ) -> None:
         self.name = name
+        # metrics-server + kwok's per-node /metrics/resource + tuned HPA controller
+        # (tests/harness/metrics.py); off: no metrics.k8s.io API.
+        self.metrics_server = metrics_server
         # Extra `kwokctl create cluster` flags (the benchmark's control-plane tuning), e.g.
         # `--extra-args=kube-apiserver=service-cluster-ip-range=10.0.0.0/16`.
         self.create_flags = tuple(create_flags)
@@ -163,11 +172,14 @@ class LocalCluster:
             "etcdBinary": str(b.etcd),
             "kwokControllerBinary": str(b.kwok),
         }
-        config = {
+        config: dict[str, Any] = {
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
             "kind": "KwokctlConfiguration",
             "options": options,
         }
+        if self.metrics_server:
+            options.update(metrics.kwokctl_options())
+            config["componentsPatches"] = metrics.kwokctl_components_patches()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         path = self.logs_dir / "kwokctl-config.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -217,6 +229,9 @@ class LocalCluster:
                 raise
         try:
             self._add_nodes(deadline=begin + self.start_timeout)
+            if self.metrics_server:
+                with contextlib.closing(self.api_client()) as admin:
+                    metrics.PodUsage(admin).install_default()
         except BaseException:
             self._abandon_start()
             raise
