@@ -22,6 +22,7 @@ k8s_dir="$CACHE/bin/kubernetes-$KUBERNETES_VERSION"
 kwok_dir="$CACHE/bin/kwok-$KWOK_VERSION"
 etcd_dir="$CACHE/bin/etcd-$ETCD_VERSION"
 helm_dir="$CACHE/bin/helm-$HELM_VERSION"
+traefik_dir="$CACHE/bin/traefik-$TRAEFIK_VERSION"
 
 build_kubernetes() {
   if have "$k8s_dir"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}; then
@@ -100,6 +101,44 @@ build_helm() {
   rm -rf "$helm_dir"; mv "$helm_dir.tmp" "$helm_dir"
 }
 
+build_traefik() {
+  if have "$traefik_dir/traefik" && [ -f "$traefik_dir/gateway-crds.yaml" ]; then
+    say "traefik $TRAEFIK_VERSION: cached"; return; fi
+  say "traefik $TRAEFIK_VERSION: building from github.com/traefik/traefik/v3 (10-20 min cold)"
+  local mod="$CACHE/src/traefik-$TRAEFIK_VERSION" upstream
+  mkdir -p "$mod"
+  run go mod download "github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
+  upstream=$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
+    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  # Traefik's go.mod replaces some dependencies with its own forks and excludes an ambiguous
+  # module, so `go install` refuses it; a wrapper module repeats those lines (a dependency's
+  # replace and exclude lines are ignored) and builds Traefik's command as a tool.
+  {
+    echo "module rollwise.local/traefik-build"
+    echo
+    grep -m1 '^go ' "$upstream"
+    echo
+    awk '/^replace \($/ {inside=1; print; next}
+         inside && /^\)$/ {inside=0; print; next}
+         inside && $0 !~ /=> \.\.?\// {print; next}
+         /^(replace|exclude) [^(]/ && $0 !~ /=> \.\.?\// {print}' "$upstream"
+  } >"$mod/go.mod"
+  ( cd "$mod" && run go get -tool "github.com/traefik/traefik/v3/cmd/traefik@$TRAEFIK_VERSION" )
+  mkdir -p "$traefik_dir.tmp"
+  ( cd "$mod" && run go build -trimpath \
+      -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+      -o "$traefik_dir.tmp/traefik" github.com/traefik/traefik/v3/cmd/traefik )
+  # The Gateway API CRDs Traefik is built against (standard channel), from the module cache.
+  run go mod download "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
+  local crds
+  crds="$(go env GOMODCACHE)/sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION/config/crd"
+  cat "$crds"/standard/*.yaml >"$traefik_dir.tmp/gateway-crds.yaml"
+  cp -r "$crds/experimental" "$traefik_dir.tmp/gateway-crds-experimental"
+  chmod -R u+w "$traefik_dir.tmp"
+  rm -rf "$traefik_dir"; mv "$traefik_dir.tmp" "$traefik_dir"
+  say "traefik: $("$traefik_dir/traefik" version 2>/dev/null | head -n1)"
+}
+
 install_prometheus() {
   if command -v prometheus >/dev/null; then say "prometheus: $(prometheus --version 2>&1 | head -n1)"; return; fi
   say "prometheus: apt-get install $PROMETHEUS_DEB"
@@ -121,17 +160,21 @@ install_lua() {
 
 only=${1:-all}
 case "$only" in
-  all) install_prometheus; install_lua; build_kwok; build_helm; build_etcd; build_kubernetes ;;
-  kubernetes|kwok|etcd|helm) "build_$only" ;;
+  all) install_prometheus; install_lua; build_kwok; build_helm; build_etcd; build_kubernetes; build_traefik ;;
+  kubernetes|kwok|etcd|helm|traefik) "build_$only" ;;
   prometheus) install_prometheus ;;
   lua) install_lua ;;
-  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|prometheus]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|traefik|prometheus|lua]" >&2; exit 2 ;;
 esac
-# A line other scripts read: where each binary lives.
+# A line other scripts read: where each binary lives. A single component built before the
+# first full build does not create it (its presence means "the full build has run").
+if [ "$only" = all ] || [ -f "$CACHE/bin/paths.env" ]; then
 cat >"$CACHE/bin/paths.env" <<PATHS
 KUBE_BIN=$k8s_dir
 KWOK_BIN=$kwok_dir
 ETCD_BIN=$etcd_dir
 HELM_BIN=$helm_dir
+TRAEFIK_BIN=$traefik_dir
 PATHS
+fi
 say "done in $(( $(date +%s) - start ))s"
