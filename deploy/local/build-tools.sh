@@ -102,9 +102,9 @@ build_helm() {
 }
 
 build_traefik() {
-  if have "$traefik_dir/traefik" && [ -f "$traefik_dir/gateway-crds.yaml" ]; then
-    say "traefik $TRAEFIK_VERSION: cached"; return; fi
-  say "traefik $TRAEFIK_VERSION: building from github.com/traefik/traefik/v3 (10-20 min cold)"
+  if have "$traefik_dir/traefik"; then say "traefik $TRAEFIK_VERSION: cached"
+  else
+  say "traefik $TRAEFIK_VERSION: building from github.com/traefik/traefik/v3 (~20 min cold)"
   local mod="$CACHE/src/traefik-$TRAEFIK_VERSION" upstream
   mkdir -p "$mod"
   run go mod download "github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
@@ -128,15 +128,27 @@ build_traefik() {
   ( cd "$mod" && run go build -trimpath \
       -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
       -o "$traefik_dir.tmp/traefik" github.com/traefik/traefik/v3/cmd/traefik )
-  # The Gateway API CRDs Traefik is built against (standard channel), from the module cache.
-  run go mod download "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
-  local crds
-  crds="$(go env GOMODCACHE)/sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION/config/crd"
-  cat "$crds"/standard/*.yaml >"$traefik_dir.tmp/gateway-crds.yaml"
-  cp -r "$crds/experimental" "$traefik_dir.tmp/gateway-crds-experimental"
-  chmod -R u+w "$traefik_dir.tmp"
-  rm -rf "$traefik_dir"; mv "$traefik_dir.tmp" "$traefik_dir"
+  mkdir -p "$traefik_dir"; mv "$traefik_dir.tmp/traefik" "$traefik_dir/traefik"; rm -rf "$traefik_dir.tmp"
   say "traefik: $("$traefik_dir/traefik" version 2>/dev/null | head -n1)"
+  fi
+  gateway_crds
+}
+
+gateway_crds() {
+  # The Gateway API CRDs Traefik is built against (standard channel), from the module cache.
+  if [ -f "$traefik_dir/gateway-crds.yaml" ]; then say "gateway-api $GATEWAY_API_VERSION CRDs: cached"; return; fi
+  say "gateway-api $GATEWAY_API_VERSION: CRDs from the module's config/crd"
+  run go mod download "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
+  local crds f
+  crds="$(go env GOMODCACHE)/sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION/config/crd"
+  mkdir -p "$traefik_dir"
+  rm -rf "$traefik_dir/gateway-crds-experimental"
+  cp -r "$crds/experimental" "$traefik_dir/gateway-crds-experimental"
+  chmod -R u+w "$traefik_dir/gateway-crds-experimental"
+  # One multi-document file: the upstream files do not start with a document separator.
+  for f in "$crds"/standard/*.yaml; do echo "---"; cat "$f"; done >"$traefik_dir/gateway-crds.yaml.tmp"
+  mv "$traefik_dir/gateway-crds.yaml.tmp" "$traefik_dir/gateway-crds.yaml"
+  say "gateway-api CRDs: $(grep -c '^kind: CustomResourceDefinition' "$traefik_dir/gateway-crds.yaml") in $traefik_dir/gateway-crds.yaml"
 }
 
 install_prometheus() {

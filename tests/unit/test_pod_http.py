@@ -119,7 +119,7 @@ def test_the_service_proxy_forwards_to_the_selected_ready_pods_only() -> None:
 
 
 def test_the_load_generator_refuses_addresses_outside_loopback() -> None:
-    with pytest.raises(ValueError, match="127.0.0.0/8"):
+    with pytest.raises(ValueError, match=r"127\.0\.0\.0/8"):
         load.send("http://10.0.0.1/", requests=1)
 
 
