@@ -84,14 +84,22 @@ def traffic_manifest(
     return manifest
 
 
+def host(namespace: str) -> str:
+    """Each test's route has its own hostname: tests share the Gateway, and a route of a
+    namespace still being deleted must not answer for the next test."""
+    return f"{namespace}.gateway.test"
+
+
 def http_route(namespace: str) -> dict[str, Any]:
-    """The user's HTTPRoute: everything to `payment-stable`; rollwise adds the canary."""
+    """The user's HTTPRoute: everything for the test's host to `payment-stable`; rollwise adds
+    the canary."""
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
         "metadata": {"name": NAME, "namespace": namespace},
         "spec": {
             "parentRefs": [parent_ref()],
+            "hostnames": [host(namespace)],
             "rules": [{"backendRefs": [{"name": f"{NAME}-stable", "port": PORT}]}],
         },
     }
@@ -101,6 +109,7 @@ class Route:
     def __init__(self, api: ApiClient, namespace: str) -> None:
         self.custom = client.CustomObjectsApi(api)
         self.ns = namespace
+        self.headers = {"Host": host(namespace)}  # what a client of this route sends
 
     def create(self) -> None:
         self.custom.create_namespaced_custom_object(
@@ -171,7 +180,11 @@ def deploy_v1_behind_gateway(
     rollouts.apply(traffic_manifest(rollouts.ns, "1.0.0", steps))
     v1 = rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
     wait_for(lambda: route_accepted(route.get()), timeout=30, message="HTTPRoute accepted")
-    wait_for(lambda: get_ok(traefik.url), timeout=30, message="gateway answers through the route")
+    wait_for(
+        lambda: get_ok(traefik.url, route.headers),
+        timeout=30,
+        message="gateway answers through the route",
+    )
     return v1
 
 
@@ -208,7 +221,9 @@ def test_weights_split_real_requests_and_abort_drains_the_canary_before_scale_do
             message=f"Traefik runs the {weight}% split",
         )
         before = pod_counts(simulator, ns)
-        result = load.send(traefik.url, requests=REQUESTS_PER_WEIGHT, rate=RATE)
+        result = load.send(
+            traefik.url, requests=REQUESTS_PER_WEIGHT, rate=RATE, headers=route.headers
+        )
         after = pod_counts(simulator, ns)
 
         assert result.by_status() == {200: REQUESTS_PER_WEIGHT}, result.by_status()
@@ -242,7 +257,7 @@ def test_weights_split_real_requests_and_abort_drains_the_canary_before_scale_do
     wait_for(lambda: applied(traefik, ns, 0), timeout=30, message="Traefik runs canary weight 0")
     traefik_drained = time.monotonic()
     before = pod_counts(simulator, ns)
-    result = load.send(traefik.url, requests=500, rate=RATE)
+    result = load.send(traefik.url, requests=500, rate=RATE, headers=route.headers)
     after = pod_counts(simulator, ns)
 
     assert result.by_status() == {200: 500}, result.by_status()
@@ -287,7 +302,7 @@ def test_bad_canary_is_caught_by_a_gate_on_gateway_metrics_and_rolled_back(
     v1 = deploy_v1_behind_gateway(rollouts, route, traefik, steps)
     stable = v1["stable"]["revision"]
 
-    with load.BackgroundLoad(traefik.url, rate=100, seconds=100) as traffic:
+    with load.BackgroundLoad(traefik.url, rate=100, seconds=100, headers=route.headers) as traffic:
         rollouts.apply(traffic_manifest(rollouts.ns, "3.0.0", steps, error_rate=0.5))
         rolled = rollouts.wait_phase("RolledBack", timeout=90)
         wait_for(
@@ -306,7 +321,7 @@ def test_bad_canary_is_caught_by_a_gate_on_gateway_metrics_and_rolled_back(
     errors = [r for r in result.responses if r.status == 500]
     assert errors and {r.revision for r in errors} == {canary}
     canary_count = pod_counts(simulator, rollouts.ns).get(canary, 0)
-    after = load.send(traefik.url, requests=300, rate=RATE)
+    after = load.send(traefik.url, requests=300, rate=RATE, headers=route.headers)
     assert after.by_status() == {200: 300} and after.by_revision() == {stable: 300}
     assert pod_counts(simulator, rollouts.ns).get(canary, 0) == canary_count
     last_canary = max(r.sent_at for r in result.responses if r.revision == canary)
@@ -315,3 +330,72 @@ def test_bad_canary_is_caught_by_a_gate_on_gateway_metrics_and_rolled_back(
         f"weight 0: {drained - errors[0].sent_at:.1f}s (last request answered by the canary "
         f"{last_canary - errors[0].sent_at:.1f}s after the first 500)"
     )
+
+
+def test_header_and_cookie_matches_reach_the_canary_until_the_abort_removes_them(
+    traefik: TraefikGateway,
+    simulator: SimulatorProcess,
+    rollouts: Rollouts,
+    route: Route,
+    operator: OperatorProcess,
+) -> None:
+    steps: list[dict[str, Any]] = [{"setWeight": 10}, {"pause": {}}]
+    matches = [
+        {"headers": [{"name": "X-Canary", "value": "yes"}]},
+        {"cookies": [{"name": "beta", "value": "1"}]},
+    ]
+
+    def manifest(version: str) -> dict[str, Any]:
+        made = traffic_manifest(rollouts.ns, version, steps, abort_delay=60)
+        made["spec"]["strategy"]["canary"]["trafficRouting"]["gatewayAPI"]["canaryMatches"] = (
+            matches
+        )
+        return made
+
+    rollouts.apply(manifest("1.0.0"))
+    v1 = rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
+    stable = v1["stable"]["revision"]
+    wait_for(lambda: get_ok(traefik.url, route.headers), timeout=30, message="route is live")
+    rollouts.apply(manifest("2.0.0"))
+    canary = rollouts.wait_status(paused_at(10), timeout=90, message="paused at 10")["canary"][
+        "revision"
+    ]
+    with_header = {**route.headers, "X-Canary": "yes"}
+
+    def answered_by(headers: dict[str, str], cookies: dict[str, str] | None = None) -> str:
+        result = load.send(traefik.url, requests=1, headers=headers, cookies=cookies)
+        return result.responses[0].revision
+
+    wait_for(lambda: answered_by(with_header) == canary, timeout=30, message="header rule live")
+
+    by_header = load.send(traefik.url, requests=200, rate=RATE, headers=with_header)
+    by_cookie = load.send(
+        traefik.url, requests=200, rate=RATE, headers=route.headers, cookies={"a": "b", "beta": "1"}
+    )
+    other_cookie = load.send(
+        traefik.url, requests=1000, rate=RATE, headers=route.headers, cookies={"beta": "10"}
+    )
+
+    assert by_header.by_revision() == {canary: 200}
+    assert by_cookie.by_revision() == {canary: 200}
+    assert abs(other_cookie.share(canary) - 0.1) <= tolerance(0.1, 1000), other_cookie.share(canary)
+
+    rollouts.request(NAME, "abort", request_id(), "test")
+    wait_for(
+        lambda: (
+            not any(
+                r.get("name", "").startswith("rollwise-canary-")
+                for r in route.get()["spec"]["rules"]
+            )
+        ),
+        timeout=30,
+        message="rollwise's canary match rules removed",
+    )
+    wait_for(lambda: applied(traefik, rollouts.ns, 0), timeout=30, message="Traefik at weight 0")
+    wait_for(lambda: answered_by(with_header) == stable, timeout=30, message="header rule gone")
+    before = pod_counts(simulator, rollouts.ns).get(canary, 0)
+    drained = load.send(traefik.url, requests=200, rate=RATE, headers=with_header)
+
+    assert drained.by_revision() == {stable: 200}
+    assert pod_counts(simulator, rollouts.ns).get(canary, 0) == before
+    assert rollouts.pods(canary), "proven while the canary pods still exist"
