@@ -399,3 +399,46 @@ def test_header_and_cookie_matches_reach_the_canary_until_the_abort_removes_them
     assert drained.by_revision() == {stable: 200}
     assert pod_counts(simulator, rollouts.ns).get(canary, 0) == before
     assert rollouts.pods(canary), "proven while the canary pods still exist"
+
+
+def test_operator_killed_right_after_a_weight_change_converges_on_that_weight(
+    harness_run: HarnessRun,
+    traefik: TraefikGateway,
+    rollouts: Rollouts,
+    route: Route,
+    operator: OperatorProcess,
+) -> None:
+    steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {}}]
+    v1 = deploy_v1_behind_gateway(rollouts, route, traefik, steps)
+    stable = v1["stable"]["revision"]
+    operator.stop()
+
+    # The operator SIGKILLs itself right after patching the HTTPRoute, before writing status.
+    operator.start(env={"ROLLWISE_CRASH_AFTER": "SetRouterWeight"})
+    with load.BackgroundLoad(traefik.url, rate=50, seconds=100, headers=route.headers) as traffic:
+        rollouts.apply(traffic_manifest(rollouts.ns, "2.0.0", steps))
+        assert operator.wait_exit(timeout=60) == -9
+        at_crash = route.weights()
+        operator.start()
+        status = rollouts.wait_status(paused_at(50), timeout=90, message="paused at 50")
+        wait_for(
+            functools.partial(applied, traefik, rollouts.ns, 50),
+            timeout=30,
+            message="Traefik runs the 50% split",
+        )
+        during = traffic.stop()
+
+    canary = status["canary"]["revision"]
+    assert at_crash == {f"{NAME}-stable": 50, f"{NAME}-canary": 50}, at_crash
+    assert route.weights() == at_crash
+    completed = [h["step"] for h in status["history"] if h["event"] == "StepCompleted"]
+    assert completed.count(0) == 1, status["history"]
+    failed = {k: v for k, v in during.by_status().items() if k != 200}
+    harness_run.note(
+        f"crash after SetRouterWeight: {len(during.responses)} requests during crash and "
+        f"restart, non-200: {failed or 'none'}"
+    )
+    assert not failed, f"requests failed around the crash: {failed}"
+    result = load.send(traefik.url, requests=REQUESTS_PER_WEIGHT, rate=RATE, headers=route.headers)
+    assert abs(result.share(canary) - 0.5) <= tolerance(0.5, REQUESTS_PER_WEIGHT)
+    assert set(result.by_revision()) == {stable, canary}
