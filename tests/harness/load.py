@@ -31,6 +31,7 @@ class Response:
     status: int
     revision: str
     pod: str
+    body: str = ""  # the start of an answer no pod gave (the gateway's own), for diagnosis
 
 
 @dataclass
@@ -111,12 +112,14 @@ def send(
             try:
                 conn.request("GET", path, headers=sent_headers)
                 answer = conn.getresponse()
-                answer.read()
+                body = answer.read()
+                revision = answer.getheader("X-Rollwise-Revision") or ""
                 outcome = Response(
                     sent_at,
                     answer.status,
-                    answer.getheader("X-Rollwise-Revision") or "",
+                    revision,
                     answer.getheader("X-Rollwise-Pod") or "",
+                    "" if revision else body[:120].decode(errors="replace"),
                 )
             except (OSError, http.client.HTTPException):
                 conn.close()

@@ -118,6 +118,7 @@ class _PodHandler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         server = self.server
+        server.begin(self.connection)
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
@@ -134,6 +135,11 @@ class _PodHandler(BaseHTTPRequestHandler):
             }
         ).encode()
         self.send_response(code)
+        if server.draining(self.connection):
+            # This pod is going away or no longer selected: answer, then close, so the client
+            # reconnects elsewhere without losing a request (a graceful endpoint removal).
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Rollwise-Pod", server.endpoint.pod)
@@ -141,6 +147,7 @@ class _PodHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+        server.end(self.connection)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
 
@@ -157,27 +164,61 @@ class _PodHTTPServer(ThreadingHTTPServer):
         self.counts = counts
         self._lock = threading.Lock()
         self._index = 0
-        self._open: set[socket.socket] = set()
+        # Every open connection: [busy answering a request, draining]; by socket and by peer.
+        self._open: dict[socket.socket, list[bool]] = {}
+        self._peers: dict[Any, socket.socket] = {}
         super().__init__((endpoint.ip, port), _PodHandler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, address = super().get_request()
         with self._lock:
-            self._open.add(conn)
+            self._open[conn] = [False, False]
+            self._peers[address] = conn
         return conn, address
 
     def shutdown_request(self, request: Any) -> None:
         with self._lock:
-            self._open.discard(request)
+            self._open.pop(request, None)
+            for peer in [p for p, c in self._peers.items() if c is request]:
+                self._peers.pop(peer)
         super().shutdown_request(request)
 
-    def drop_connections(self) -> None:
-        """A pod that is gone answers nothing more, not even on kept-alive connections."""
+    def begin(self, conn: socket.socket) -> None:
         with self._lock:
-            open_connections = list(self._open)
-        for conn in open_connections:
+            if conn in self._open:
+                self._open[conn][0] = True
+
+    def draining(self, conn: socket.socket) -> bool:
+        with self._lock:
+            return self._open.get(conn, [False, True])[1]
+
+    def end(self, conn: socket.socket) -> None:
+        with self._lock:
+            if conn in self._open:
+                self._open[conn][0] = False
+
+    def _drain(self, conn: socket.socket) -> None:
+        """Close an idle connection now, a busy one after its answer (lock held)."""
+        state = self._open.get(conn)
+        if state is None:
+            return
+        state[1] = True
+        if not state[0]:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+
+    def drain_peer(self, peer: Any) -> None:
+        with self._lock:
+            conn = self._peers.get(peer)
+            if conn is not None:
+                self._drain(conn)
+
+    def drop_connections(self) -> None:
+        """A pod that is gone takes no new request, not even on kept-alive connections; the
+        ones it is answering finish first."""
+        with self._lock:
+            for conn in list(self._open):
+                self._drain(conn)
 
     def next_index(self) -> int:
         with self._lock:
@@ -280,6 +321,13 @@ class PodServers:
             for uid in set(self._endpoints) - keep:
                 self._stop(uid)
 
+    def drain(self, ip: str, port: int, peer: Any) -> None:
+        """Close the connection from ``peer`` to the pod server on ``ip:port`` gracefully."""
+        with self._lock:
+            entry = self._servers.get((ip, port))
+        if entry is not None:
+            entry[1].drain_peer(peer)
+
     def endpoints(self) -> list[PodEndpoint]:
         with self._lock:
             return list(self._endpoints.values())
@@ -353,6 +401,9 @@ class _Listener:
         self._sock.listen(128)
         self._closed = False
         self._next = 0
+        self._lock = threading.Lock()
+        # Every forwarded connection: client socket -> (upstream socket, pod uid it reaches).
+        self._open: dict[socket.socket, tuple[socket.socket, str]] = {}
         threading.Thread(
             target=self._accept, name=f"svc-{frontend.name}-{frontend.port}", daemon=True
         ).start()
@@ -365,51 +416,91 @@ class _Listener:
                 return
             threading.Thread(target=self._forward, args=(client,), daemon=True).start()
 
-    def _choose(self) -> tuple[str, int] | None:
+    def _selected(self) -> list[PodEndpoint]:
         f = self.frontend
-        backends = sorted(
-            (e.pod, e.ip, e.ports[f.target_port])
-            for e in self._proxy.pods.endpoints()
-            if e.namespace == f.namespace
-            and f.target_port in e.ports
-            and all(e.labels.get(k) == v for k, v in f.selector.items())
+        return sorted(
+            (
+                e
+                for e in self._proxy.pods.endpoints()
+                if e.namespace == f.namespace
+                and f.target_port in e.ports
+                and all(e.labels.get(k) == v for k, v in f.selector.items())
+            ),
+            key=lambda e: e.pod,
         )
+
+    def _choose(self) -> tuple[str, int, str] | None:
+        backends = self._selected()
         if not backends:
             return None
         self._next += 1
-        _, ip, port = backends[self._next % len(backends)]
-        return ip, port
+        chosen = backends[self._next % len(backends)]
+        return chosen.ip, chosen.ports[self.frontend.target_port], chosen.uid
 
     def _forward(self, client: socket.socket) -> None:
         backend = self._choose()
         if backend is None:  # like kube-proxy with no endpoints: refuse
             client.close()
             return
+        ip, port, uid = backend
         try:
-            upstream = socket.create_connection(backend, timeout=5)
+            upstream = socket.create_connection((ip, port), timeout=5)
             upstream.settimeout(None)
         except OSError as exc:
             log.warning(
                 "service %s/%s: %s:%d unreachable: %s",
                 self.frontend.namespace,
                 self.frontend.name,
-                *backend,
+                ip,
+                port,
                 exc,
             )
             client.close()
             return
+        with self._lock:
+            if self._closed:
+                client.close()
+                upstream.close()
+                return
+            self._open[client] = (upstream, uid)
         back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
         back.start()
         _pump(client, upstream)
         back.join()
+        with self._lock:
+            self._open.pop(client, None)
         client.close()
         upstream.close()
 
+    def retarget(self, frontend: ServiceFrontend) -> None:
+        """The Service changed (its selector, on a rollout): new connections go to the pods it
+        selects now, and kept-alive ones to pods it no longer selects are closed gracefully by
+        those pods (after the answer in progress), as a data plane following the Service's
+        endpoints would stop using them."""
+        self.frontend = frontend
+        self.drain_unselected()
+
+    def drain_unselected(self) -> None:
+        selected = {e.uid for e in self._selected()}
+        with self._lock:
+            stale = [(up, uid) for up, uid in self._open.values() if uid not in selected]
+        for upstream, _ in stale:
+            with contextlib.suppress(OSError):
+                ip, port = upstream.getpeername()[:2]
+                self._proxy.pods.drain(ip, port, upstream.getsockname())
+
     def close(self) -> None:
-        self._closed = True
+        """Stop listening; forwarded connections are closed gracefully by their pods."""
+        with self._lock:
+            self._closed = True
+            open_connections = list(self._open.values())
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
+        for upstream, _ in open_connections:
+            with contextlib.suppress(OSError):
+                ip, port = upstream.getpeername()[:2]
+                self._proxy.pods.drain(ip, port, upstream.getsockname())
 
 
 class ServiceProxy:
@@ -424,13 +515,17 @@ class ServiceProxy:
         uid = str((svc.get("metadata") or {}).get("uid"))
         wanted = [] if deleted else ServiceFrontend.from_service(svc)
         with self._lock:
-            current = self._listeners.get(uid, [])
-            if [entry.frontend for entry in current] == wanted:
-                return
-            for entry in current:
-                entry.close()
+            current = {
+                (e.frontend.cluster_ip, e.frontend.port): e for e in self._listeners.get(uid, [])
+            }
             listeners = []
             for frontend in wanted:
+                kept = current.pop((frontend.cluster_ip, frontend.port), None)
+                if kept is not None:  # same address: keep listening, follow the new selector
+                    if kept.frontend != frontend:
+                        kept.retarget(frontend)
+                    listeners.append(kept)
+                    continue
                 try:
                     listeners.append(_Listener(frontend, self))
                 except OSError as exc:
@@ -442,6 +537,8 @@ class ServiceProxy:
                         frontend.port,
                         exc,
                     )
+            for gone in current.values():
+                gone.close()
             if listeners:
                 self._listeners[uid] = listeners
             else:

@@ -126,3 +126,40 @@ def test_the_load_generator_refuses_addresses_outside_loopback() -> None:
 def test_pod_endpoint_reads_named_and_numbered_ports() -> None:
     endpoint = PodEndpoint.from_pod(pod("d", "127.10.250.11", 8080, "r", {}), 0.0, 0.0)
     assert endpoint.ports == {"8080": 8080, "http": 8080}
+
+
+def test_a_selector_change_closes_idle_kept_alive_connections_to_pods_no_longer_selected() -> None:
+    servers = PodServers()
+    proxy = ServiceProxy(servers)
+    old_ip, new_ip, cluster_ip = "127.10.250.12", "127.10.250.13", "127.20.250.2"
+    port = free_loopback_port(old_ip)
+    service_port = free_loopback_port(cluster_ip)
+
+    def service(revision: str) -> dict[str, Any]:
+        return {
+            "metadata": {"uid": "s2", "name": "payment-canary", "namespace": "shop"},
+            "spec": {
+                "clusterIP": cluster_ip,
+                "selector": {"rollwise.dev/revision": revision},
+                "ports": [{"port": service_port, "targetPort": port}],
+            },
+        }
+
+    try:
+        for uid, ip, rev in (("o", old_ip, "rev1"), ("n", new_ip, "rev2")):
+            servers.update(pod_endpoint(pod(uid, ip, port, rev, {"SIM_LATENCY_MS": "0"})), uid)
+        proxy.update(service("rev1"))
+        kept = http.client.HTTPConnection(cluster_ip, service_port, timeout=5)
+        kept.request("GET", "/")
+        assert json.loads(kept.getresponse().read())["revision"] == "rev1"
+
+        proxy.update(service("rev2"))
+
+        with pytest.raises((OSError, http.client.HTTPException)):
+            kept.request("GET", "/")
+            kept.getresponse().read()
+        kept.close()
+        assert get(cluster_ip, service_port)[1]["revision"] == "rev2"
+    finally:
+        proxy.close()
+        servers.close()
