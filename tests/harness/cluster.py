@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 NODE_CAPACITY = {"cpu": "64", "memory": "512Gi", "pods": "2000"}
 # Pods and Services get loopback addresses so that real HTTP can reach them on this machine
-# (tests/harness/pod_http.py): kwok takes a pod's IP from its node's podCIDR, one /24 per node
-# inside POD_CIDR (127.10.0.0/16); ClusterIPs come from SERVICE_CIDR (127.20.0.0/16).
+# (tests/harness/pod_http.py): kwok takes a pod's IP from its node's podCIDR, node i's being
+# 127.(100+i).0.0/16 (POD_CIDR for node 0); ClusterIPs come from SERVICE_CIDR (127.20.0.0/16).
 SERVICE_CIDR_ARG = f"--extra-args=kube-apiserver=service-cluster-ip-range={SERVICE_CIDR}"
 
 
@@ -74,12 +74,11 @@ def _create_lock() -> Iterator[None]:
 
 
 def node_pod_cidr(index: int) -> str:
-    """Node ``index``'s pod range: the index-th /24 from the start of POD_CIDR (the benchmark's
-    many nodes continue past it, still inside 127.0.0.0/8)."""
+    """Node ``index``'s pod range: the index-th /16 from POD_CIDR (up to 155 nodes)."""
     start = int(ipaddress.IPv4Network(POD_CIDR).network_address)
-    cidr = ipaddress.IPv4Network((start + index * 256, 24))
+    cidr = ipaddress.IPv4Network((start + index * 65536, 16))
     if not cidr.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
-        raise ValueError(f"node {index}: no loopback /24 left for its pods")
+        raise ValueError(f"node {index}: no loopback /16 left for its pods")
     return str(cidr)
 
 

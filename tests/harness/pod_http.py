@@ -1,7 +1,7 @@
 """Real HTTP for kwok pods: a server on each ready pod's IP and a stand-in for kube-proxy.
 
 kwok pods run no process, so nothing answers on their IPs. The harness gives pods addresses in
-``POD_CIDR`` (127.10.0.0/16, one /24 per kwok node; Linux routes all of 127.0.0.0/8 to ``lo``, so
+``POD_CIDR`` (from 127.100.0.0, one /16 per kwok node; Linux routes all of 127.0.0.0/8 to ``lo``, so
 any of them can be bound without setup) and this module, run inside the simulator process:
 
 - ``PodServers``: for each Running+Ready pod whose IP is in 127.0.0.0/8 and whose first container
@@ -39,7 +39,9 @@ from typing import Any
 
 log = logging.getLogger("rollwise.simulator.http")
 
-POD_CIDR = "127.10.0.0/16"
+# Node i's pods get 127.(100+i).0.0/16: kwok hands out a node's addresses in order and does not
+# stop at the end of its podCIDR, so each node gets far more room than it has pods.
+POD_CIDR = "127.100.0.0/16"
 SERVICE_CIDR = "127.20.0.0/16"
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 KEPT_COUNTS = 2000  # request counts of pods that are gone, kept for tests to read

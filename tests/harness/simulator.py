@@ -11,7 +11,7 @@ Counters are a pure function of wall time since the pod was first seen ready
 (count = rps * elapsed), so any ``rate()`` over them is exact: a gate under test sees exactly
 the error rate the test asked for. ``SIM_RPS=0`` exports no series at all ("no data").
 
-Pods with a loopback IP (the harness gives them 127.10.0.0/16) and declared container ports
+Pods with a loopback IP (the harness gives them 127.100.0.0/16 and up) and declared container ports
 also get real HTTP servers on ``podIP:port``, and Services with a loopback ClusterIP a stand-in
 for kube-proxy: see ``tests/harness/pod_http.py``. Requests those servers really answered are
 exported as ``rollwise_pod_requests_total{namespace,service,pod,revision,code}``.

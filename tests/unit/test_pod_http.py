@@ -64,7 +64,7 @@ def test_exactly_the_error_rate_of_any_prefix_of_requests_fails(rate: float) -> 
 
 def test_a_ready_pod_answers_on_its_loopback_ip_and_counts_what_it_answered() -> None:
     servers = PodServers()
-    ip = "127.10.250.7"
+    ip = "127.100.250.7"
     port = free_loopback_port(ip)
     item = pod("a", ip, port, "rev1", {"SIM_ERROR_RATE": "0.5", "SIM_LATENCY_MS": "0"})
     try:
@@ -85,7 +85,7 @@ def test_a_ready_pod_answers_on_its_loopback_ip_and_counts_what_it_answered() ->
 def test_a_pod_without_a_loopback_ip_or_declared_port_gets_no_server() -> None:
     servers = PodServers()
     outside = pod("b", "10.0.0.5", 8080, "rev1", {})
-    no_port = pod("c", "127.10.250.8", 8080, "rev1", {})
+    no_port = pod("c", "127.100.250.8", 8080, "rev1", {})
     no_port["spec"]["containers"][0]["ports"] = []
     servers.update(pod_endpoint(outside), "b")
     servers.update(pod_endpoint(no_port), "c")
@@ -95,7 +95,7 @@ def test_a_pod_without_a_loopback_ip_or_declared_port_gets_no_server() -> None:
 def test_the_service_proxy_forwards_to_the_selected_ready_pods_only() -> None:
     servers = PodServers()
     proxy = ServiceProxy(servers)
-    stable_ip, canary_ip, cluster_ip = "127.10.250.9", "127.10.250.10", "127.20.250.1"
+    stable_ip, canary_ip, cluster_ip = "127.100.250.9", "127.100.250.10", "127.20.250.1"
     port = free_loopback_port(stable_ip)
     service_port = free_loopback_port(cluster_ip)
     service = {
@@ -124,14 +124,14 @@ def test_the_load_generator_refuses_addresses_outside_loopback() -> None:
 
 
 def test_pod_endpoint_reads_named_and_numbered_ports() -> None:
-    endpoint = PodEndpoint.from_pod(pod("d", "127.10.250.11", 8080, "r", {}), 0.0, 0.0)
+    endpoint = PodEndpoint.from_pod(pod("d", "127.100.250.11", 8080, "r", {}), 0.0, 0.0)
     assert endpoint.ports == {"8080": 8080, "http": 8080}
 
 
 def test_a_selector_change_closes_idle_kept_alive_connections_to_pods_no_longer_selected() -> None:
     servers = PodServers()
     proxy = ServiceProxy(servers)
-    old_ip, new_ip, cluster_ip = "127.10.250.12", "127.10.250.13", "127.20.250.2"
+    old_ip, new_ip, cluster_ip = "127.100.250.12", "127.100.250.13", "127.20.250.2"
     port = free_loopback_port(old_ip)
     service_port = free_loopback_port(cluster_ip)
 
