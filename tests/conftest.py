@@ -21,6 +21,7 @@ from tests.harness.cluster import LocalCluster
 from tests.harness.prometheus import PrometheusServer
 from tests.harness.run import HarnessRun
 from tests.harness.simulator_process import SimulatorProcess
+from tests.harness.traefik import TraefikGateway
 from tests.harness.wait import wait_for
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ log = logging.getLogger("rollwise.tests")
 pytest_plugins = ["tests.harness.fixtures"]
 
 CLUSTER_FIXTURES = frozenset(
-    {"harness_run", "cluster", "simulator", "prometheus", "api_client", "namespace"}
+    {"harness_run", "cluster", "simulator", "prometheus", "api_client", "namespace", "traefik"}
 )
 _active_run: HarnessRun | None = None
 
@@ -132,6 +133,25 @@ def prometheus(harness_run: HarnessRun, simulator: SimulatorProcess) -> Iterator
     finally:
         started.stop()
         started.remove_data()
+
+
+@pytest.fixture(scope="session")
+def traefik(
+    harness_run: HarnessRun,
+    cluster: LocalCluster,
+    simulator: SimulatorProcess,
+    prometheus: PrometheusServer,
+) -> Iterator[TraefikGateway]:
+    """Traefik as the Gateway API data plane (``traefik.url``), scraped by ``prometheus``;
+    ``simulator`` serves the pods' HTTP and the Services' ClusterIPs behind it."""
+    try:
+        started = stack.start_traefik(harness_run, cluster, prometheus)
+    except paths.MissingBinaryError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ kwok_dir="$CACHE/bin/kwok-$KWOK_VERSION"
 etcd_dir="$CACHE/bin/etcd-$ETCD_VERSION"
 helm_dir="$CACHE/bin/helm-$HELM_VERSION"
 metrics_server_dir="$CACHE/bin/metrics-server-$METRICS_SERVER_VERSION"
+traefik_dir="$CACHE/bin/traefik-$TRAEFIK_VERSION"
 
 build_kubernetes() {
   if have "$k8s_dir"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}; then
@@ -123,6 +124,56 @@ build_metrics_server() {
 }
 # --- end metrics-server ---
 
+build_traefik() {
+  if have "$traefik_dir/traefik"; then say "traefik $TRAEFIK_VERSION: cached"
+  else
+  say "traefik $TRAEFIK_VERSION: building from github.com/traefik/traefik/v3 (~20 min cold)"
+  local mod="$CACHE/src/traefik-$TRAEFIK_VERSION" upstream
+  mkdir -p "$mod"
+  run go mod download "github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
+  upstream=$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
+    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  # Traefik's go.mod replaces some dependencies with its own forks and excludes an ambiguous
+  # module, so `go install` refuses it; a wrapper module repeats those lines (a dependency's
+  # replace and exclude lines are ignored) and builds Traefik's command as a tool.
+  {
+    echo "module rollwise.local/traefik-build"
+    echo
+    grep -m1 '^go ' "$upstream"
+    echo
+    awk '/^replace \($/ {inside=1; print; next}
+         inside && /^\)$/ {inside=0; print; next}
+         inside && $0 !~ /=> \.\.?\// {print; next}
+         /^(replace|exclude) [^(]/ && $0 !~ /=> \.\.?\// {print}' "$upstream"
+  } >"$mod/go.mod"
+  ( cd "$mod" && run go get -tool "github.com/traefik/traefik/v3/cmd/traefik@$TRAEFIK_VERSION" )
+  mkdir -p "$traefik_dir.tmp"
+  ( cd "$mod" && run go build -trimpath \
+      -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+      -o "$traefik_dir.tmp/traefik" github.com/traefik/traefik/v3/cmd/traefik )
+  mkdir -p "$traefik_dir"; mv "$traefik_dir.tmp/traefik" "$traefik_dir/traefik"; rm -rf "$traefik_dir.tmp"
+  say "traefik: $("$traefik_dir/traefik" version 2>/dev/null | head -n1)"
+  fi
+  gateway_crds
+}
+
+gateway_crds() {
+  # The Gateway API CRDs Traefik is built against (standard channel), from the module cache.
+  if [ -f "$traefik_dir/gateway-crds.yaml" ]; then say "gateway-api $GATEWAY_API_VERSION CRDs: cached"; return; fi
+  say "gateway-api $GATEWAY_API_VERSION: CRDs from the module's config/crd"
+  run go mod download "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
+  local crds f
+  crds="$(go env GOMODCACHE)/sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION/config/crd"
+  mkdir -p "$traefik_dir"
+  rm -rf "$traefik_dir/gateway-crds-experimental"
+  cp -r "$crds/experimental" "$traefik_dir/gateway-crds-experimental"
+  chmod -R u+w "$traefik_dir/gateway-crds-experimental"
+  # One multi-document file: the upstream files do not start with a document separator.
+  for f in "$crds"/standard/*.yaml; do echo "---"; cat "$f"; done >"$traefik_dir/gateway-crds.yaml.tmp"
+  mv "$traefik_dir/gateway-crds.yaml.tmp" "$traefik_dir/gateway-crds.yaml"
+  say "gateway-api CRDs: $(grep -c '^kind: CustomResourceDefinition' "$traefik_dir/gateway-crds.yaml") in $traefik_dir/gateway-crds.yaml"
+}
+
 install_prometheus() {
   if command -v prometheus >/dev/null; then say "prometheus: $(prometheus --version 2>&1 | head -n1)"; return; fi
   say "prometheus: apt-get install $PROMETHEUS_DEB"
@@ -145,19 +196,23 @@ install_lua() {
 only=${1:-all}
 case "$only" in
   all) install_prometheus; install_lua; build_kwok; build_helm; build_etcd; build_kubernetes
-       build_metrics_server ;;
-  kubernetes|kwok|etcd|helm) "build_$only" ;;
+       build_metrics_server; build_traefik ;;
+  kubernetes|kwok|etcd|helm|traefik) "build_$only" ;;
   prometheus) install_prometheus ;;
   metrics-server) build_metrics_server ;;
   lua) install_lua ;;
-  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|prometheus|metrics-server]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|traefik|metrics-server|prometheus|lua]" >&2; exit 2 ;;
 esac
-# A line other scripts read: where each binary lives.
+# A line other scripts read: where each binary lives. A single component built before the
+# first full build does not create it (its presence means "the full build has run").
+if [ "$only" = all ] || [ -f "$CACHE/bin/paths.env" ]; then
 cat >"$CACHE/bin/paths.env" <<PATHS
 KUBE_BIN=$k8s_dir
 KWOK_BIN=$kwok_dir
 ETCD_BIN=$etcd_dir
 HELM_BIN=$helm_dir
 METRICS_SERVER_BIN=$metrics_server_dir
+TRAEFIK_BIN=$traefik_dir
 PATHS
+fi
 say "done in $(( $(date +%s) - start ))s"

@@ -556,6 +556,25 @@ def test_payment_example_steps_through_25_50_75_percent() -> None:
     assert (migration["backoffLimit"], migration["activeDeadlineSeconds"]) == (1, 600)
 
 
+def test_gateway_example_routes_through_its_httproute_and_gates_on_gateway_metrics() -> None:
+    from rollwise.api.service import ServiceSpec
+
+    route, service = parse_objects((EXAMPLES / "payment-gateway.yaml").read_text())
+    [gate] = parse_objects((EXAMPLES / "gateway-error-rate-gate.yaml").read_text())
+    spec = ServiceSpec.model_validate(service["spec"])
+    gateway_api = spec.strategy.canary.traffic_routing.gateway_api
+
+    assert route["kind"] == "HTTPRoute" and gateway_api is not None
+    assert gateway_api.http_route == route["metadata"]["name"]
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "payment-stable", "port": 80}]
+    canary = service["spec"]["strategy"]["canary"]
+    refs = [r for s in canary["steps"] if "analysis" in s for r in s["analysis"]["gates"]]
+    assert {r["name"] for r in [*refs, *canary["analysis"]["gates"]]} == {gate["metadata"]["name"]}
+    query = gate["spec"]["provider"]["prometheus"]["query"]
+    assert "traefik_service_requests_total" in query and "{{args.service}}-canary-" in query
+    assert gate["metadata"]["namespace"] == service["metadata"]["namespace"]
+
+
 # --- Argo CD health check ------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import logging
 import shutil
@@ -23,6 +24,7 @@ import yaml
 
 from tests.harness import metrics, paths, processes
 from tests.harness.kube import api_client_from_kubeconfig
+from tests.harness.pod_http import POD_CIDR, SERVICE_CIDR
 from tests.harness.wait import wait_for
 
 if TYPE_CHECKING:
@@ -33,6 +35,10 @@ ROLLWISE_CRDS = ("progressiveservices", "metricgates", "clustermetricgates")
 log = logging.getLogger(__name__)
 
 NODE_CAPACITY = {"cpu": "64", "memory": "512Gi", "pods": "2000"}
+# Pods and Services get loopback addresses so that real HTTP can reach them on this machine
+# (tests/harness/pod_http.py): kwok takes a pod's IP from its node's podCIDR, node i's being
+# 127.(100+i).0.0/16 (POD_CIDR for node 0); ClusterIPs come from SERVICE_CIDR (127.20.0.0/16).
+SERVICE_CIDR_ARG = f"--extra-args=kube-apiserver=service-cluster-ip-range={SERVICE_CIDR}"
 
 
 class KubectlError(RuntimeError):
@@ -67,8 +73,17 @@ def _create_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def node_pod_cidr(index: int) -> str:
+    """Node ``index``'s pod range: the index-th /16 from POD_CIDR (up to 155 nodes)."""
+    start = int(ipaddress.IPv4Network(POD_CIDR).network_address)
+    cidr = ipaddress.IPv4Network((start + index * 65536, 16))
+    if not cidr.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+        raise ValueError(f"node {index}: no loopback /16 left for its pods")
+    return str(cidr)
+
+
 def node_manifest(index: int) -> dict[str, Any]:
-    """A kwok-managed Node with room for thousands of pods."""
+    """A kwok-managed Node with room for thousands of pods, its pods getting loopback IPs."""
     name = f"kwok-node-{index}"
     return {
         "apiVersion": "v1",
@@ -88,6 +103,7 @@ def node_manifest(index: int) -> dict[str, Any]:
                 "type": "kwok",
             },
         },
+        "spec": {"podCIDR": node_pod_cidr(index), "podCIDRs": [node_pod_cidr(index)]},
         "status": {"allocatable": dict(NODE_CAPACITY), "capacity": dict(NODE_CAPACITY)},
     }
 
@@ -263,6 +279,7 @@ class LocalCluster:
             "--kube-authorization=true",
             "--kube-admission=true",
             "--extra-args=kube-apiserver=advertise-address=127.0.0.1",
+            SERVICE_CIDR_ARG,  # before create_flags: a later range (the benchmark's) wins
             *self.create_flags,
             f"--timeout={int(self.start_timeout)}s",
             timeout=self.start_timeout + 30,

@@ -1,9 +1,11 @@
 """`make demo`: rollwise doing a real canary and a real rollback on the local control plane.
 
-Starts the control plane (kwok), the pod-traffic simulator, Prometheus and the operator; applies
-the example in deploy/examples/ at 1.0.0; rolls out 2.0.0 (healthy) to Healthy and 3.0.0 (30% of
-its requests fail) which rolls back by itself; shows each rollout live with
-`kubectl rollwise watch`; prints a summary. Everything is stopped at the end unless --keep.
+Starts the control plane (kwok), the pod-traffic simulator, Prometheus, Traefik as the Gateway
+API data plane and the operator; applies the gateway example in deploy/examples/ at 1.0.0 with
+real HTTP requests flowing through the gateway (a bounded load generator); rolls out 2.0.0
+(healthy) to Healthy and 3.0.0 (30% of its requests answered 500) which the gate on the
+gateway's own metrics rolls back; shows each rollout live with `kubectl rollwise watch`; prints a
+summary with the requests each version answered. Everything is stopped at the end unless --keep.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from tests.harness import cli, processes, stack
+from tests.harness import cli, load, processes, stack
 from tests.harness.cluster import KubectlError, LocalCluster
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.rollouts import SETTLED, Rollouts
@@ -52,6 +54,21 @@ def version_of(manifest: dict[str, Any], version: str, error_rate: str) -> dict[
     migrate["image"] = container["image"]
     migrate["command"] = ["migrate", "--to", version]
     return out
+
+
+def traffic_summary(sent: load.LoadResult) -> str:
+    """What the requests sent through the gateway got, and from whom."""
+    by_pods: dict[int, int] = {}
+    by_gateway: dict[int, int] = {}
+    for response in sent.responses:
+        table = by_pods if response.revision else by_gateway
+        table[response.status] = table.get(response.status, 0) + 1
+
+    def codes(table: dict[int, int]) -> str:
+        return ", ".join(f"{n} x {c or 'no answer'}" for c, n in sorted(table.items()))
+
+    line = f"{len(sent.responses)} requests through the gateway; pods answered {codes(by_pods)}"
+    return line + (f"; the gateway itself {codes(by_gateway)}" if by_gateway else "")
 
 
 def watch(kubeconfig: Path, until: str, timeout: int) -> int:
@@ -117,11 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     processes.install_signal_handlers()
     run = HarnessRun()
     summary: list[str] = []
+    traffic_lines: list[str] = []
     try:
-        say("starting the local control plane (kube-apiserver, etcd, kwok), simulator, Prometheus")
+        say(
+            "starting the local control plane (kube-apiserver, etcd, kwok), simulator, "
+            "Prometheus, Traefik (Gateway API)"
+        )
         cluster = stack.start_cluster(run, "rollwise-demo")
         simulator = stack.start_simulator(run, cluster)
         prometheus = stack.start_prometheus(run, simulator)
+        gateway = stack.start_traefik(run, cluster, prometheus)
         cluster.install_crds(ROOT / "crds")
         cluster.kubectl("create", "namespace", NAMESPACE)
         wait_for(
@@ -137,10 +159,12 @@ def main(argv: list[str] | None = None) -> int:
 
         api = cluster.api_client()
         rollouts = Rollouts(api, NAMESPACE)
-        gate = yaml.safe_load((EXAMPLES / "error-rate-gate.yaml").read_text())
+        gate = yaml.safe_load((EXAMPLES / "gateway-error-rate-gate.yaml").read_text())
         gate["spec"]["provider"]["prometheus"]["address"] = prometheus.url
         rollouts.create_gate(gate)
-        example = yaml.safe_load((EXAMPLES / "payment.yaml").read_text())
+        route, example = yaml.safe_load_all((EXAMPLES / "payment-gateway.yaml").read_text())
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(route))
+        host = {"Host": route["spec"]["hostnames"][0]}
 
         # (version, simulated error rate, phase it must reach, stable version then, what)
         stories = [
@@ -163,16 +187,35 @@ def main(argv: list[str] | None = None) -> int:
         for version, error_rate, until, expected_stable, what in stories:
             say(f"kubectl apply: payment {what}")
             t0 = time.monotonic()
-            rollouts.apply(version_of(example, version, error_rate))
-            # Stop at any settled phase, not only the expected one: a wrong outcome is then
-            # reported at once instead of after the whole timeout.
-            code = watch(cluster.kubeconfig, ",".join(sorted(SETTLED)), timeout=240)
+            # Real requests through the gateway while the rollout runs (20/s, at most 110 s);
+            # none before the first version, when nothing serves the route yet.
+            seconds = 110 if version != "1.0.0" else 0
+            with load.BackgroundLoad(
+                gateway.url, rate=20, seconds=seconds, headers=host
+            ) as traffic:
+                rollouts.apply(version_of(example, version, error_rate))
+                # Stop at any settled phase, not only the expected one: a wrong outcome is
+                # then reported at once instead of after the whole timeout.
+                code = watch(cluster.kubeconfig, ",".join(sorted(SETTLED)), timeout=240)
+                sent = traffic.stop()
             status = rollouts.status()
             took = time.monotonic() - t0
             stable = (status.get("stable") or {}).get("version")
             line = f"{version}: phase {status.get('phase')}, stable {stable}, {took:.0f}s"
             if status.get("abort"):
                 line += f" — {status['abort']['reason']}: {status['abort']['message']}"
+            if sent.responses:
+                traffic_lines.append(f"{version}: {traffic_summary(sent)}")
+            # The gateway applies a route change a moment after the API has it: wait until a
+            # pod answers through it, so the next story's first requests do not find the route
+            # still without a backend (Traefik answers 500 for a backendRef it cannot load).
+            wait_for(
+                lambda: any(
+                    r.revision for r in load.send(gateway.url, requests=1, headers=host).responses
+                ),
+                timeout=30,
+                message="a pod answers through the gateway",
+            )
             summary.append(line)
             if code != 0 or status.get("phase") != until or stable != expected_stable:
                 say(
@@ -185,12 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         say("summary")
         for line in summary:
             print(f"  {line}")
+        for line in traffic_lines:
+            print(f"  {line}")
         print(f"  demo wall time: {time.monotonic() - started:.0f}s; logs in {run.log_dir}")
         if args.keep:
             keep_running(
                 run,
                 cluster,
-                [simulator.process, prometheus.process],
+                [simulator.process, prometheus.process, gateway.process],
                 operator,
                 prometheus.url,
                 simulator.url,

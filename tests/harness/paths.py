@@ -75,6 +75,7 @@ class Binaries:
     etcd_bin: Path
     helm_bin: Path
     prometheus: Path
+    traefik_bin: Path
 
     @property
     def kube_apiserver(self) -> Path:
@@ -108,9 +109,18 @@ class Binaries:
     def helm(self) -> Path:
         return self.helm_bin / "helm"
 
+    @property
+    def traefik(self) -> Path:
+        return self.traefik_bin / "traefik"
+
+    @property
+    def gateway_crds(self) -> Path:
+        """The Gateway API CRDs (standard channel) Traefik is built against."""
+        return self.traefik_bin / "gateway-crds.yaml"
+
     def bin_dirs(self) -> tuple[Path, ...]:
         """The cache folders holding our builds (a process running from one is ours)."""
-        return (self.kube_bin, self.kwok_bin, self.etcd_bin, self.helm_bin)
+        return (self.kube_bin, self.kwok_bin, self.etcd_bin, self.helm_bin, self.traefik_bin)
 
     def control_plane(self) -> dict[str, Path]:
         """Every binary a cluster needs, by the name used in error messages."""
@@ -126,7 +136,12 @@ class Binaries:
 
     def require(self, *names: str) -> None:
         """Raise MissingBinaryError naming every requested binary that is not executable."""
-        table = {**self.control_plane(), "helm": self.helm, "prometheus": self.prometheus}
+        table = {
+            **self.control_plane(),
+            "helm": self.helm,
+            "prometheus": self.prometheus,
+            "traefik": self.traefik,
+        }
         missing = [
             f"{name} ({table[name]})"
             for name in names or tuple(table)
@@ -157,6 +172,7 @@ def binaries() -> Binaries:
         etcd_bin=folder("ETCD_BIN", "etcd", "ETCD_VERSION"),
         helm_bin=folder("HELM_BIN", "helm", "HELM_VERSION"),
         prometheus=Path(prometheus or "/usr/bin/prometheus"),
+        traefik_bin=folder("TRAEFIK_BIN", "traefik", "TRAEFIK_VERSION"),
     )
 
 

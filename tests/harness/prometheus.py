@@ -59,6 +59,7 @@ class PrometheusServer:
         self.state_dir = state_dir
         self.log_dir = log_dir
         self.targets = list(targets)
+        self.extra_jobs: dict[str, list[str]] = {}  # job name -> targets, added while running
         self.port = port or free_port()
         self.ready_timeout = ready_timeout
         self.binary = paths.binaries().prometheus
@@ -105,7 +106,11 @@ class PrometheusServer:
                     "job_name": "simulator",
                     "honor_labels": True,  # keep the simulator's pod/namespace labels as they are
                     "static_configs": [{"targets": self.targets}],
-                }
+                },
+                *(
+                    {"job_name": job, "static_configs": [{"targets": targets}]}
+                    for job, targets in self.extra_jobs.items()
+                ),
             ],
         }
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -123,6 +128,39 @@ class PrometheusServer:
             interval=0.2,
             message=f"Prometheus at {self.url}/-/ready (log: {self.log_path})",
         )
+
+    def add_scrape_job(self, job: str, targets: Sequence[str]) -> None:
+        """Scrape ``targets`` every second as ``job`` too (kept across restarts); reloads a
+        running Prometheus and waits until the new targets have been scraped."""
+        self.extra_jobs[job] = list(targets)
+        self.write_config()
+        if not self._process.alive():
+            return
+        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            if response.status != 200:
+                raise RuntimeError(f"Prometheus reload answered {response.status}")
+        wait_for(
+            lambda: self.job_healthy(job),
+            timeout=30,
+            message=f"Prometheus to scrape job {job} ({', '.join(targets)})",
+        )
+
+    def job_healthy(self, job: str) -> bool:
+        """True once every target of ``job`` has been scraped successfully."""
+        import json
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/targets", timeout=2) as response:
+                data = json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        active = [
+            t
+            for t in data.get("data", {}).get("activeTargets", [])
+            if t.get("labels", {}).get("job") == job
+        ]
+        return bool(active) and all(t.get("health") == "up" for t in active)
 
     def ready(self) -> bool:
         if not self._process.alive():

@@ -11,6 +11,11 @@ Counters are a pure function of wall time since the pod was first seen ready
 (count = rps * elapsed), so any ``rate()`` over them is exact: a gate under test sees exactly
 the error rate the test asked for. ``SIM_RPS=0`` exports no series at all ("no data").
 
+Pods with a loopback IP (the harness gives them 127.100.0.0/16 and up) and declared container ports
+also get real HTTP servers on ``podIP:port``, and Services with a loopback ClusterIP a stand-in
+for kube-proxy: see ``tests/harness/pod_http.py``. Requests those servers really answered are
+exported as ``rollwise_pod_requests_total{namespace,service,pod,revision,code}``.
+
 Run: ``python -m tests.harness.simulator --kubeconfig K --port P [--log-file F]``.
 """
 
@@ -38,6 +43,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+
+from tests.harness.pod_http import PodEndpoint, PodServers, ServiceProxy
 
 log = logging.getLogger("rollwise.simulator")
 
@@ -179,11 +186,20 @@ class TrafficBook:
             return self._clock(), list(self._ready.values())
 
 
-class TrafficCollector(Collector):
-    """Renders the book as Prometheus metrics at scrape time."""
+def pod_endpoint(pod: Mapping[str, Any]) -> PodEndpoint | None:
+    """What a ready pod serves over real HTTP (None when not ready)."""
+    if not pod_is_ready(pod):
+        return None
+    profile = TrafficProfile.from_env(first_container_env(pod))
+    return PodEndpoint.from_pod(pod, profile.error_rate, profile.latency_ms)
 
-    def __init__(self, book: TrafficBook) -> None:
+
+class TrafficCollector(Collector):
+    """Renders the book (and the real requests pods answered) as metrics at scrape time."""
+
+    def __init__(self, book: TrafficBook, servers: PodServers | None = None) -> None:
         self.book = book
+        self.servers = servers
 
     def collect(self) -> Iterator[Metric]:
         now, pods = self.book.snapshot()
@@ -212,6 +228,17 @@ class TrafficCollector(Collector):
             duration.add_metric(pod.labels(), buckets, sum_value=total * latency_s)
         yield requests
         yield duration
+        if self.servers is not None:
+            answered = CounterMetricFamily(
+                "rollwise_pod_requests",
+                "Real HTTP requests the pod's server answered (tests/harness/pod_http.py).",
+                labels=[*SERIES_LABELS, "code"],
+            )
+            for counts in self.servers.counts():
+                labels = [counts.namespace, counts.service, counts.pod, counts.revision]
+                for code, n in sorted(counts.codes.items()):
+                    answered.add_metric([*labels, code], n)
+            yield answered
         yield GaugeMetricFamily(
             "rollwise_sim_pods", "Ready pods with traffic being simulated.", value=exported
         )
@@ -222,8 +249,14 @@ class TrafficCollector(Collector):
         )
 
 
-def watch_pods(book: TrafficBook, kubeconfig: str, stop: threading.Event) -> None:
-    """List-then-watch pods with a revision label in all namespaces, forever; relist on error."""
+def watch_pods(
+    book: TrafficBook,
+    kubeconfig: str,
+    stop: threading.Event,
+    servers: PodServers | None = None,
+) -> None:
+    """List-then-watch pods with a revision label in all namespaces, forever; relist on error.
+    With ``servers``, ready pods with a loopback IP and declared ports also serve HTTP."""
     from kubernetes import client, watch
     from kubernetes.client.exceptions import ApiException
 
@@ -238,6 +271,11 @@ def watch_pods(book: TrafficBook, kubeconfig: str, stop: threading.Event) -> Non
             )
             data = json.loads(cast(Any, listing).data)
             book.replace_all(data.get("items") or [])
+            if servers is not None:
+                items = data.get("items") or []
+                servers.retain(str(p["metadata"]["uid"]) for p in items)
+                for item in items:
+                    servers.update(pod_endpoint(item), str(item["metadata"]["uid"]))
             version = data["metadata"]["resourceVersion"]
             log.info("listed %d pods at resourceVersion %s", len(data["items"]), version)
             backoff = 0.5
@@ -254,15 +292,60 @@ def watch_pods(book: TrafficBook, kubeconfig: str, stop: threading.Event) -> Non
                     stream.stop()  # type: ignore[no-untyped-call]
                     break
                 pod = event["object"]
+                uid = str((pod.get("metadata") or {}).get("uid"))
                 if event["type"] == "DELETED":
                     book.forget(pod)
+                    if servers is not None:
+                        servers.update(None, uid)
                 elif event["type"] in ("ADDED", "MODIFIED"):
                     book.observe(pod)
+                    if servers is not None:
+                        servers.update(pod_endpoint(pod), uid)
             continue  # the server ended the watch (timeout): relist at once
         except ApiException as exc:
             log.warning("pod watch failed (%s %s); relisting", exc.status, exc.reason)
         except Exception:
             log.exception("pod watch failed; relisting")
+        stop.wait(backoff)
+        backoff = min(backoff * 2, 5.0)
+
+
+def watch_services(proxy: ServiceProxy, kubeconfig: str, stop: threading.Event) -> None:
+    """List-then-watch Services in all namespaces for the kube-proxy stand-in; relist on error."""
+    from kubernetes import client, watch
+    from kubernetes.client.exceptions import ApiException
+
+    from tests.harness.kube import api_client_from_kubeconfig
+
+    api = client.CoreV1Api(api_client_from_kubeconfig(Path(kubeconfig)))
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            listing = api.list_service_for_all_namespaces(_preload_content=False)
+            data = json.loads(cast(Any, listing).data)
+            items = data.get("items") or []
+            proxy.retain(str(s["metadata"]["uid"]) for s in items)
+            for item in items:
+                proxy.update(item)
+            backoff = 0.5
+            stream = watch.Watch()  # type: ignore[no-untyped-call]
+            for event in stream.stream(  # type: ignore[no-untyped-call]
+                api.list_service_for_all_namespaces,
+                resource_version=data["metadata"]["resourceVersion"],
+                timeout_seconds=300,
+                allow_watch_bookmarks=True,
+                deserialize=False,
+            ):
+                if stop.is_set():
+                    stream.stop()  # type: ignore[no-untyped-call]
+                    break
+                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    proxy.update(event["object"], deleted=event["type"] == "DELETED")
+            continue
+        except ApiException as exc:
+            log.warning("service watch failed (%s %s); relisting", exc.status, exc.reason)
+        except Exception:
+            log.exception("service watch failed; relisting")
         stop.wait(backoff)
         backoff = min(backoff * 2, 5.0)
 
@@ -290,15 +373,28 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     book = TrafficBook()
+    servers = PodServers()
+    proxy = ServiceProxy(servers)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TrafficCollector(book))
+    registry.register(TrafficCollector(book, servers))
     server, _thread = start_http_server(args.port, addr=args.address, registry=registry)
     log.info("serving metrics on http://%s:%d/metrics", args.address, args.port)
     watcher = threading.Thread(
-        target=watch_pods, args=(book, args.kubeconfig, stop), name="pod-watch", daemon=True
+        target=watch_pods,
+        args=(book, args.kubeconfig, stop, servers),
+        name="pod-watch",
+        daemon=True,
     )
     watcher.start()
+    threading.Thread(
+        target=watch_services,
+        args=(proxy, args.kubeconfig, stop),
+        name="service-watch",
+        daemon=True,
+    ).start()
     stop.wait()
+    proxy.close()
+    servers.close()
     server.shutdown()
     log.info("stopped")
     return 0

@@ -12,6 +12,7 @@ from tests.harness.cluster import LocalCluster
 from tests.harness.prometheus import PrometheusServer
 from tests.harness.run import HarnessRun
 from tests.harness.simulator_process import SimulatorProcess
+from tests.harness.traefik import TraefikGateway
 from tests.harness.wait import wait_for
 
 log = logging.getLogger(__name__)
@@ -59,3 +60,21 @@ def start_prometheus(run: HarnessRun, simulator: SimulatorProcess) -> Prometheus
         prometheus.stop()
         raise
     return prometheus
+
+
+def start_traefik(
+    run: HarnessRun, cluster: LocalCluster, prometheus: PrometheusServer
+) -> TraefikGateway:
+    """Start Traefik as the cluster's Gateway API data plane and have Prometheus scrape its
+    metrics (job ``traefik``); return once the Gateway is programmed and scraped."""
+    gateway = TraefikGateway(cluster, run.state_dir, run.log_dir, run_id=run.run_id)
+    run.register_log("traefik", gateway.log_path)
+    run.register_log("traefik-stdout", gateway.process.log_path)
+    try:
+        with run.timed("traefik start"):
+            gateway.start()
+            prometheus.add_scrape_job("traefik", [gateway.metrics_target])
+    except BaseException:
+        gateway.stop()
+        raise
+    return gateway

@@ -5,6 +5,7 @@ real objects is tested against a real API server in tests/integration.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from rollwise.adapters.routers import (
     virtualservice_http_with_weight,
     virtualservice_weight,
 )
-from rollwise.api.service import ServiceSpec
+from rollwise.api.service import CanaryMatch, CookieMatch, HeaderMatch, ServiceSpec
 
 REF = ServiceRef(namespace="shop", name="payment", uid="uid-1")
 STABLE, CANARY = "payment-stable", "payment-canary"
@@ -218,3 +219,68 @@ def test_the_replicas_router_has_no_weight_to_read_or_write() -> None:
     router = RouterFactory(api=None).for_spec(spec)  # type: ignore[arg-type]
 
     assert router.read_weight(REF, spec) is None
+
+
+# ----------------------------------------------------------------------------- canary matches
+
+
+def canary_matches() -> list[CanaryMatch]:
+    return [
+        CanaryMatch(
+            headers=[HeaderMatch(name="X-Canary", value="always")],
+            cookies=[CookieMatch(name="beta", value="1")],
+        )
+    ]
+
+
+def test_canary_matches_add_a_rollwise_rule_narrowing_each_stable_rule() -> None:
+    rules = httproute_rules_with_weight(http_rules(), STABLE, CANARY, 10, canary_matches())
+
+    assert [r.get("name") for r in rules] == [None, None, "rollwise-canary-0"]
+    added = rules[2]
+    assert added["backendRefs"] == [{"name": CANARY, "port": 80}]
+    [match] = added["matches"]
+    assert match["path"] == {"type": "PathPrefix", "value": "/"}
+    assert match["headers"][0] == {"name": "X-Canary", "value": "always", "type": "Exact"}
+    cookie = match["headers"][1]
+    assert cookie["name"] == "Cookie" and cookie["type"] == "RegularExpression"
+    for header in ("beta=1", "a=b; beta=1", "beta=1; a=b", "a=b;beta=1;c=d"):
+        assert re.fullmatch(cookie["value"], header), header
+    for header in ("beta=10", "xbeta=1", "a=beta=1", "beta=2"):
+        assert not re.fullmatch(cookie["value"], header), header
+
+
+def test_canary_match_rules_are_removed_at_weight_zero_and_not_duplicated() -> None:
+    at_10 = httproute_rules_with_weight(http_rules(), STABLE, CANARY, 10, canary_matches())
+    at_50 = httproute_rules_with_weight(at_10, STABLE, CANARY, 50, canary_matches())
+    drained = httproute_rules_with_weight(at_50, STABLE, CANARY, 0, canary_matches())
+
+    assert [r.get("name") for r in at_50].count("rollwise-canary-0") == 1
+    assert not any(r.get("name", "").startswith("rollwise-canary-") for r in drained)
+    assert httproute_weight({"spec": {"rules": at_50}}, STABLE, CANARY, canary_matches()) == 50
+    assert httproute_weight({"spec": {"rules": drained}}, STABLE, CANARY, canary_matches()) == 0
+
+
+def test_weight_is_unknown_while_the_canary_match_rules_are_missing_or_stale() -> None:
+    split_only = httproute_rules_with_weight(http_rules(), STABLE, CANARY, 10)
+    other = [CanaryMatch(headers=[HeaderMatch(name="X-Other", value="1")])]
+    stale = httproute_rules_with_weight(http_rules(), STABLE, CANARY, 10, other)
+
+    assert (
+        httproute_weight({"spec": {"rules": split_only}}, STABLE, CANARY, canary_matches()) is None
+    )
+    assert httproute_weight({"spec": {"rules": stale}}, STABLE, CANARY, canary_matches()) is None
+
+
+def test_server_defaults_do_not_make_the_canary_rules_look_stale() -> None:
+    rules = httproute_rules_with_weight(http_rules(), STABLE, CANARY, 10, canary_matches())
+    rules[2]["backendRefs"][0].update({"group": "", "kind": "Service", "weight": 1})
+
+    assert httproute_weight({"spec": {"rules": rules}}, STABLE, CANARY, canary_matches()) == 10
+
+
+def test_a_canary_match_needs_a_header_or_a_cookie() -> None:
+    with pytest.raises(ValueError, match="at least one header or cookie"):
+        CanaryMatch()
+    with pytest.raises(ValueError):
+        CookieMatch(name="beta", value="a;b")

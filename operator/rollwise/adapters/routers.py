@@ -10,6 +10,8 @@ Ingress it creates beside the user's.
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from rollwise.adapters.adoption import create_or_adopt
@@ -23,7 +25,7 @@ from rollwise.adapters.manifests import (
     owner_reference,
     service_labels,
 )
-from rollwise.api.service import ServiceSpec
+from rollwise.api.service import CanaryMatch, CookieMatch, ServiceSpec
 from rollwise.core import naming
 from rollwise.core.model import SetRouterWeight
 
@@ -136,12 +138,67 @@ def _is_service_ref(ref: Manifest, name: str) -> bool:
     )
 
 
-def httproute_rules_with_weight(
-    rules: list[Manifest], stable: str, canary: str, weight: int
+CANARY_RULE_PREFIX = "rollwise-canary-"
+
+
+def is_canary_match_rule(rule: Manifest) -> bool:
+    """A rule rollwise added for ``canaryMatches`` (it names them; Gateway API rule names are
+    unique within a route)."""
+    return str(rule.get("name", "")).startswith(CANARY_RULE_PREFIX)
+
+
+def cookie_header_match(cookie: CookieMatch) -> Manifest:
+    """``name=value`` anywhere in the Cookie header, as a header regular expression (RE2 and
+    POSIX ERE alike; Gateway API has no cookie match)."""
+    pattern = f"^(.*;[ ]*)?{re.escape(cookie.name)}={re.escape(cookie.value)}(;.*)?$"
+    return {"type": "RegularExpression", "name": "Cookie", "value": pattern}
+
+
+def canary_match_rules(
+    rules: list[Manifest], stable: str, canary: str, matches: Sequence[CanaryMatch]
 ) -> list[Manifest]:
-    """The HTTPRoute's rules with backendRefs weights set: stable 100-weight, canary weight."""
-    return _split(
-        rules,
+    """For every user rule routing to ``stable``: one rule with the same matches, each
+    narrowed by every canary match's headers and cookies, routing only to ``canary``. More
+    header matches take precedence in Gateway API, so matching requests reach the canary."""
+    out: list[Manifest] = []
+    if not matches:
+        return out
+    for rule in rules:
+        targets = rule.get("backendRefs") or []
+        stable_ref = next((t for t in targets if _is_service_ref(t, stable)), None)
+        if stable_ref is None or is_canary_match_rule(rule):
+            continue
+        narrowed = []
+        for base in rule.get("matches") or [{}]:
+            for match in matches:
+                headers = [h.model_dump(by_alias=True) for h in match.headers or ()]
+                headers += [cookie_header_match(c) for c in match.cookies or ()]
+                narrowed.append({**base, "headers": [*(base.get("headers") or []), *headers]})
+        canary_ref = {k: v for k, v in stable_ref.items() if k != "weight"}
+        out.append(
+            {
+                "name": f"{CANARY_RULE_PREFIX}{len(out)}",
+                "matches": narrowed,
+                "backendRefs": [{**canary_ref, "name": canary}],
+                **({"filters": rule["filters"]} if rule.get("filters") else {}),
+            }
+        )
+    return out
+
+
+def httproute_rules_with_weight(
+    rules: list[Manifest],
+    stable: str,
+    canary: str,
+    weight: int,
+    matches: Sequence[CanaryMatch] = (),
+) -> list[Manifest]:
+    """The HTTPRoute's rules with backendRefs weights set: stable 100-weight, canary weight;
+    with ``matches`` and a weight above 0, rollwise's canary match rules after them (and none
+    at weight 0: nothing points at a drained canary)."""
+    user_rules = [r for r in rules if not is_canary_match_rule(r)]
+    split = _split(
+        user_rules,
         "backendRefs",
         _is_service_ref,
         stable,
@@ -149,12 +206,46 @@ def httproute_rules_with_weight(
         weight,
         lambda ref: {**ref, "name": canary},
     )
+    if weight > 0 and matches:
+        split += canary_match_rules(user_rules, stable, canary, matches)
+    return split
 
 
-def httproute_weight(route: Manifest, stable: str, canary: str) -> int | None:
+def httproute_weight(
+    route: Manifest, stable: str, canary: str, matches: Sequence[CanaryMatch] = ()
+) -> int | None:
+    """The canary weight in force, or None if the split or the canary match rules are not
+    what that weight calls for."""
     rules = (route.get("spec") or {}).get("rules") or []
+    user_rules = [r for r in rules if not is_canary_match_rule(r)]
     # Gateway API: an unset backendRef weight means 1.
-    return _weight_of(rules, "backendRefs", _is_service_ref, stable, canary, default=1)
+    weight = _weight_of(user_rules, "backendRefs", _is_service_ref, stable, canary, default=1)
+    if weight is None:
+        return None
+    wanted = canary_match_rules(user_rules, stable, canary, matches) if weight > 0 else []
+    owned = [r for r in rules if is_canary_match_rule(r)]
+    return weight if _same_rules(owned, wanted) else None
+
+
+def _same_rules(have: list[Manifest], wanted: list[Manifest]) -> bool:
+    """Equal up to what the API server defaults (header match type, backendRef group/kind)."""
+
+    def normal(rule: Manifest) -> Manifest:
+        matches = [
+            {
+                **m,
+                "headers": [{"type": "Exact", **h} for h in m.get("headers") or []],
+                "path": m.get("path") or {"type": "PathPrefix", "value": "/"},
+            }
+            for m in rule.get("matches") or [{}]
+        ]
+        refs = [
+            {"group": "", "kind": "Service", "weight": 1, **ref}
+            for ref in rule.get("backendRefs") or []
+        ]
+        return {**rule, "matches": matches, "backendRefs": refs}
+
+    return [normal(r) for r in have] == [normal(r) for r in wanted]
 
 
 class GatewayAPIRouter:
@@ -168,11 +259,16 @@ class GatewayAPIRouter:
         assert ref is not None
         return ref.http_route
 
+    def _matches(self, spec: ServiceSpec) -> Sequence[CanaryMatch]:
+        ref = spec.strategy.canary.traffic_routing.gateway_api
+        assert ref is not None
+        return ref.canary_matches or ()
+
     def read_weight(self, ref: ServiceRef, spec: ServiceSpec) -> int | None:
         route = self._api.get(HTTP_ROUTES, ref.namespace, self._route_name(spec))
         if route is None:
             return None
-        return httproute_weight(route, *_stable_canary(ref.name))
+        return httproute_weight(route, *_stable_canary(ref.name), self._matches(spec))
 
     def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
         name = self._route_name(spec)
@@ -186,7 +282,11 @@ class GatewayAPIRouter:
             field,
             lambda route: {
                 "rules": httproute_rules_with_weight(
-                    (route.get("spec") or {}).get("rules") or [], stable, canary, action.weight
+                    (route.get("spec") or {}).get("rules") or [],
+                    stable,
+                    canary,
+                    action.weight,
+                    self._matches(spec),
                 )
             },
             fix=f"add a rule with backendRefs to Service {stable} (rollwise adds {canary})",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -119,8 +119,64 @@ class BackgroundAnalysis(ApiModel):
     starting_step: int = Field(default=0, ge=0)
 
 
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$"  # an RFC 7230 token, as Gateway API requires
+COOKIE_VALUE = r"^[^;,\s\"\\]+$"  # RFC 6265 cookie-octets, no quoting
+
+
+class HeaderMatch(ApiModel):
+    """A request header the canary route requires (Gateway API HTTPHeaderMatch)."""
+
+    name: str = Field(min_length=1, max_length=256, pattern=HEADER_NAME)
+    value: str = Field(min_length=1, max_length=4096)
+    type: Literal["Exact", "RegularExpression"] = "Exact"
+
+
+class CookieMatch(ApiModel):
+    """A cookie the canary route requires, exactly name=value (on the Cookie header)."""
+
+    name: str = Field(min_length=1, max_length=256, pattern=HEADER_NAME)
+    value: str = Field(min_length=1, max_length=1024, pattern=COOKIE_VALUE)
+
+
+class CanaryMatch(ApiModel):
+    """Requests with all these headers and cookies go to the canary while its weight is > 0."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(has(self.headers) ? size(self.headers) : 0)"
+                    " + (has(self.cookies) ? size(self.cookies) : 0) >= 1",
+                    "message": "a canary match needs at least one header or cookie",
+                },
+                {
+                    "rule": "(has(self.headers) ? size(self.headers) : 0)"
+                    " + (has(self.cookies) ? size(self.cookies) : 0) <= 16",
+                    "message": "a canary match has at most 16 headers and cookies together "
+                    "(Gateway API's limit of header matches)",
+                },
+            ]
+        }
+    )
+    # None rather than [] when absent, so the wire form is what the user wrote.
+    headers: list[HeaderMatch] | None = Field(default=None, max_length=16)
+    cookies: list[CookieMatch] | None = Field(default=None, max_length=8)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CanaryMatch:
+        if not self.headers and not self.cookies:
+            raise ValueError("a canary match needs at least one header or cookie")
+        if len(self.headers or ()) + len(self.cookies or ()) > 16:
+            raise ValueError("a canary match has at most 16 headers and cookies together")
+        return self
+
+
 class HTTPRouteRef(ApiModel):
+    """The user's HTTPRoute: rollwise sets its stable/canary weights and owns its rules named
+    rollwise-canary-<n> (canaryMatches)."""
+
     http_route: str = Field(min_length=1)
+    canary_matches: list[CanaryMatch] | None = Field(default=None, max_length=8)
 
 
 class IngressRef(ApiModel):

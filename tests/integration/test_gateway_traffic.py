@@ -1,0 +1,444 @@
+"""Real traffic through a real Gateway API data plane.
+
+Traefik (the `traefik` fixture) routes real HTTP requests from a bounded load generator by the
+HTTPRoute that rollwise's `gatewayAPI` router writes; pods answer from real HTTP servers on
+their loopback IPs (tests/harness/pod_http.py), which count every request they answer. Shares
+are counted from the answering pods' own response headers and cross-checked against the counts
+at the pods; gates read Traefik's own request metrics as scraped by Prometheus.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.harness import load
+from tests.harness.operator_process import OperatorProcess
+from tests.harness.prometheus import PrometheusServer
+from tests.harness.rollouts import Rollouts, gate_manifest, service_manifest
+from tests.harness.run import HarnessRun
+from tests.harness.simulator_process import SimulatorProcess
+from tests.harness.traefik import TraefikGateway, get_ok, parent_ref, route_accepted
+from tests.harness.wait import wait_for
+
+pytestmark = pytest.mark.cluster
+
+NAME = "payment"
+PORT = 80
+TARGET_PORT = 8080
+REQUESTS_PER_WEIGHT = 1000
+RATE = 200.0  # requests per second through the gateway
+ROUTES = ("gateway.networking.k8s.io", "v1", "httproutes")
+
+# A gate on what the data plane measured: the 5xx share of the requests Traefik sent to the
+# canary Service's backend (`<namespace>-<name>-canary-<port>`), from Traefik's own counters.
+GATEWAY_ERROR_RATE_QUERY = (
+    "(sum(rate(traefik_service_requests_total{"
+    'service=~"{{service.namespace}}-{{args.service}}-canary-.*",code=~"5.."}[5s])) or vector(0))'
+    " / sum(rate(traefik_service_requests_total{"
+    'service=~"{{service.namespace}}-{{args.service}}-canary-.*"}[5s]))'
+)
+
+
+def tolerance(p: float, n: int) -> float:
+    """Four binomial standard deviations of a share p over n requests: a correct split fails
+    this by chance about once in 16,000 measurements (floor 0.01 for p near 0 or 1)."""
+    return max(0.01, 4 * math.sqrt(p * (1 - p) / n))
+
+
+def traffic_manifest(
+    namespace: str,
+    version: str,
+    steps: list[dict[str, Any]],
+    *,
+    error_rate: float = 0.0,
+    abort_delay: int = 2,
+    replicas: int = 4,
+) -> dict[str, Any]:
+    """`payment` routed by the gatewayAPI router through HTTPRoute `payment`; its pods declare
+    the HTTP port the pod servers listen on and export no simulated series (SIM_RPS=0)."""
+    manifest = service_manifest(
+        namespace,
+        version,
+        replicas=replicas,
+        error_rate=error_rate,
+        rps=0,
+        migration=False,
+        steps=steps,
+        abort_delay=abort_delay,
+    )
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    container["ports"] = [{"name": "http", "containerPort": TARGET_PORT}]
+    container["env"].append({"name": "SIM_LATENCY_MS", "value": "2"})
+    manifest["spec"]["service"] = {"port": PORT, "targetPort": TARGET_PORT}
+    manifest["spec"]["strategy"]["canary"]["trafficRouting"] = {"gatewayAPI": {"httpRoute": NAME}}
+    return manifest
+
+
+def host(namespace: str) -> str:
+    """Each test's route has its own hostname: tests share the Gateway, and a route of a
+    namespace still being deleted must not answer for the next test."""
+    return f"{namespace}.gateway.test"
+
+
+def http_route(namespace: str) -> dict[str, Any]:
+    """The user's HTTPRoute: everything for the test's host to `payment-stable`; rollwise adds
+    the canary."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": NAME, "namespace": namespace},
+        "spec": {
+            "parentRefs": [parent_ref()],
+            "hostnames": [host(namespace)],
+            "rules": [{"backendRefs": [{"name": f"{NAME}-stable", "port": PORT}]}],
+        },
+    }
+
+
+class Route:
+    def __init__(self, api: ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.ns = namespace
+        self.headers = {"Host": host(namespace)}  # what a client of this route sends
+
+    def create(self) -> None:
+        self.custom.create_namespaced_custom_object(
+            *ROUTES[:2], self.ns, ROUTES[2], http_route(self.ns)
+        )
+
+    def get(self) -> dict[str, Any]:
+        obj = self.custom.get_namespaced_custom_object(*ROUTES[:2], self.ns, ROUTES[2], NAME)
+        assert isinstance(obj, dict)
+        return obj
+
+    def weights(self) -> dict[str, int]:
+        """backendRef name -> weight, as written in the HTTPRoute."""
+        rules = self.get()["spec"]["rules"]
+        return {ref["name"]: int(ref.get("weight", 1)) for ref in rules[0]["backendRefs"]}
+
+
+def applied(traefik: TraefikGateway, namespace: str, canary_weight: int) -> bool:
+    """Traefik runs the split stable 100-w / canary w (its API, not the HTTPRoute)."""
+    weights = traefik.applied_weights(f"{namespace}-{NAME}-")
+    if weights is None:
+        return canary_weight == 0  # one plain backend: all to stable
+    # Backends are named <namespace>-<service>-<port>: match the whole prefix, since a test's
+    # namespace name may itself contain "-canary-".
+    canary_prefix = f"{namespace}-{NAME}-canary-"
+    by_role = {
+        ("canary" if k.startswith(canary_prefix) else "stable"): v for k, v in weights.items()
+    }
+    return (
+        by_role.get("canary", 0) == canary_weight and by_role.get("stable") == 100 - canary_weight
+    )
+
+
+def pod_counts(simulator: SimulatorProcess, namespace: str) -> dict[str, int]:
+    """Requests answered at the pods of ``namespace``, by revision (the pods' own counters)."""
+    totals: dict[str, int] = {}
+    for family in text_string_to_metric_families(simulator.metrics_text()):
+        if family.name != "rollwise_pod_requests":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels["namespace"] == namespace:
+                revision = sample.labels["revision"]
+                totals[revision] = totals.get(revision, 0) + int(sample.value)
+    return totals
+
+
+def paused_at(weight: int) -> Callable[[dict[str, Any]], bool]:
+    def check(status: dict[str, Any]) -> bool:
+        return status.get("canaryWeight") == weight and status.get("phase") == "Paused"
+
+    return check
+
+
+def request_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def route(api_client: ApiClient, namespace: str, traefik: TraefikGateway) -> Route:
+    made = Route(api_client, namespace)
+    made.create()
+    return made
+
+
+def deploy_v1_behind_gateway(
+    rollouts: Rollouts, route: Route, traefik: TraefikGateway, steps: list[dict[str, Any]]
+) -> dict[str, Any]:
+    rollouts.apply(traffic_manifest(rollouts.ns, "1.0.0", steps))
+    v1 = rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
+    wait_for(lambda: route_accepted(route.get()), timeout=30, message="HTTPRoute accepted")
+    wait_for(
+        lambda: get_ok(traefik.url, route.headers),
+        timeout=30,
+        message="gateway answers through the route",
+    )
+    return v1
+
+
+def test_weights_split_real_requests_and_abort_drains_the_canary_before_scale_down(
+    harness_run: HarnessRun,
+    traefik: TraefikGateway,
+    simulator: SimulatorProcess,
+    rollouts: Rollouts,
+    route: Route,
+    operator: OperatorProcess,
+) -> None:
+    steps: list[dict[str, Any]] = []
+    for weight in (10, 50, 90):
+        steps += [{"setWeight": weight}, {"pause": {}}]  # paused until `promote`
+    v1 = deploy_v1_behind_gateway(rollouts, route, traefik, steps)
+    stable = v1["stable"]["revision"]
+    ns = rollouts.ns
+
+    # Long enough that the canary pods are certainly still there while the drain is checked.
+    rollouts.apply(traffic_manifest(ns, "2.0.0", steps, abort_delay=60))
+    observed: dict[int, float] = {}
+    canary = ""
+    for weight in (10, 50, 90):
+        status = rollouts.wait_status(
+            paused_at(weight),
+            timeout=90,
+            message=f"canary paused at weight {weight}",
+        )
+        canary = status["canary"]["revision"]
+        assert route.weights() == {f"{NAME}-stable": 100 - weight, f"{NAME}-canary": weight}
+        wait_for(
+            functools.partial(applied, traefik, ns, weight),
+            timeout=30,
+            message=f"Traefik runs the {weight}% split",
+        )
+        before = pod_counts(simulator, ns)
+        result = load.send(
+            traefik.url, requests=REQUESTS_PER_WEIGHT, rate=RATE, headers=route.headers
+        )
+        after = pod_counts(simulator, ns)
+
+        assert result.by_status() == {200: REQUESTS_PER_WEIGHT}, result.by_status()
+        share = result.share(canary)
+        observed[weight] = share
+        assert abs(share - weight / 100) <= tolerance(weight / 100, REQUESTS_PER_WEIGHT), (
+            f"weight {weight}: canary answered {share:.3f} of {REQUESTS_PER_WEIGHT} requests"
+        )
+        counts = result.by_revision()
+        assert after.get(canary, 0) - before.get(canary, 0) == counts[canary]
+        assert after.get(stable, 0) - before.get(stable, 0) == counts[stable]
+        if weight != 90:
+            rollouts.request(NAME, "promote", request_id(), "test")
+    harness_run.note(
+        "gateway split (canary share of "
+        f"{REQUESTS_PER_WEIGHT} requests): "
+        + ", ".join(
+            f"w={w}: {s:.3f} (±{tolerance(w / 100, REQUESTS_PER_WEIGHT):.3f})"
+            for w, s in observed.items()
+        )
+    )
+
+    aborted_at = time.monotonic()
+    rollouts.request(NAME, "abort", request_id(), "test")
+    wait_for(
+        lambda: route.weights().get(f"{NAME}-canary") == 0,
+        timeout=30,
+        message="HTTPRoute canary weight 0",
+    )
+    route_drained = time.monotonic()
+    wait_for(lambda: applied(traefik, ns, 0), timeout=30, message="Traefik runs canary weight 0")
+    traefik_drained = time.monotonic()
+    before = pod_counts(simulator, ns)
+    result = load.send(traefik.url, requests=500, rate=RATE, headers=route.headers)
+    after = pod_counts(simulator, ns)
+
+    assert result.by_status() == {200: 500}, result.by_status()
+    assert result.by_revision() == {stable: 500}
+    assert after.get(canary, 0) == before.get(canary, 0), "a request reached a canary pod"
+    canary_pods = rollouts.pods(canary)
+    assert len(canary_pods) == 4 and all(
+        (p.metadata and p.metadata.deletion_timestamp) is None for p in canary_pods
+    ), "the drain must be proven while every canary pod is still there"
+    harness_run.note(
+        f"abort drain: HTTPRoute at 0 {route_drained - aborted_at:.2f}s after the abort request, "
+        f"Traefik applied it {traefik_drained - route_drained:.2f}s later"
+    )
+    rolled = rollouts.wait_phase("RolledBack", timeout=120)
+    assert rolled["canaryWeight"] == 0
+    wait_for(lambda: not rollouts.pods(canary), timeout=60, message="canary pods scaled down")
+
+
+def test_bad_canary_is_caught_by_a_gate_on_gateway_metrics_and_rolled_back(
+    harness_run: HarnessRun,
+    traefik: TraefikGateway,
+    prometheus: PrometheusServer,
+    simulator: SimulatorProcess,
+    rollouts: Rollouts,
+    route: Route,
+    operator: OperatorProcess,
+) -> None:
+    gate = gate_manifest(
+        rollouts.ns,
+        prometheus.url,
+        name="gateway-error-rate",
+        query=GATEWAY_ERROR_RATE_QUERY,
+        interval="2s",
+        count=3,
+    )
+    rollouts.create_gate(gate)
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 50},
+        {"analysis": {"gates": [{"name": "gateway-error-rate", "args": {"service": NAME}}]}},
+        {"pause": {}},
+    ]
+    v1 = deploy_v1_behind_gateway(rollouts, route, traefik, steps)
+    stable = v1["stable"]["revision"]
+
+    with load.BackgroundLoad(traefik.url, rate=100, seconds=100, headers=route.headers) as traffic:
+        rollouts.apply(traffic_manifest(rollouts.ns, "3.0.0", steps, error_rate=0.5))
+        rolled = rollouts.wait_phase("RolledBack", timeout=90)
+        wait_for(
+            lambda: applied(traefik, rollouts.ns, 0),
+            timeout=30,
+            message="Traefik runs canary weight 0",
+        )
+        drained = time.monotonic()
+        result = traffic.stop()
+
+    assert rolled["abort"]["reason"] == "GateFailed"
+    failed = [r for r in rolled["analysis"] if r["verdict"] == "Failed"]
+    assert failed and 0.3 <= failed[0]["value"] <= 0.7, failed
+    assert "traefik_service_requests_total" in failed[0]["query"]
+    canary = rolled["canary"]["revision"]
+    errors = [r for r in result.responses if r.status == 500]
+    assert errors and {r.revision for r in errors} == {canary}
+    canary_count = pod_counts(simulator, rollouts.ns).get(canary, 0)
+    after = load.send(traefik.url, requests=300, rate=RATE, headers=route.headers)
+    assert after.by_status() == {200: 300} and after.by_revision() == {stable: 300}
+    assert pod_counts(simulator, rollouts.ns).get(canary, 0) == canary_count
+    last_canary = max(r.sent_at for r in result.responses if r.revision == canary)
+    harness_run.note(
+        f"gateway gate: value {failed[0]['value']:.3f}; first 500 at the gateway to Traefik at "
+        f"weight 0: {drained - errors[0].sent_at:.1f}s (last request answered by the canary "
+        f"{last_canary - errors[0].sent_at:.1f}s after the first 500)"
+    )
+
+
+def test_header_and_cookie_matches_reach_the_canary_until_the_abort_removes_them(
+    traefik: TraefikGateway,
+    simulator: SimulatorProcess,
+    rollouts: Rollouts,
+    route: Route,
+    operator: OperatorProcess,
+) -> None:
+    steps: list[dict[str, Any]] = [{"setWeight": 10}, {"pause": {}}]
+    matches = [
+        {"headers": [{"name": "X-Canary", "value": "yes"}]},
+        {"cookies": [{"name": "beta", "value": "1"}]},
+    ]
+
+    def manifest(version: str) -> dict[str, Any]:
+        made = traffic_manifest(rollouts.ns, version, steps, abort_delay=60)
+        made["spec"]["strategy"]["canary"]["trafficRouting"]["gatewayAPI"]["canaryMatches"] = (
+            matches
+        )
+        return made
+
+    rollouts.apply(manifest("1.0.0"))
+    v1 = rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
+    stable = v1["stable"]["revision"]
+    wait_for(lambda: get_ok(traefik.url, route.headers), timeout=30, message="route is live")
+    rollouts.apply(manifest("2.0.0"))
+    canary = rollouts.wait_status(paused_at(10), timeout=90, message="paused at 10")["canary"][
+        "revision"
+    ]
+    with_header = {**route.headers, "X-Canary": "yes"}
+
+    def answered_by(headers: dict[str, str], cookies: dict[str, str] | None = None) -> str:
+        result = load.send(traefik.url, requests=1, headers=headers, cookies=cookies)
+        return result.responses[0].revision
+
+    wait_for(lambda: answered_by(with_header) == canary, timeout=30, message="header rule live")
+
+    by_header = load.send(traefik.url, requests=200, rate=RATE, headers=with_header)
+    by_cookie = load.send(
+        traefik.url, requests=200, rate=RATE, headers=route.headers, cookies={"a": "b", "beta": "1"}
+    )
+    other_cookie = load.send(
+        traefik.url, requests=1000, rate=RATE, headers=route.headers, cookies={"beta": "10"}
+    )
+
+    assert by_header.by_revision() == {canary: 200}
+    assert by_cookie.by_revision() == {canary: 200}
+    assert abs(other_cookie.share(canary) - 0.1) <= tolerance(0.1, 1000), other_cookie.share(canary)
+
+    rollouts.request(NAME, "abort", request_id(), "test")
+    wait_for(
+        lambda: (
+            not any(
+                r.get("name", "").startswith("rollwise-canary-")
+                for r in route.get()["spec"]["rules"]
+            )
+        ),
+        timeout=30,
+        message="rollwise's canary match rules removed",
+    )
+    wait_for(lambda: applied(traefik, rollouts.ns, 0), timeout=30, message="Traefik at weight 0")
+    wait_for(lambda: answered_by(with_header) == stable, timeout=30, message="header rule gone")
+    before = pod_counts(simulator, rollouts.ns).get(canary, 0)
+    drained = load.send(traefik.url, requests=200, rate=RATE, headers=with_header)
+
+    assert drained.by_revision() == {stable: 200}
+    assert pod_counts(simulator, rollouts.ns).get(canary, 0) == before
+    assert rollouts.pods(canary), "proven while the canary pods still exist"
+
+
+def test_operator_killed_right_after_a_weight_change_converges_on_that_weight(
+    harness_run: HarnessRun,
+    traefik: TraefikGateway,
+    rollouts: Rollouts,
+    route: Route,
+    operator: OperatorProcess,
+) -> None:
+    steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {}}]
+    v1 = deploy_v1_behind_gateway(rollouts, route, traefik, steps)
+    stable = v1["stable"]["revision"]
+    operator.stop()
+
+    # The operator SIGKILLs itself right after patching the HTTPRoute, before writing status.
+    operator.start(env={"ROLLWISE_CRASH_AFTER": "SetRouterWeight"})
+    with load.BackgroundLoad(traefik.url, rate=50, seconds=100, headers=route.headers) as traffic:
+        rollouts.apply(traffic_manifest(rollouts.ns, "2.0.0", steps))
+        assert operator.wait_exit(timeout=60) == -9
+        at_crash = route.weights()
+        operator.start()
+        status = rollouts.wait_status(paused_at(50), timeout=90, message="paused at 50")
+        wait_for(
+            functools.partial(applied, traefik, rollouts.ns, 50),
+            timeout=30,
+            message="Traefik runs the 50% split",
+        )
+        during = traffic.stop()
+
+    canary = status["canary"]["revision"]
+    assert at_crash == {f"{NAME}-stable": 50, f"{NAME}-canary": 50}, at_crash
+    assert route.weights() == at_crash
+    completed = [h["step"] for h in status["history"] if h["event"] == "StepCompleted"]
+    assert completed.count(0) == 1, status["history"]
+    failed = {k: v for k, v in during.by_status().items() if k != 200}
+    harness_run.note(
+        f"crash after SetRouterWeight: {len(during.responses)} requests during crash and "
+        f"restart, non-200: {failed or 'none'}"
+    )
+    assert not failed, f"requests failed around the crash: {failed}"
+    result = load.send(traefik.url, requests=REQUESTS_PER_WEIGHT, rate=RATE, headers=route.headers)
+    assert abs(result.share(canary) - 0.5) <= tolerance(0.5, REQUESTS_PER_WEIGHT)
+    assert set(result.by_revision()) == {stable, canary}
