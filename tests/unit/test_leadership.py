@@ -17,6 +17,7 @@ from rollwise.adapters.cache import ServiceBodies
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import KubeApi, Resource
 from rollwise.adapters.manifests import Manifest
+from rollwise.controller import handlers, readiness
 from rollwise.controller.fencing import (
     FencedKubeApi,
     LeadershipMetrics,
@@ -34,7 +35,8 @@ from rollwise.controller.leadership import (
     micro_time,
     released,
 )
-from rollwise.controller.queue import Key, WorkQueue
+from rollwise.controller.queue import Key, WorkerPool, WorkQueue
+from rollwise.controller.readiness import LeaderRuntime
 from rollwise.controller.settings import OperatorSettings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -193,24 +195,26 @@ class LeaseStore(KubeApi):
         self.writes.append(("create", body["spec"]["holderIdentity"] or ""))
         return stored
 
-    def patch(
+    def request(
         self,
-        res: Resource,
-        namespace: str | None,
-        name: str,
-        body: Manifest,
+        method: str,
+        path: str,
+        obj: str,
+        verb: str,
         *,
-        sub: str | None = None,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
     ) -> Manifest:
+        assert method == "PUT", method  # get and create are above; the elector only updates
         self._check()
+        name = path.rsplit("/", 1)[-1]
         current = self.objects[name]
         if body["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]:
             raise AdapterError("Lease", "conflict", status=409)
-        spec = {k: v for k, v in {**current["spec"], **body["spec"]}.items() if v is not None}
-        metadata = {**current["metadata"], "resourceVersion": self._version()}
-        stored = {**current, "metadata": metadata, "spec": spec}
+        stored = {**body, "metadata": {**body["metadata"], "resourceVersion": self._version()}}
         self.objects[name] = stored
-        self.writes.append(("patch", spec.get("holderIdentity", "")))
+        self.writes.append(("update", body["spec"]["holderIdentity"]))
         return stored
 
 
@@ -442,3 +446,83 @@ def test_takeover_queues_every_known_service_and_reads_each_afresh() -> None:
     assert {queue.get(timeout=0), queue.get(timeout=0)} == {("shop", "payment"), ("shop", "orders")}
     # The previous leader's last write may not have reached this watch: the first pass GETs.
     assert bodies.get("shop", "payment") is None
+
+
+# ----------------------------------------------------------------------------- probes
+
+
+def runtime_with(elector: LeaderElector | None, *, workers_running: bool) -> LeaderRuntime:
+    queue = WorkQueue()
+    pool = WorkerPool(queue, lambda key: None, 1)
+    if workers_running:
+        pool.start()
+    return LeaderRuntime(queue=queue, pool=pool, api_client=None, elector=elector)  # type: ignore[arg-type]
+
+
+def get(app: Any, path: str) -> tuple[str, dict[str, Any] | str]:
+    answer: dict[str, str] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        answer["status"] = status
+
+    body = b"".join(app({"PATH_INFO": path, "REQUEST_METHOD": "GET"}, start_response))
+    text = body.decode()
+    return answer["status"], json.loads(text) if path == "/readyz" else text
+
+
+def test_readyz_is_ready_for_a_warm_standby_and_says_it_does_not_lead() -> None:
+    world = Candidates()
+    a, b = world.elector("a"), world.elector("b")
+    a.try_acquire_or_renew()
+    b.try_acquire_or_renew()
+    runtime = runtime_with(b, workers_running=True)
+    try:
+        status, body = get(readiness.app(runtime, CollectorRegistry()), "/readyz")
+    finally:
+        runtime.pool.stop(1.0)
+    assert status == "200 OK"
+    assert body == {
+        "ready": True,
+        "election": True,
+        "leader": False,
+        "identity": "b",
+        "holder": "a",
+        "lost": False,
+    }
+
+
+def test_readyz_is_not_ready_before_the_cache_is_filled_nor_after_the_lease_is_lost() -> None:
+    world = Candidates()
+    a = world.elector("a")
+    a.try_acquire_or_renew()
+    cold = runtime_with(a, workers_running=False)
+    assert get(readiness.app(cold, CollectorRegistry()), "/readyz")[0].startswith("503")
+    warm = runtime_with(a, workers_running=True)
+    try:
+        status, body = get(readiness.app(warm, CollectorRegistry()), "/readyz")
+        assert status == "200 OK" and isinstance(body, dict) and body["leader"] is True
+        a._lose()
+        status, body = get(readiness.app(warm, CollectorRegistry()), "/readyz")
+        assert status.startswith("503") and isinstance(body, dict) and body["lost"] is True
+    finally:
+        warm.pool.stop(1.0)
+
+
+def test_without_election_the_only_process_leads_and_metrics_still_answer() -> None:
+    registry = CollectorRegistry()
+    LeadershipMetrics(registry, lambda: True)
+    runtime = runtime_with(None, workers_running=False)
+    app = readiness.app(runtime, registry)
+    assert get(app, "/readyz")[1] == {"ready": False, "election": False, "leader": True}
+    status, text = get(app, "/metrics")
+    assert status == "200 OK" and "rollwise_leader 1.0" in str(text)
+
+
+def test_healthz_carries_leadership_through_a_kopf_probe() -> None:
+    world = Candidates()
+    a = world.elector("a")
+    a.try_acquire_or_renew()
+    result = readiness.leadership(runtime_with(a, workers_running=False))
+    assert result["leader"] is True and result["identity"] == "a"
+    probes = [h.id for h in handlers.registry._activities.get_all_handlers()]
+    assert "leadership" in probes
