@@ -66,7 +66,7 @@ class LeaseRecord:
 
     def to_spec(self) -> dict[str, Any]:
         return {
-            "holderIdentity": self.holder or None,
+            "holderIdentity": self.holder,
             "leaseDurationSeconds": self.duration_s,
             "acquireTime": self.acquire_time,
             "renewTime": self.renew_time,
@@ -198,19 +198,8 @@ class LeaderElector:
             if held_by_other(current, cfg.identity, observed_at, now):
                 return False
             record = claim(current, cfg.identity, self._wall(), round(cfg.lease_duration_s))
-            updated = self.api.patch(
-                LEASES,
-                cfg.namespace,
-                cfg.name,
-                {
-                    # A conditional update: a rival that wrote in between makes it a 409.
-                    "metadata": {
-                        "resourceVersion": (lease.get("metadata") or {}).get("resourceVersion")
-                    },
-                    "spec": record.to_spec(),
-                },
-            )
-            self._won(sent, record, updated)
+            version = str((lease.get("metadata") or {}).get("resourceVersion") or "")
+            self._won(sent, record, self._update(record, version))
             return True
         except AdapterError as err:
             level = logging.DEBUG if err.status == 409 else logging.WARNING
@@ -222,6 +211,20 @@ class LeaderElector:
             self._renewed_at = sent
             self._observed, self._observed_at = record, self._monotonic()
             self._resource_version = (lease.get("metadata") or {}).get("resourceVersion")
+
+    def _update(self, record: LeaseRecord, resource_version: str) -> Manifest:
+        """PUT the Lease as `record`, conditional on `resource_version`: a rival that wrote
+        in between makes it a 409 (the verb is `update`, as client-go's)."""
+        cfg = self.config
+        body = self._manifest(record)
+        body["metadata"]["resourceVersion"] = resource_version
+        return self.api.request(
+            "PUT",
+            LEASES.path(cfg.namespace, cfg.name),
+            LEASES.describe(cfg.namespace, cfg.name),
+            "update",
+            body=body,
+        )
 
     def _manifest(self, record: LeaseRecord) -> Manifest:
         return {
@@ -297,15 +300,7 @@ class LeaderElector:
         if record is None or record.holder != self.config.identity or version is None:
             return False
         try:
-            self.api.patch(
-                LEASES,
-                self.config.namespace,
-                self.config.name,
-                {
-                    "metadata": {"resourceVersion": version},
-                    "spec": released(record, self._wall()).to_spec(),
-                },
-            )
+            self._update(released(record, self._wall()), version)
         except AdapterError as err:
             log.warning("could not release the lease: %s", err)
             return False
