@@ -202,9 +202,16 @@ def test_leader_killed_mid_canary_standby_finishes_it_repeating_no_step(
     assert metric_value(a.metrics(), "rollwise_leader") == 0.0
     assert metric_value(a.metrics(), "rollwise_api_writes_total") == 0.0
     won = first_lease_win("op-b", found)
+
+    # A clean stop (a rolling update, a drain) hands the Lease over instead of letting it expire.
+    stopped = time.monotonic()
+    b.stop()
+    wait_role(a, leader=True, timeout=LEASE_S * 3)
+    assert "released lease" in b.log_path.read_text()
     harness_run.note(
         f"failover mid-canary: standby led {took_over:.1f}s after the SIGKILL "
-        f"(Lease won {(won.at - killed_at).total_seconds():.1f}s after it; lease {LEASE_S:g}s)"
+        f"(Lease won {(won.at - killed_at).total_seconds():.1f}s after it; lease {LEASE_S:g}s); "
+        f"after a clean stop the standby led {time.monotonic() - stopped:.1f}s later"
     )
 
 
