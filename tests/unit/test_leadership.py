@@ -526,3 +526,19 @@ def test_healthz_carries_leadership_through_a_kopf_probe() -> None:
     assert result["leader"] is True and result["identity"] == "a"
     probes = [h.id for h in handlers.registry._activities.get_all_handlers()]
     assert "leadership" in probes
+
+
+def test_a_try_in_flight_when_stopped_does_not_reopen_the_fence() -> None:
+    world = Candidates()
+    a = world.elector("a")
+    link = world.links["a"]
+    real_get = link.get
+
+    def get_then_stop(*args: Any, **kwargs: Any) -> Manifest | None:
+        found = real_get(*args, **kwargs)
+        a.stop()  # SIGTERM arrives while the renewal is on its way
+        return found
+
+    link.get = get_then_stop  # type: ignore[method-assign]
+    a.try_acquire_or_renew()
+    assert not a.is_leader()

@@ -208,7 +208,9 @@ class LeaderElector:
 
     def _won(self, sent: float, record: LeaseRecord, lease: Manifest) -> None:
         with self._lock:
-            self._renewed_at = sent
+            if not self._stop.is_set() and not self.lost:
+                # A try that was in flight when `stop` closed the fence leaves it closed.
+                self._renewed_at = sent
             self._observed, self._observed_at = record, self._monotonic()
             self._resource_version = (lease.get("metadata") or {}).get("resourceVersion")
 
@@ -275,7 +277,7 @@ class LeaderElector:
     def _lose(self) -> None:
         with self._lock:
             self._renewed_at = None  # the fence closes now, whatever the clock says
-        self.lost = True
+            self.lost = True
         log.critical(
             "lost lease %s/%s (holder now %r): no more writes; the process exits",
             self.config.namespace,
