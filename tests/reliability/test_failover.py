@@ -3,13 +3,15 @@
 The standby takes over and finishes the rollout; no step is done twice, exactly one migration
 Job exists, and the API server's audit log (the cluster of this module logs every write with
 its user agent) shows that the standby wrote nothing before it held the Lease, that a killed
-leader's restart stands by without writing, and that Kopf wrote nothing at all. Failover
+leader's restart stands by without writing, that a frozen leader woken after losing the Lease
+writes nothing and exits, and that Kopf wrote nothing at all. Failover
 times are printed, not asserted: tests/bench/failover.py measures them.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -20,6 +22,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from rollwise.controller.runner import EXIT_LOST_LEASE
 from tests.harness import paths
 from tests.harness.cluster import LocalCluster
 from tests.harness.fixtures import CRDS
@@ -252,3 +255,34 @@ def test_leader_killed_right_after_creating_the_migration_job_it_runs_once(
         f"failover mid-migration: Lease won {(won.at - crashed_at).total_seconds():.1f}s "
         f"after the crash (lease {LEASE_S:g}s)"
     )
+
+
+def test_a_frozen_leader_that_wakes_after_losing_the_lease_writes_nothing_and_exits(
+    harness_run: HarnessRun,
+    ha_cluster: LocalCluster,
+    ha_rollouts: Rollouts,
+    start_pair: Callable[..., Pair],
+) -> None:
+    # SIGSTOP: a leader frozen mid-canary (a long GC pause, a stalled VM) while its Lease
+    # runs out; its passes wake up in the middle of whatever they were doing.
+    a, b = start_pair()
+    rollouts = ha_rollouts
+    rollouts.apply(service_manifest(rollouts.ns, "1.0.0", migration=False, steps=CANARY_STEPS))
+    rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
+    rollouts.apply(service_manifest(rollouts.ns, "2.0.0", migration=False, steps=CANARY_STEPS))
+    rollouts.wait_status(lambda s: (s.get("currentStepIndex") or 0) >= 1, 60, "mid-canary")
+    assert a.pid is not None
+    os.killpg(a.pid, signal.SIGSTOP)
+    try:
+        wait_role(b, leader=True, timeout=LEASE_S * 3)
+    finally:
+        woke_at = datetime.now(UTC)
+        os.killpg(a.pid, signal.SIGCONT)
+
+    assert a.wait_exit(timeout=60) == EXIT_LOST_LEASE
+    done = rollouts.wait_phase("Healthy", version="2.0.0", timeout=120)
+    assert steps_completed(done) == [0, 1, 2, 3, 4, 5], history_events(done)
+    found = writes(ha_cluster, rollouts.ns)
+    assert [w for w in by("op-a", found) if w.at >= woke_at] == [], "the woken leader wrote"
+    assert_kopf_wrote_nothing(found)
+    assert "lost lease" in a.log_path.read_text()
