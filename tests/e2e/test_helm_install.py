@@ -172,11 +172,21 @@ def test_helm_installs_every_object_of_the_release(
     expected = {identity(o) for o in release.objects}
     kinds = {kind for kind, _, _ in expected}
     assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"} <= kinds
+    assert ("PodDisruptionBudget", release.name, release.namespace) in expected
+    # Leader election: a Role for the one Lease, in the release namespace, in both modes.
+    election = (f"{release.name}-leader-election", release.namespace)
+    assert ("Role", *election) in expected and ("RoleBinding", *election) in expected
+    watch_roles = {(k, n, ns) for k, n, ns in expected if k in ("Role", "RoleBinding")} - {
+        ("Role", *election),
+        ("RoleBinding", *election),
+    }
     if release.mode == "namespaced":
-        assert ("Role", release.name, release.watched) in expected
-        assert ("RoleBinding", release.name, release.watched) in expected
+        assert watch_roles == {
+            ("Role", release.name, release.watched),
+            ("RoleBinding", release.name, release.watched),
+        }
     else:
-        assert "Role" not in kinds and "RoleBinding" not in kinds
+        assert watch_roles == set()
     assert ("ClusterRole", release.name, "") in expected, "cluster-scoped names carry the release"
 
     # Every object of the release, read back from the apiserver.
@@ -187,7 +197,8 @@ def test_helm_installs_every_object_of_the_release(
     )
     assert {identity(o) for o in live} == expected
     deployment = next(o for o in live if o["kind"] == "Deployment")
-    assert deployment["status"].get("readyReplicas") == 1, "helm --wait saw the pod Ready"
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["status"].get("readyReplicas") == 2, "helm --wait saw both pods Ready"
     pod_spec = deployment["spec"]["template"]["spec"]
     assert pod_spec["serviceAccountName"] == release.service_account
     args = pod_spec["containers"][0]["args"]
@@ -244,6 +255,11 @@ def test_the_chart_service_account_can_never_read_secrets(
         release.watched,
     )
     assert _can_i(tools, cluster, user, "create", "replicasets.apps", "-n", release.watched)
+    # The Lease in its own namespace only.
+    assert _can_i(
+        tools, cluster, user, "update", "leases.coordination.k8s.io", "-n", release.namespace
+    )
+    assert not _can_i(tools, cluster, user, "update", "leases.coordination.k8s.io", "-n", "default")
     elsewhere = _can_i(
         tools, cluster, user, "list", "progressiveservices.rollwise.dev", "-n", "default"
     )
@@ -297,6 +313,13 @@ def test_operator_as_the_chart_service_account_completes_a_canary(
     kubeconfig = _service_account_kubeconfig(
         release, cluster, tools, tmp_path / f"{release.name}.kubeconfig"
     )
+    # Leader election as the chart runs it: the Lease in the release namespace, with the
+    # ServiceAccount's Role for it.
+    election = [
+        "--leader-elect",
+        f"--leader-elect-namespace={release.namespace}",
+        f"--leader-elect-lease-name={release.name}-leader",
+    ]
     if release.mode == "cluster":
         _no_namespace_terminating(api_client)
         operator = OperatorProcess(
@@ -305,7 +328,7 @@ def test_operator_as_the_chart_service_account_completes_a_canary(
             [],
             name=f"operator-{release.name}",
             env={"ROLLWISE_NAMESPACES": ""},
-            extra_args=["--all-namespaces"],
+            extra_args=["--all-namespaces", *election],
         )
     else:
         operator = OperatorProcess(
@@ -314,6 +337,7 @@ def test_operator_as_the_chart_service_account_completes_a_canary(
             [release.watched],
             name=f"operator-{release.name}",
             env={"ROLLWISE_NAMESPACES": ""},
+            extra_args=election,
         )
     operator.start()
     try:
@@ -331,6 +355,10 @@ def test_operator_as_the_chart_service_account_completes_a_canary(
         denied[:10]
     )
     assert done["stable"]["revision"] != v1["stable"]["revision"]
+    lease = client.CoordinationV1Api(api_client).read_namespaced_lease(
+        f"{release.name}-leader", release.namespace
+    )
+    assert lease.spec.acquire_time is not None, "acquired through the chart's Lease Role"
     assert [h["event"] for h in done["history"]].count("Promoted") == 1
     assert done["migration"]["phase"] == "Succeeded"
     # Posted with the ServiceAccount's rights; the gate result names the query as sent, with

@@ -66,6 +66,9 @@ CLUSTER_SCOPED_PERMISSIONS = _grants("rollwise.dev", "clustermetricgates", "get 
 )
 # Kopf follows namespaces only when it watches all of them.
 ALL_NAMESPACES_PERMISSIONS = _grants("", "namespaces", "list watch")
+# Leader election: the one Lease, in the release namespace only (a Role there).
+LEADER_ELECTION_ROLE = f"{RELEASE}-leader-election"
+LEADER_ELECTION_PERMISSIONS = _grants("coordination.k8s.io", "leases", "get create update")
 
 # Labels only Helm can truthfully set; the kustomize base has every other label.
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
@@ -171,6 +174,13 @@ def permissions(role: Obj) -> set[Permission]:
     }
 
 
+def watch_roles(objects: Iterable[Obj], kind: str) -> list[Obj]:
+    """Roles or RoleBindings of the watched namespaces: all but the leader election's."""
+    return [
+        obj for obj in of_kind(objects, kind) if obj["metadata"]["name"] != LEADER_ELECTION_ROLE
+    ]
+
+
 def operator_container(objects: Iterable[Obj]) -> Obj:
     deployment = the_only(objects, "Deployment")
     containers: list[Obj] = deployment["spec"]["template"]["spec"]["containers"]
@@ -242,7 +252,7 @@ def test_cluster_scope_grants_exactly_the_api_calls_the_operator_makes(
     assert permissions(cluster_role) == (
         NAMESPACED_PERMISSIONS | CLUSTER_SCOPED_PERMISSIONS | ALL_NAMESPACES_PERMISSIONS
     )
-    assert of_kind(default_render, "Role") == []
+    assert watch_roles(default_render, "Role") == []
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "ClusterRole",
@@ -256,8 +266,8 @@ def test_cluster_scope_grants_exactly_the_api_calls_the_operator_makes(
 def test_namespaced_scope_grants_a_role_per_watched_namespace_only(
     namespaced_render: list[Obj],
 ) -> None:
-    roles = of_kind(namespaced_render, "Role")
-    bindings = of_kind(namespaced_render, "RoleBinding")
+    roles = watch_roles(namespaced_render, "Role")
+    bindings = watch_roles(namespaced_render, "RoleBinding")
     cluster_roles = of_kind(namespaced_render, "ClusterRole")
 
     assert sorted(role["metadata"]["namespace"] for role in roles) == sorted(WATCHED)
@@ -272,6 +282,29 @@ def test_namespaced_scope_grants_a_role_per_watched_namespace_only(
     # Cluster-wide, only what has no namespace: no ReplicaSets, no namespace list.
     assert [permissions(role) for role in cluster_roles] == [CLUSTER_SCOPED_PERMISSIONS]
     assert not any(resource == "replicasets" for _, resource, _ in permissions(cluster_roles[0]))
+
+
+def test_leader_election_may_touch_leases_in_the_release_namespace_only(
+    default_render: list[Obj], namespaced_render: list[Obj]
+) -> None:
+    for render in (default_render, namespaced_render):
+        role = {r["metadata"]["name"]: r for r in of_kind(render, "Role")}[LEADER_ELECTION_ROLE]
+        binding = {b["metadata"]["name"]: b for b in of_kind(render, "RoleBinding")}[
+            LEADER_ELECTION_ROLE
+        ]
+        assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+        assert permissions(role) == LEADER_ELECTION_PERMISSIONS
+        assert binding["metadata"]["namespace"] == RELEASE_NAMESPACE
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": LEADER_ELECTION_ROLE,
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": RELEASE, "namespace": RELEASE_NAMESPACE}
+        ]
+        for cluster_role in of_kind(render, "ClusterRole"):
+            assert not any(res == "leases" for _, res, _ in permissions(cluster_role))
 
 
 def test_namespaced_scope_without_namespaces_is_refused(helm: Path) -> None:
@@ -343,6 +376,13 @@ def test_operator_cli_accepts_the_args_the_chart_renders(
     assert namespaced.namespaces == list(WATCHED) and not namespaced.all_namespaces
     assert (cluster.workers, cluster.log_level, cluster.log_format) == (8, "info", "json")
     assert (cluster.metrics_port, cluster.health_port) == (8080, 8081)
+    assert cluster.leader_elect and cluster.leader_elect_lease_name == f"{RELEASE}-leader"
+    assert cluster.leader_elect_namespace == RELEASE_NAMESPACE
+    assert (
+        cluster.leader_elect_lease_duration,
+        cluster.leader_elect_renew_deadline,
+        cluster.leader_elect_retry_period,
+    ) == (15, 10, 2)
 
 
 def test_operator_pod_meets_the_restricted_pod_security_standard(
@@ -367,20 +407,84 @@ def test_operator_pod_meets_the_restricted_pod_security_standard(
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
 
 
-def test_one_operator_replica_replaced_by_recreate_and_probed_on_healthz(
+def test_two_replicas_by_default_one_leading_rolled_without_downtime(
     default_render: list[Obj],
 ) -> None:
     deployment = the_only(default_render, "Deployment")
     container = operator_container(default_render)
+    pod = deployment["spec"]["template"]["spec"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    assert "--leader-elect" in container["args"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in (
+        container["env"]
+    )
+    assert container["image"] == "ghcr.io/rollwise/rollwise:0.1.0"
+    assert ports == {"metrics": 8080, "health": 8081}
+    # Liveness for leader and standby alike; readiness once the watch cache is filled.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    [preferred] = pod["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert preferred["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": selector},
+    }
+    assert (
+        "requiredDuringSchedulingIgnoredDuringExecution" not in pod["affinity"]["podAntiAffinity"]
+    )
+
+
+def test_a_disruption_budget_keeps_one_operator_through_a_drain(default_render: list[Obj]) -> None:
+    budget = the_only(default_render, "PodDisruptionBudget")
+    deployment = the_only(default_render, "Deployment")
+
+    assert budget["apiVersion"] == "policy/v1"
+    assert budget["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert budget["spec"]["minAvailable"] == 1
+    assert (
+        budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    )
+
+
+def test_one_replica_without_election_is_recreated_with_no_budget_and_no_lease(
+    helm: Path,
+) -> None:
+    single = helm_template(helm, "replicas=1", "leaderElection.enabled=false")
+    deployment = the_only(single, "Deployment")
+    container = operator_container(single)
 
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    assert container["image"] == "ghcr.io/rollwise/rollwise:0.1.0"
-    assert ports == {"metrics": 8080, "health": 8081}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert not any(arg.startswith("--leader-elect") for arg in container["args"])
+    assert of_kind(single, "PodDisruptionBudget") == []
+    assert of_kind(single, "Role") == []
+    assert "affinity" not in deployment["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (("replicas=2", "leaderElection.enabled=false"), "replicas > 1 needs leaderElection"),
+        (("leaderElection.renewDeadlineSeconds=15",), "renewDeadlineSeconds must be below"),
+    ],
+)
+def test_unsafe_replica_and_election_settings_are_refused(
+    helm: Path, values: tuple[str, ...], message: str
+) -> None:
+    sets = [arg for value in values for arg in ("--set", value)]
+    done = run(helm, "template", RELEASE, CHART, *sets)
+
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
 
 
 def test_metrics_service_selects_the_operator_pod(default_render: list[Obj]) -> None:
@@ -424,6 +528,7 @@ def test_dashboard_charts_every_operator_metric() -> None:
     assert "rollwise_step_transitions_total" in queries
     assert "rollwise_gate_verdicts_total" in queries and "by (gate, verdict)" in queries
     assert "rollwise_reconcile_duration_seconds_bucket" in queries
+    assert "rollwise_leader" in queries and "rollwise_api_writes_total" in queries
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
 
 
@@ -436,6 +541,10 @@ def test_dashboard_charts_every_operator_metric() -> None:
         "watchNamespaces={Not_A_Namespace}",
         "rbac.scope=everywhere",
         "watchNamespace={shop}",  # a typo of watchNamespaces must not pass silently
+        "replicas=0",
+        "podAntiAffinity=required",
+        "leaderElection.leaseDuration=15",  # a typo of leaseDurationSeconds
+        "podDisruptionBudget.maxUnavailable=1",
     ],
 )
 def test_values_schema_rejects_invalid_values(helm: Path, bad_value: str) -> None:

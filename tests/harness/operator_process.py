@@ -82,6 +82,11 @@ class OperatorProcess:
         if self.died():
             raise RuntimeError(f"{self.name} exited at start; see {self.log_path}")
 
+    @property
+    def pid(self) -> int | None:
+        """The process (group leader) id while it runs."""
+        return self._process.pid if self._process else None
+
     def died(self) -> bool:
         return self._process is not None and not self._process.alive()
 

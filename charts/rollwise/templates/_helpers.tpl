@@ -126,3 +126,19 @@ No Secrets, no wildcards. Shared by the ClusterRole (cluster scope) and each Rol
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
 {{- end }}
+
+{{/*
+The Lease the replicas elect a leader with, in the release namespace. Fails on settings the
+operator would refuse at start: several replicas without election (both would write), or a
+renew deadline that does not leave the leader time to stop before a standby may take over.
+*/}}
+{{- define "rollwise.leaseName" -}}
+{{- $le := .Values.leaderElection }}
+{{- if and (gt (int .Values.replicas) 1) (not $le.enabled) }}
+{{- fail "replicas > 1 needs leaderElection.enabled: without it every replica writes" }}
+{{- end }}
+{{- if and $le.enabled (ge (int $le.renewDeadlineSeconds) (int $le.leaseDurationSeconds)) }}
+{{- fail "leaderElection.renewDeadlineSeconds must be below leaseDurationSeconds" }}
+{{- end }}
+{{- printf "%s-leader" (include "rollwise.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}

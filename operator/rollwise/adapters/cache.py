@@ -286,6 +286,11 @@ class ServiceBodies:
         body: Manifest = json.loads(zlib.decompress(held[1]))
         return body
 
+    def keys(self) -> list[tuple[str, str]]:
+        """Every ProgressiveService held, as (namespace, name)."""
+        with self._lock:
+            return list(self._bodies)
+
     def size(self) -> int:
         with self._lock:
             return len(self._bodies)

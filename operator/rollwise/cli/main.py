@@ -30,6 +30,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, default=8080, help="0 disables /metrics")
     run.add_argument("--health-port", type=int, default=8081, help="0 disables /healthz")
     run.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    elect = run.add_argument_group("leader election (for more than one replica)")
+    elect.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("ROLLWISE_LEADER_ELECT", "").lower() in ("1", "true", "yes"),
+        help="only the holder of a coordination.k8s.io Lease writes; the others stand by warm",
+    )
+    elect.add_argument("--leader-elect-lease-name", default="rollwise-leader")
+    elect.add_argument(
+        "--leader-elect-namespace", default="", help="default: $POD_NAMESPACE, else the first -n"
+    )
+    elect.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="S")
+    elect.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="S")
+    elect.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="S")
+    elect.add_argument(
+        "--leader-elect-identity", default="", help="default: $POD_NAME, else hostname-pid"
+    )
     return parser
 
 

@@ -9,6 +9,8 @@ peering objects. Everything rollwise writes goes through its adapters.
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -47,6 +49,18 @@ class OperatorSettings:
     backoff_max_s: float = 300.0
     # A Healthy service's resync reads from the API server, not the watch cache, this often.
     fresh_observe_s: float = 3600.0
+    # Leader election on a coordination.k8s.io/v1 Lease (controller/leadership.py). Off for a
+    # single local run; on in the chart, where two replicas run and only the leader writes.
+    leader_elect: bool = False
+    lease_name: str = "rollwise-leader"
+    lease_namespace: str = ""  # empty: $POD_NAMESPACE, else the first watched namespace
+    # As client-go's defaults: a standby takes over `lease_duration_s` after it last saw the
+    # lease renewed; the leader stops writing `renew_deadline_s` after its last renewal was
+    # sent, so it is fenced `lease_duration_s - renew_deadline_s` before anyone can take over.
+    lease_duration_s: float = 15.0
+    renew_deadline_s: float = 10.0
+    retry_period_s: float = 2.0
+    identity: str = ""  # empty: $POD_NAME, else <hostname>-<pid>
 
     def __post_init__(self) -> None:
         if self.clusterwide == bool(self.namespaces):
@@ -56,6 +70,13 @@ class OperatorSettings:
         for port in (self.metrics_port, self.health_port):
             if not 0 <= port <= 65535:
                 raise ValueError(f"port {port} is not in 0..65535")
+        if self.leader_elect:
+            check_election_timing(self.lease_duration_s, self.renew_deadline_s, self.retry_period_s)
+            if not self.election_namespace:
+                raise ValueError(
+                    "--leader-elect with --all-namespaces needs the Lease's namespace: "
+                    "pass --leader-elect-namespace or set POD_NAMESPACE"
+                )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> OperatorSettings:
@@ -70,6 +91,33 @@ class OperatorSettings:
             metrics_port=int(args.metrics_port),
             health_port=int(args.health_port),
             kubeconfig=args.kubeconfig or None,
+            leader_elect=bool(getattr(args, "leader_elect", False)),
+            lease_name=str(getattr(args, "leader_elect_lease_name", None) or "rollwise-leader"),
+            lease_namespace=str(getattr(args, "leader_elect_namespace", None) or ""),
+            lease_duration_s=float(getattr(args, "leader_elect_lease_duration", 15.0)),
+            renew_deadline_s=float(getattr(args, "leader_elect_renew_deadline", 10.0)),
+            retry_period_s=float(getattr(args, "leader_elect_retry_period", 2.0)),
+            identity=str(getattr(args, "leader_elect_identity", None) or ""),
+        )
+
+    @property
+    def election_namespace(self) -> str:
+        """Where the Lease lives: as given, else the pod's own namespace (the chart sets
+        POD_NAMESPACE), else the first watched namespace (a local run)."""
+        return (
+            self.lease_namespace
+            or os.environ.get("POD_NAMESPACE", "")
+            or (self.namespaces[0] if self.namespaces else "")
+        )
+
+    @property
+    def election_identity(self) -> str:
+        """This process in the Lease's holderIdentity: the pod name (a restarted container
+        takes its own lease back at once), else hostname-pid (two local processes differ)."""
+        return (
+            self.identity
+            or os.environ.get("POD_NAME", "")
+            or f"{socket.gethostname()}-{os.getpid()}"
         )
 
     @property
@@ -84,7 +132,9 @@ class OperatorSettings:
         # Kopf from log lines.
         settings.posting.enabled = False
         settings.posting.loggers = False
-        # One replica (Recreate): no peering objects to read or write.
+        # No peering objects to read or write: one replica, or several where only the holder
+        # of rollwise's own Lease writes (controller/leadership.py). Kopf's peering freezes
+        # every operator but one, so a standby would keep no warm cache, and fences nothing.
         settings.peering.standalone = True
         settings.peering.mandatory = False
         # Namespaced mode watches exactly the given namespaces, so the Role needs no cluster-wide
@@ -103,6 +153,17 @@ class OperatorSettings:
         settings.persistence.progress_storage = NoProgressStorage()
         settings.persistence.diffbase_storage = NoDiffBaseStorage()
         return settings
+
+
+def check_election_timing(lease_duration_s: float, renew_deadline_s: float, retry_s: float) -> None:
+    """The rules client-go enforces, for the same reasons: the leader must give up before a
+    standby may take over, and must get more than one try to renew before it gives up."""
+    if not lease_duration_s > renew_deadline_s:
+        raise ValueError("--leader-elect-lease-duration must be greater than the renew deadline")
+    if not renew_deadline_s > 1.2 * retry_s:
+        raise ValueError("--leader-elect-renew-deadline must exceed 1.2 x the retry period")
+    if retry_s <= 0:
+        raise ValueError("--leader-elect-retry-period must be positive")
 
 
 class NoProgressStorage(kopf.ProgressStorage):
