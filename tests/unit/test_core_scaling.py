@@ -31,6 +31,19 @@ def ready(world: World) -> int:
     return sum(rs.ready_replicas for rs in world.replica_sets.values())
 
 
+def serving(world: World) -> int:
+    """Ready pods behind the Service `<name>`: every pod of the service, or only stable's."""
+    services = world.services
+    assert services is not None
+    if not services.main_revisions:
+        return ready(world)
+    return sum(
+        rs.ready_replicas
+        for revision, rs in world.replica_sets.items()
+        if revision in services.main_revisions
+    )
+
+
 def sizes(world: World) -> tuple[int, int]:
     """(canary, stable) as status reports them."""
     status = world.status
@@ -156,11 +169,11 @@ def test_abort_at_full_weight_never_drops_ready_pods_below_replicas() -> None:
     assert sizes(world) == (6, 0)
     world.gate_value = 0.9  # the gate fails: abort
 
-    low = ready(world)
-    peak = asked(world)
+    low, peak, behind = ready(world), asked(world), serving(world)
     for _ in range(40):
         world.step(5)
         low, peak = min(low, ready(world)), max(peak, asked(world))
+        behind = min(behind, serving(world))
         if world.status.phase is Phase.ROLLED_BACK and sizes(world) == (0, 6):
             break
 
@@ -168,6 +181,76 @@ def test_abort_at_full_weight_never_drops_ready_pods_below_replicas() -> None:
     assert sizes(world) == (0, 6)
     assert low >= 6
     assert peak <= 8
+    # The Service was never left with fewer pods than the surge could bring back first.
+    assert behind >= 2
+
+
+def full_weight_abort(**options: Any) -> World:
+    """Canary at 100% of 6 pods under the replicas router, its gate failing right now."""
+    spec = spec_from(
+        replicas=6,
+        abortScaleDownDelaySeconds=10,
+        strategy=canary(
+            [{"setWeight": 100}, {"analysis": {"gates": [{"name": "error-rate"}]}}], **options
+        ),
+    )
+    world = healthy_world(spec)
+    world.spec = released(world.spec, "2.0.0")
+    world.until(lambda w: w.status.current_step_index == 1, passes=40)
+    assert sizes(world) == (6, 0)
+    world.gate_value = 0.9
+    return world
+
+
+def test_abort_under_the_replicas_router_drains_once_stable_pods_are_ready() -> None:
+    world = full_weight_abort(maxSurge=2, maxUnavailable=0)
+    world.pods_ready = False  # stable's replacements are starting
+    world.until(lambda w: w.status.phase is Phase.ROLLING_BACK)
+    world.step(5)
+
+    # The canary still serves: draining now would leave the Service with no ready pod.
+    assert world.status.canary_weight == 100 and world.status.scale_down_at is None
+    assert world.services is not None and world.services.main_revisions == ()
+    assert sizes(world) == (6, 2)
+    assert "until 2 stable pods are ready (0 now)" in world.status.message
+    assert "TrafficDrained" not in world.events()
+
+    world.pods_ready = True
+    world.step(1)
+    assert world.status.canary_weight == 0 and world.status.scale_down_at is not None
+    assert world.services is not None and world.services.main_revisions != ()
+    assert world.events().count("TrafficDrained") == 1
+    assert serving(world) == 2
+    world.until(lambda w: w.status.phase is Phase.ROLLED_BACK and sizes(w) == (0, 6))
+
+
+def test_abort_drains_anyway_once_the_progress_deadline_passes() -> None:
+    world = full_weight_abort(maxSurge=2, maxUnavailable=0)
+    world.pods_ready = False
+    world.until(lambda w: w.status.phase is Phase.ROLLING_BACK)
+    deadline = world.spec.progress_deadline_seconds
+    world.step(deadline / 2)
+    assert world.status.canary_weight == 100
+    world.step(deadline)
+    assert world.status.canary_weight == 0
+    assert any("0 of 2 pods ready" in m for m in world.messages("TrafficDrained"))
+
+
+def test_a_traffic_router_drains_at_once_on_abort() -> None:
+    spec = spec_from(
+        replicas=4,
+        strategy=canary(
+            [{"setWeight": 100}, {"analysis": {"gates": [{"name": "error-rate"}]}}],
+            trafficRouting={"gatewayAPI": {"httpRoute": "payment"}},
+        ),
+    )
+    world = healthy_world(spec)
+    world.spec = released(world.spec, "2.0.0")
+    world.until(lambda w: w.status.current_step_index == 1, passes=40)
+    world.gate_value = 0.9
+    world.pods_ready = False
+    world.until(lambda w: w.status.phase is Phase.ROLLING_BACK)
+    assert world.router_weight == 0 and world.status.canary_weight == 0
 
 
 def test_an_autoscaler_scaling_a_paused_canary_recomputes_the_split() -> None:

@@ -1,27 +1,28 @@
-"""The abort room: traffic back to stable first, the canary scaled down only after the drain
-was recorded and abortScaleDownDelaySeconds passed; RolledBack holds until a person or a new
-revision moves it; a superseded canary is drained the same way before starting over."""
+"""The abort room: capacity back on stable, traffic drained as soon as stable can carry it,
+the canary scaled down only after the drain was recorded and abortScaleDownDelaySeconds
+passed; RolledBack holds until a person or a new revision moves it; a superseded canary is
+drained the same way before starting over."""
 
 from __future__ import annotations
 
 from rollwise.api.service import AbortStatus, MigrationPhase, Phase
 from rollwise.core.passes import ACTOR, WATCH_FALLBACK_S, Pass, seconds
 from rollwise.core.reasons import Reason
-from rollwise.core.workloads import restore_stable
+from rollwise.core.workloads import restore_stable, stable_covers
 
 
 def begin_abort(p: Pass, reason: str, message: str, actor: str) -> None:
-    """Traffic goes back to stable first; the canary is scaled down only after the drain was
-    recorded and abortScaleDownDelaySeconds passed."""
+    """Capacity back on stable first, then traffic drained (under the replicas router only
+    once stable's ready pods can carry it, see `stable_covers`); the canary is scaled down
+    only after the drain was recorded and abortScaleDownDelaySeconds passed."""
     canary = p.status.canary
     stable = p.status.stable
     assert canary is not None and stable is not None
     p.set(
         phase=Phase.ROLLING_BACK,
         abort=AbortStatus(reason=reason, message=message, at=p.now, revision=canary.revision),
-        canary_weight=0,
         paused_by_request=False,
-        scale_down_at=p.now + seconds(p.spec.abort_scale_down_delay_seconds),
+        scale_down_at=None,
         message=f"rolling back {canary.version}: {message}",
     )
     p.event(
@@ -31,30 +32,65 @@ def begin_abort(p: Pass, reason: str, message: str, actor: str) -> None:
         actor=actor,
         revision=canary.revision,
         step=p.status.current_step_index,
-        weight=0,
+        weight=p.status.canary_weight,
     )
-    # Capacity back on stable, then drain: weight 0 at the router and in the Services.
     restore_stable(p, release_canary=False)
+    drain(p)
+
+
+def drain(p: Pass) -> bool:
+    """Weight 0 at the router and in the Services, recorded with the time the canary may be
+    scaled down; True once drained. Under the replicas router the canary keeps its place in
+    the Service until stable covers (or progressDeadlineSeconds since the abort passed: then
+    it drains anyway, as an abort promises)."""
+    status = p.status
+    canary, stable, abort = status.canary, status.stable, status.abort
+    assert canary is not None and stable is not None and abort is not None
+    if status.scale_down_at is not None:
+        p.services(stable.revision, canary.revision, include_canary=False)
+        p.router(stable.revision, canary.revision, 0)
+        return True
+    covers, ready, needed = stable_covers(p)
+    overdue = p.now >= abort.at + seconds(p.spec.progress_deadline_seconds)
+    if not covers and not overdue:
+        p.services(stable.revision, canary.revision, include_canary=status.canary_weight > 0)
+        p.router(stable.revision, canary.revision, status.canary_weight)
+        p.set(
+            message=f"rolling back {canary.version}: {abort.message}; the canary keeps serving "
+            f"until {needed} stable pods are ready ({ready} now)"
+        )
+        # Stable pods turning Ready wake this service.
+        p.wake_in(WATCH_FALLBACK_S)
+        return False
+    p.set(
+        canary_weight=0,
+        scale_down_at=p.now + seconds(p.spec.abort_scale_down_delay_seconds),
+        message=f"rolling back {canary.version}: {abort.message}",
+    )
     p.services(stable.revision, canary.revision, include_canary=False)
     p.router(stable.revision, canary.revision, 0)
     p.event(
         Reason.TRAFFIC_DRAINED,
-        f"canary {canary.revision} receives no traffic; it is "
-        f"scaled down in {p.spec.abort_scale_down_delay_seconds}s",
+        f"canary {canary.revision} receives no traffic"
+        + (f" (stable has {ready} of {needed} pods ready)" if not covers else "")
+        + f"; it is scaled down in {p.spec.abort_scale_down_delay_seconds}s",
+        warning=not covers,
         revision=canary.revision,
         weight=0,
     )
     p.wake_in(float(p.spec.abort_scale_down_delay_seconds))
+    return True
 
 
 def drain_and_scale_down(p: Pass) -> bool:
     """Keep traffic drained; scale the canary down once the delay has passed. True when done."""
     status = p.status
-    canary, stable = status.canary, status.stable
-    assert canary is not None and stable is not None
-    p.services(stable.revision, canary.revision, include_canary=False)
-    p.router(stable.revision, canary.revision, 0)
-    at = status.scale_down_at or p.now
+    if status.scale_down_at is None:
+        restore_stable(p, release_canary=False)
+        drain(p)
+        return False
+    drain(p)
+    at = status.scale_down_at
     # Never scale down what may still get traffic: weight 0 recorded, and the delay passed.
     release = status.canary_weight == 0 and p.now >= at
     canary_left = restore_stable(p, release_canary=release)

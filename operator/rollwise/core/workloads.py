@@ -96,6 +96,26 @@ def restore_stable(p: Pass, *, release_canary: bool) -> int:
     return canary_n
 
 
+def stable_covers(p: Pass) -> tuple[bool, int, int]:
+    """Abort under the replicas router: may the canary leave the Service yet? Only once
+    stable's ready pods cover replicas-maxUnavailable, or all the stable pods that can be asked
+    for while the canary is still held (maxSurge bounds them), whichever is fewer: draining
+    earlier would leave the Service with fewer pods than the spec allows, at 100% weight with
+    none at all. A traffic router runs a full stable, so it always covers. (covers, ready,
+    needed)."""
+    stable = p.status.stable
+    assert stable is not None
+    rs = p.observed.replica_sets.get(stable.revision)
+    asked = p.asked(stable.revision)
+    ready = min(rs.ready_replicas if rs else 0, asked)
+    if not replicas_router(p):
+        return True, ready, 0
+    strategy = p.spec.strategy.canary
+    _, missing = move_bounds(strategy.max_surge, strategy.max_unavailable, p.spec.replicas)
+    needed = min(max(0, p.spec.replicas - missing), asked)
+    return ready >= needed, ready, needed
+
+
 def refresh_replicas(p: Pass) -> None:
     """Status shows, for stable and canary, the size asked for in this pass (so the next pass
     reports the same) and the ready pods within it."""
