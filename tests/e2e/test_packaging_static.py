@@ -53,6 +53,7 @@ NAMESPACED_PERMISSIONS = (
     | _grants("apps", "deployments/scale", "get patch")
     | _grants("", "services", "get list watch create patch update delete")
     | _grants("", "pods", "get list watch")
+    | _grants("", "pods/log", "get")
     | _grants("batch", "jobs", "get list watch create delete")
     | _grants("", "events", "create patch")
     | _grants("events.k8s.io", "events", "create patch")

@@ -39,6 +39,9 @@ NODE_CAPACITY = {"cpu": "64", "memory": "512Gi", "pods": "2000"}
 # (tests/harness/pod_http.py): kwok takes a pod's IP from its node's podCIDR, node i's being
 # 127.(100+i).0.0/16 (POD_CIDR for node 0); ClusterIPs come from SERVICE_CIDR (127.20.0.0/16).
 SERVICE_CIDR_ARG = f"--extra-args=kube-apiserver=service-cluster-ip-range={SERVICE_CIDR}"
+# kwok serves `kubectl logs` (the kubelet's containerLogs) from CRI-format files that a
+# ClusterLogs object names (tests/harness/pod_logs.py); served as a CRD, set at run time.
+LOG_CRDS = ("ClusterLogs",)
 
 
 class KubectlError(RuntimeError):
@@ -196,6 +199,8 @@ class LocalCluster:
         if self.metrics_server:
             options.update(metrics.kwokctl_options())
             config["componentsPatches"] = metrics.kwokctl_components_patches()
+        enabled = options.get("enableCRDs")
+        options["enableCRDs"] = [*(enabled if isinstance(enabled, list) else []), *LOG_CRDS]
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         path = self.logs_dir / "kwokctl-config.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -62,6 +62,24 @@ def test_settings_from_args_dedupe_namespaces_and_normalise() -> None:
     assert settings.liveness_endpoint == "http://0.0.0.0:8081/healthz"
 
 
+def test_web_gate_allow_entries_are_repeatable_and_comma_separated() -> None:
+    given = ["https://slo.example.com/api/, http://*.monitoring.svc:9090/", "https://x/"]
+
+    settings = OperatorSettings.from_args(run_args(web_gate_allow=given))
+
+    assert settings.web_gate_allow == (
+        "https://slo.example.com/api/",
+        "http://*.monitoring.svc:9090/",
+        "https://x/",
+    )
+    assert OperatorSettings.from_args(run_args()).web_gate_allow == ()
+
+
+def test_a_malformed_web_gate_allow_entry_stops_the_operator_at_start() -> None:
+    with pytest.raises(ValueError, match=r"--web-gate-allow 'slo\.example\.com'"):
+        OperatorSettings.from_args(run_args(web_gate_allow=["slo.example.com"]))
+
+
 def test_settings_need_namespaces_or_all_namespaces() -> None:
     with pytest.raises(ValueError, match="either namespaces or clusterwide"):
         OperatorSettings.from_args(run_args(namespaces=[]))

@@ -36,6 +36,32 @@ def gate(**overrides: Any) -> dict[str, Any]:
     return wire
 
 
+JOB_CONTAINER = {"name": "check", "image": "example.com/smoke:1"}
+
+
+def test_a_job_gate_needs_no_threshold_and_has_bounded_defaults() -> None:
+    spec = MetricGateSpec.model_validate(
+        {"provider": {"job": {"template": {"spec": {"containers": [JOB_CONTAINER]}}}}}
+    )
+
+    assert spec.provider.kind == "job"
+    assert spec.threshold_range is None
+    assert spec.provider.job is not None
+    assert spec.provider.job.backoff_limit == 0
+    assert spec.provider.job.active_deadline_seconds == 300
+    assert spec.provider.job.ttl_seconds_after_finished == 600
+
+
+def test_a_web_gate_defaults_to_get_with_a_timeout() -> None:
+    spec = MetricGateSpec.model_validate(
+        gate(provider={"web": {"url": "https://slo.example/api?x=1", "jsonPath": "$.ok"}})
+    )
+
+    assert spec.provider.kind == "web"
+    assert spec.provider.web is not None
+    assert (spec.provider.web.method, spec.provider.web.timeout) == ("GET", "10s")
+
+
 def test_a_valid_service_is_read_with_defaults() -> None:
     spec = ServiceSpec.model_validate(service())
 
@@ -185,7 +211,50 @@ def test_bad_service_specs_are_rejected_naming_the_field(
         (gate(failureLimit=-1), "failureLimit", "greater than or equal to 0"),
         (gate(inconclusiveLimit=-1), "inconclusiveLimit", "greater than or equal to 0"),
         (gate(consecutiveErrorLimit=-1), "consecutiveErrorLimit", "greater than or equal to 0"),
-        (gate(provider={}), "provider.prometheus", "Field required"),
+        (gate(provider={}), "provider", "exactly one of prometheus, job, web"),
+        (
+            gate(
+                provider={
+                    "prometheus": {"address": "http://p", "query": "up"},
+                    "web": {"url": "http://w/x", "jsonPath": "$.v"},
+                }
+            ),
+            "provider",
+            "exactly one of prometheus, job, web",
+        ),
+        (
+            gate(provider={"web": {"url": "ftp://w/x", "jsonPath": "$.v"}}),
+            "provider.web.url",
+            "pattern",
+        ),
+        (
+            gate(provider={"web": {"url": "http://w/x", "jsonPath": "$.v", "method": "PUT"}}),
+            "provider.web.method",
+            "'GET' or 'POST'",
+        ),
+        (
+            gate(
+                provider={
+                    "web": {
+                        "url": "http://w/x",
+                        "jsonPath": "$.v",
+                        "headers": [{"name": "X-A", "value": "a\r\nHost: evil"}],
+                    }
+                }
+            ),
+            "provider.web.headers.0.value",
+            "pattern",
+        ),
+        (
+            gate(provider={"web": {"url": "http://w/x", "jsonPath": "$.v"}}, thresholdRange=None),
+            "thresholdRange",
+            "required for prometheus and web gates",
+        ),
+        (
+            gate(provider={"job": {"template": {"spec": {"containers": [JOB_CONTAINER]}}}}),
+            "thresholdRange",
+            "remove thresholdRange",
+        ),
     ],
 )
 def test_bad_metric_gates_are_rejected_naming_the_field(

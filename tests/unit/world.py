@@ -22,9 +22,11 @@ from rollwise.core.analysis import due_gates
 from rollwise.core.decide import decide
 from rollwise.core.model import (
     AdoptWorkload,
+    CreateGateJob,
     CreateMigrationJob,
     DeleteReplicaSet,
     EnsureServices,
+    GateJobState,
     JobState,
     ManualRequest,
     MetricSample,
@@ -127,6 +129,9 @@ class World:
     pods_ready: bool = True
     ready_cap: int | None = None  # at most this many ready pods per revision
     job_outcome: str = "succeeded"  # succeeded | failed | running
+    gate_jobs: dict[str, GateJobState] = field(default_factory=dict)  # job gates' Jobs
+    gate_job_outcome: str = "succeeded"  # succeeded | failed | running
+    gate_job_log: str | None = "check failed: p99 412ms > 300ms"
     request: ManualRequest | None = None
     request_error: str | None = None  # an unreadable request annotation
     workload: WorkloadState | None = None  # a workloadRef's Deployment
@@ -143,6 +148,7 @@ class World:
             generation=self.generation,
             replica_sets=dict(self.replica_sets),
             jobs=dict(self.jobs),
+            gate_jobs=dict(self.gate_jobs),
             gates=dict(self.gates),
             gate_errors=dict(self.gate_errors),
             samples=samples,
@@ -211,6 +217,12 @@ class World:
                 )
             elif isinstance(action, ReleaseWorkload):
                 self.released = True
+            elif isinstance(action, CreateGateJob):
+                self.job_creations.append(action.job_name)
+                # AlreadyExists is adopted: a second create of one name changes nothing.
+                self.gate_jobs.setdefault(
+                    action.job_name, GateJobState(name=action.job_name, owned=True)
+                )
             elif isinstance(action, CreateMigrationJob):
                 self.job_creations.append(action.job_name)
                 self.jobs[action.revision] = JobState(
@@ -252,6 +264,22 @@ class World:
                 failed=failed,
                 finished_at=self.now,
                 failure_reason="BackoffLimitExceeded: exit code 1" if failed else None,
+            )
+
+        for name, gate_job in list(self.gate_jobs.items()):
+            if gate_job.succeeded or gate_job.failed or self.gate_job_outcome == "running":
+                continue
+            failed = self.gate_job_outcome == "failed"
+            self.gate_jobs[name] = replace(
+                gate_job,
+                succeeded=not failed,
+                failed=failed,
+                finished_at=self.now,
+                failure_reason="BackoffLimitExceeded: Job has reached the specified backoff "
+                "limit; pod x: container check terminated: Error (exit code 1)"
+                if failed
+                else None,
+                log_tail=self.gate_job_log if failed else None,
             )
 
     def run(self, passes: int = 60, advance: float = 5.0, until: str | None = None) -> None:

@@ -93,6 +93,10 @@ No Secrets, no wildcards. Shared by the ClusterRole (cluster scope) and each Rol
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+# The log tail of a job gate's failed measurement pod, for the verdict message.
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 # Run-once migration Jobs.
 - apiGroups: ["batch"]
   resources: ["jobs"]

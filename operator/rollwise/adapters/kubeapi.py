@@ -144,6 +144,32 @@ class KubeApi:
         parsed: Manifest = json.loads(data)
         return parsed
 
+    def get_text(
+        self, res: Resource, namespace: str, name: str, sub: str, query: dict[str, str]
+    ) -> str:
+        """A subresource answering plain text (a pod's `log`); errors as `request`'s."""
+        obj = res.describe(namespace, name) + f" {sub}"
+        try:
+            method, url, headers, body, post = self.client.param_serialize(
+                "GET",
+                res.path(namespace, name, sub),
+                query_params=query or None,
+                header_params={"Accept": "*/*"},
+                auth_settings=["BearerToken"],
+            )
+            response = self.client.call_api(
+                method, url, headers, body, post, _request_timeout=self.timeout
+            )
+            data = response.read()  # type: ignore[no-untyped-call]
+        except TRANSPORT_ERRORS as err:
+            raise transport_error(err, obj, "get") from err
+        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data or "")
+        if not 200 <= response.status <= 299:
+            raise api_error(
+                ApiException(status=response.status, reason=response.reason, body=text), obj, "get"
+            )
+        return text
+
     def get(self, res: Resource, namespace: str | None, name: str) -> Manifest | None:
         """The object, or None when it does not exist."""
         try:

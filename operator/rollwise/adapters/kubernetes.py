@@ -36,11 +36,18 @@ from rollwise.adapters.kubeapi import (
     Resource,
 )
 from rollwise.adapters.manifests import (
+    LOG_TAIL_BYTES,
+    LOG_TAIL_LINES,
     Manifest,
     ServiceRef,
     event_manifest,
+    failed_pod,
+    gate_job_manifest,
+    gate_job_states,
+    is_gate_job,
     is_owned_by,
     job_states,
+    log_tail,
     merge_patch,
     migration_job_manifest,
     observed_services,
@@ -56,10 +63,12 @@ from rollwise.api.service import ServiceSpec, ServiceStatus
 from rollwise.core import naming
 from rollwise.core.model import (
     AdoptWorkload,
+    CreateGateJob,
     CreateMigrationJob,
     DeleteReplicaSet,
     EnsureServices,
     EventRecord,
+    GateJobState,
     JobState,
     PlanAction,
     ReleaseWorkload,
@@ -154,6 +163,7 @@ class Workloads:
 
     replica_sets: dict[str, ReplicaSetState] = field(default_factory=dict)
     jobs: dict[str, JobState] = field(default_factory=dict)
+    gate_jobs: dict[str, GateJobState] = field(default_factory=dict)
     services: EnsureServices | None = None
     router_weight: int | None = None
 
@@ -189,6 +199,10 @@ class KubernetesAdapter:
         self.events = EventRecorder(api, instance or socket.gethostname())
         self.routers = routers.RouterFactory(api)
         self.workloads = WorkloadHandover(api)
+        # Log tails of failed measurement Jobs by pod uid: a finished pod's log never changes,
+        # and each pass until the Job's TTL would otherwise read it again.
+        self._log_tails: OrderedDict[str, str] = OrderedDict()
+        self._log_lock = threading.Lock()
 
     def _owned(self, res: Resource, ref: ServiceRef, *, fresh: bool) -> list[Manifest]:
         """`ref`'s objects of one kind: from the watch cache, or listed from the API server
@@ -241,20 +255,71 @@ class KubernetesAdapter:
         services = self._owned(SERVICES, ref, fresh=fresh)
         rs_states = replica_set_states(replica_sets, [], ref.uid)
         job_list = job_states(jobs, [], ref.uid, prefer=migration_job)
+        gate_jobs = gate_job_states(jobs, [], ref.uid)
         # Pods only explain what ReplicaSets and Jobs do not say: why pods are not ready and
         # why a Job failed. Skipping the list when neither applies saves a call per pass.
-        if any(s.ready_replicas < s.replicas for s in rs_states.values()) or any(
-            j.failed for j in job_list.values()
+        if (
+            any(s.ready_replicas < s.replicas for s in rs_states.values())
+            or any(j.failed for j in job_list.values())
+            or any(j.failed for j in gate_jobs.values())
         ):
             pods = self._owned(PODS, ref, fresh=fresh)
             rs_states = replica_set_states(replica_sets, pods, ref.uid)
             job_list = job_states(jobs, pods, ref.uid, prefer=migration_job)
+            tails = {
+                name: tail
+                for name, state in gate_jobs.items()
+                if state.failed and (tail := self._failed_job_log(ref, name, pods)) is not None
+            }
+            gate_jobs = gate_job_states(
+                [j for j in jobs if is_gate_job(j)], pods, ref.uid, log_tails=tails
+            )
         return Workloads(
             replica_sets=rs_states,
             jobs=job_list,
+            gate_jobs=gate_jobs,
             services=observed_services(ref, spec, services),
             router_weight=self.routers.for_spec(spec).read_weight(ref, spec),
         )
+
+    def _failed_job_log(self, ref: ServiceRef, job_name: str, pods: list[Manifest]) -> str | None:
+        """The log tail of a failed Job's newest failed pod (its first container); None when
+        the kubelet serves no log (kwok's fake nodes, a pod already gone, no RBAC on pods/log):
+        the Job's conditions and the pod's termination message still tell why."""
+        pod = failed_pod(job_name, pods)
+        if pod is None:
+            return None
+        metadata = pod.get("metadata") or {}
+        uid, name = str(metadata.get("uid") or ""), str(metadata.get("name") or "")
+        with self._log_lock:
+            if uid in self._log_tails:
+                return self._log_tails[uid] or None
+        try:
+            text = self.api.get_text(
+                PODS,
+                ref.namespace,
+                name,
+                "log",
+                {"tailLines": str(LOG_TAIL_LINES), "limitBytes": str(4 * LOG_TAIL_BYTES)},
+            )
+        except AdapterError as err:
+            log.info(
+                "no log of pod %s of Job %s: %s",
+                name,
+                job_name,
+                err,
+                extra={"k8s_ref": {"namespace": ref.namespace, "name": ref.name}},
+            )
+            # Transient failures are asked again next pass; the kubelet's answer is kept.
+            if err.transient:
+                return None
+            text = ""
+        tail = log_tail(text)
+        with self._log_lock:
+            self._log_tails[uid] = tail
+            while len(self._log_tails) > 1024:
+                self._log_tails.popitem(last=False)
+        return tail or None
 
     def read_gate(self, namespace: str, name: str, cluster: bool) -> MetricGateSpec | None:
         """A MetricGate (or ClusterMetricGate) spec; None when it does not exist."""
@@ -281,6 +346,8 @@ class KubernetesAdapter:
             self.routers.for_spec(spec).set_weight(ref, spec, action)
         elif isinstance(action, CreateMigrationJob):
             self._create_migration_job(ref, spec, action)
+        elif isinstance(action, CreateGateJob):
+            self._create_gate_job(ref, spec, action)
         elif isinstance(action, AdoptWorkload):
             self.workloads.adopt(ref, action.name)
         elif isinstance(action, ScaleWorkload):
@@ -374,6 +441,14 @@ class KubernetesAdapter:
             # Unlike a ReplicaSet, a Job that existed may already have run the migration: it is
             # never created a second time here. The core reports a recorded Job that is gone.
             return
+
+    def _create_gate_job(self, ref: ServiceRef, spec: ServiceSpec, action: CreateGateJob) -> None:
+        manifest = gate_job_manifest(ref, spec.resolved_version(), action)
+        # AlreadyExists: an earlier pass (before a crash or a status write) created it: adopted.
+        try:
+            create_or_adopt(self.api, JOBS, ref, manifest)
+        except ObjectVanishedError:
+            return  # its TTL removed it as the create was refused: the next pass decides
 
     # ---- events and status
 

@@ -15,12 +15,20 @@ from typing import Any
 from rollwise.api import API_VERSION
 from rollwise.api.service import KIND, ServiceSpec
 from rollwise.core import naming
-from rollwise.core.model import EnsureServices, EventRecord, JobState, ReplicaSetState
+from rollwise.core.model import (
+    CreateGateJob,
+    EnsureServices,
+    EventRecord,
+    GateJobState,
+    JobState,
+    ReplicaSetState,
+)
 
 Manifest = dict[str, Any]
 
 ROLE_WORKLOAD = naming.ROLE_WORKLOAD
 ROLE_MIGRATION = naming.ROLE_MIGRATION
+ROLE_GATE = naming.ROLE_GATE
 COMPONENT = "rollwise"
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 EVENT_MESSAGE_LIMIT = 1024
@@ -209,6 +217,34 @@ def migration_job_manifest(
         "spec": {
             "backoffLimit": migration.backoff_limit,
             "activeDeadlineSeconds": migration.active_deadline_seconds,
+            "template": template,
+        },
+    }
+
+
+def gate_job_manifest(ref: ServiceRef, version: str, action: CreateGateJob) -> Manifest:
+    """One measurement Job of a job gate: owned by the ProgressiveService (deleted with it) and
+    removed `ttlSecondsAfterFinished` after it finished; its pods are never serving pods."""
+    labels = workload_labels(ref.name, action.revision, ROLE_GATE)
+    template = _pod_template(action.template.to_wire(), labels, version)
+    template["spec"].setdefault("restartPolicy", "Never")
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": action.job_name,
+            "namespace": ref.namespace,
+            "labels": labels,
+            "annotations": {
+                naming.ANNOTATION_VERSION: version,
+                naming.ANNOTATION_GATE: action.gate,
+            },
+            "ownerReferences": [owner_reference(ref)],
+        },
+        "spec": {
+            "backoffLimit": action.backoff_limit,
+            "activeDeadlineSeconds": action.active_deadline_seconds,
+            "ttlSecondsAfterFinished": action.ttl_seconds_after_finished,
             "template": template,
         },
     }
@@ -413,6 +449,70 @@ def _job_state(job: Mapping[str, Any], pods: list[Mapping[str, Any]], uid: str) 
     )
 
 
+def is_gate_job(job: Mapping[str, Any]) -> bool:
+    """A job gate's measurement Job (not a migration)."""
+    return _labels(job).get(naming.LABEL_ROLE) == ROLE_GATE
+
+
+def failed_pod(job_name: str, pods: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The newest failed pod of a Job, whose termination and log tell why it failed."""
+    failed = [
+        p
+        for p in pods
+        if _job_of(p) == job_name and (p.get("status") or {}).get("phase") == "Failed"
+    ]
+    return max(failed, key=_created) if failed else None
+
+
+def gate_job_states(
+    jobs: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any]],
+    uid: str,
+    log_tails: Mapping[str, str] | None = None,
+) -> dict[str, GateJobState]:
+    """The service's measurement Jobs by name; `log_tails` by Job name, when read."""
+    pods = list(pods)
+    states: dict[str, GateJobState] = {}
+    for job in jobs:
+        if not is_gate_job(job):
+            continue
+        name = str((job.get("metadata") or {}).get("name"))
+        state = _job_state(job, [p for p in pods if _job_of(p) == name], uid)
+        states[name] = GateJobState(
+            name=name,
+            owned=state.owned,
+            succeeded=state.succeeded,
+            failed=state.failed,
+            failure_reason=state.failure_reason,
+            log_tail=(log_tails or {}).get(name),
+            finished_at=state.finished_at,
+        )
+    return states
+
+
+LOG_TAIL_LINES = 20
+LOG_TAIL_BYTES = 1024
+
+
+def log_tail(text: str, lines: int = LOG_TAIL_LINES, limit: int = LOG_TAIL_BYTES) -> str:
+    """The last `lines` lines of a log, at most `limit` bytes (cut at a line, or at a UTF-8
+    character when one line alone is longer), trailing blank lines dropped, joined by " | "
+    so that it reads on one line of an Event or a status message."""
+    kept = [line.rstrip("\r") for line in text.rstrip().splitlines()][-lines:]
+    out: list[str] = []
+    size = 0
+    for line in reversed(kept):
+        cost = len(line.encode()) + (3 if out else 0)
+        if size + cost > limit:
+            if not out:  # one line alone is too long: its end, cut at a character
+                tail = line.encode()[-limit:].decode(errors="ignore")
+                out.append(tail)
+            break
+        out.append(line)
+        size += cost
+    return " | ".join(reversed(out))
+
+
 def job_states(
     jobs: Iterable[Mapping[str, Any]],
     pods: Iterable[Mapping[str, Any]],
@@ -429,7 +529,7 @@ def job_states(
     chosen: dict[str, Mapping[str, Any]] = {}
     for job in jobs:
         revision = _labels(job).get(naming.LABEL_REVISION)
-        if not revision:
+        if not revision or is_gate_job(job):
             continue
         name = (job.get("metadata") or {}).get("name")
         current = chosen.get(revision)

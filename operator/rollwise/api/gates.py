@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import ConfigDict, Field, model_validator
 
 from rollwise.api.base import ApiModel
 from rollwise.api.durations import Duration
+from rollwise.api.service import PodTemplate
 
 KIND = "MetricGate"
 PLURAL = "metricgates"
@@ -26,8 +29,74 @@ class PrometheusProvider(ApiModel):
     timeout: Duration = "10s"
 
 
+class JobProvider(ApiModel):
+    """A Job run per measurement: it completing is a pass, it failing a failure.
+
+    `{{args.X}}`, `{{canary.revision}}`, ... are substituted in the containers' `env[].value`
+    only, never in command or args: a value reaches the script as data ($VAR), never as code.
+    """
+
+    template: PodTemplate
+    backoff_limit: int = Field(default=0, ge=0, le=10)
+    active_deadline_seconds: int = Field(default=300, ge=1, le=86400)
+    # The Job is also deleted with its ProgressiveService (ownerReference); this bounds how long
+    # finished measurement Jobs and their pods stay for `kubectl logs`.
+    ttl_seconds_after_finished: int = Field(default=600, ge=0, le=604800)
+
+
+class WebHeader(ApiModel):
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
+    value: str = Field(max_length=4096, pattern=r"^[^\r\n]*$")
+
+
+class WebProvider(ApiModel):
+    """An HTTP GET or POST answering JSON; `jsonPath` picks the gate value out of it.
+
+    Placeholders are substituted in `url` (percent-encoded) and `body` (JSON-string-escaped);
+    headers are sent as written. Which URLs a gate may call is the operator's
+    `--web-gate-allow` setting (namespaced MetricGates: only those; ClusterMetricGates: any).
+    """
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
+    method: Literal["GET", "POST"] = "GET"
+    headers: list[WebHeader] = Field(default_factory=list, max_length=20)
+    body: str | None = Field(default=None, max_length=16384)
+    json_path: str = Field(min_length=1, max_length=1024)
+    timeout: Duration = "10s"
+
+
 class MetricProvider(ApiModel):
-    prometheus: PrometheusProvider
+    """Exactly one provider: prometheus, job or web."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.prometheus), has(self.job), has(self.web)]"
+                    ".filter(x, x).size() == 1",
+                    "message": "provider sets exactly one of prometheus, job, web",
+                }
+            ]
+        }
+    )
+    prometheus: PrometheusProvider | None = None
+    job: JobProvider | None = None
+    web: WebProvider | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MetricProvider:
+        given = [x is not None for x in (self.prometheus, self.job, self.web)]
+        if sum(given) != 1:
+            raise ValueError("provider sets exactly one of prometheus, job, web")
+        return self
+
+    @property
+    def kind(self) -> Literal["prometheus", "job", "web"]:
+        if self.job is not None:
+            return "job"
+        if self.web is not None:
+            return "web"
+        return "prometheus"
 
 
 class ThresholdRange(ApiModel):
@@ -60,6 +129,22 @@ class ThresholdRange(ApiModel):
 
 
 class MetricGateSpec(ApiModel):
+    """How to measure (provider) and what passes (thresholdRange; a Job gate's Job decides)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.provider.job) || has(self.thresholdRange)",
+                    "message": "thresholdRange is required for prometheus and web gates",
+                },
+                {
+                    "rule": "!has(self.provider.job) || !has(self.thresholdRange)",
+                    "message": "a job gate passes when its Job completes: remove thresholdRange",
+                },
+            ]
+        }
+    )
     args: list[GateArg] = Field(default_factory=list)
     interval: Duration = "30s"
     count: int = Field(default=0, ge=0)
@@ -67,4 +152,12 @@ class MetricGateSpec(ApiModel):
     inconclusive_limit: int = Field(default=1, ge=0)
     consecutive_error_limit: int = Field(default=4, ge=0)
     provider: MetricProvider
-    threshold_range: ThresholdRange
+    threshold_range: ThresholdRange | None = None
+
+    @model_validator(mode="after")
+    def _threshold_fits_provider(self) -> MetricGateSpec:
+        if self.provider.job is None and self.threshold_range is None:
+            raise ValueError("thresholdRange is required for prometheus and web gates")
+        if self.provider.job is not None and self.threshold_range is not None:
+            raise ValueError("a job gate passes when its Job completes: remove thresholdRange")
+        return self

@@ -440,6 +440,9 @@ class GateResult(StatusModel):
     errors: int = 0
     consecutive_errors: int = 0
     message: str | None = None
+    # When this tally began: with the measurement index it names a job gate's next Job.
+    started_at: datetime | None = None
+    job: str | None = None  # a job gate's latest measurement Job
 
 
 class AbortStatus(StatusModel):

@@ -30,6 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, default=8080, help="0 disables /metrics")
     run.add_argument("--health-port", type=int, default=8081, help="0 disables /healthz")
     run.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    env_allow = [e for e in os.environ.get("ROLLWISE_WEB_GATE_ALLOW", "").split(",") if e]
+    run.add_argument(
+        "--web-gate-allow",
+        action="append",
+        default=env_allow,
+        metavar="URL_PREFIX",
+        help="a URL prefix (scheme://host[:port]/path, host may start with '*.') that web "
+        "gates of namespaced MetricGates may call; repeatable or comma-separated. "
+        "ClusterMetricGates may call any URL; without this, namespaced web gates are refused",
+    )
     elect = run.add_argument_group("leader election (for more than one replica)")
     elect.add_argument(
         "--leader-elect",

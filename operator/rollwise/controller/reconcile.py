@@ -274,7 +274,8 @@ class Reconciler:
             ref,
             spec,
             migration_job,
-            jobs_needed=migration_pending(spec, status),
+            # Job gates measure through Jobs while a canary runs; only steady state has none.
+            jobs_needed=migration_pending(spec, status) or not steady,
             fresh=steady and self._due_fresh((ref.namespace, ref.name)),
         )
         # Steady state (the declared revision is stable, no canary) never consults a gate:
@@ -305,6 +306,7 @@ class Reconciler:
             generation=generation,
             replica_sets=workloads.replica_sets,
             jobs=workloads.jobs,
+            gate_jobs=workloads.gate_jobs,
             gates=gates,
             gate_errors=gate_errors,
             request=request,

@@ -25,7 +25,8 @@ from rollwise.adapters.cache import ObjectCache, ServiceBodies, prime
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import USER_AGENT, KubeApi, connect
 from rollwise.adapters.kubernetes import KubernetesAdapter
-from rollwise.adapters.prometheus import PrometheusProvider
+from rollwise.adapters.providers import MetricProviders
+from rollwise.adapters.web import WebGateAllowList, WebProvider
 from rollwise.controller import handlers, logs, readiness
 from rollwise.controller.fencing import (
     FencedKubeApi,
@@ -78,7 +79,10 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
     memory = ServiceMemories(queue=queue, bodies=bodies, events=kube.events, metrics=metrics)
     reconciler = Reconciler(
         kube,
-        PrometheusProvider(pool_size=settings.workers),
+        MetricProviders.default(
+            settings.workers,
+            WebProvider(WebGateAllowList(settings.web_gate_allow), pool_size=settings.workers),
+        ),
         metrics,
         backoff_initial_s=settings.backoff_initial_s,
         backoff_max_s=settings.backoff_max_s,

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import kopf
 
 from rollwise.adapters.cache import OWNED, OWNED_SELECTOR
+from rollwise.adapters.web import WebGateAllowList
 from rollwise.core import naming
 
 # Owned objects are watched through a server-side label selector: the API server sends only
@@ -61,6 +62,9 @@ class OperatorSettings:
     renew_deadline_s: float = 10.0
     retry_period_s: float = 2.0
     identity: str = ""  # empty: $POD_NAME, else <hostname>-<pid>
+    # URL prefixes a namespaced MetricGate's web provider may call (adapters/web.py); a
+    # ClusterMetricGate may call any URL. Empty: namespaced web gates are refused.
+    web_gate_allow: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.clusterwide == bool(self.namespaces):
@@ -70,6 +74,7 @@ class OperatorSettings:
         for port in (self.metrics_port, self.health_port):
             if not 0 <= port <= 65535:
                 raise ValueError(f"port {port} is not in 0..65535")
+        WebGateAllowList(self.web_gate_allow)  # raises ValueError naming a bad entry
         if self.leader_elect:
             check_election_timing(self.lease_duration_s, self.renew_deadline_s, self.retry_period_s)
             if not self.election_namespace:
@@ -98,6 +103,12 @@ class OperatorSettings:
             renew_deadline_s=float(getattr(args, "leader_elect_renew_deadline", 10.0)),
             retry_period_s=float(getattr(args, "leader_elect_retry_period", 2.0)),
             identity=str(getattr(args, "leader_elect_identity", None) or ""),
+            web_gate_allow=tuple(
+                entry.strip()
+                for given in getattr(args, "web_gate_allow", None) or []
+                for entry in str(given).split(",")
+                if entry.strip()
+            ),
         )
 
     @property

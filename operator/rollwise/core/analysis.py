@@ -18,9 +18,9 @@ from rollwise.api.service import (
 )
 from rollwise.core import gates as gatelib
 from rollwise.core.gates import GateOutcome
-from rollwise.core.model import EventRecord, GateQuery, MetricSample, Observed
-from rollwise.core.naming import gate_key, gate_spec_key
-from rollwise.core.passes import POLL_S, Pass
+from rollwise.core.model import CreateGateJob, EventRecord, GateQuery, MetricSample, Observed
+from rollwise.core.naming import gate_job_name, gate_key, gate_spec_key
+from rollwise.core.passes import POLL_S, WATCH_FALLBACK_S, Pass
 from rollwise.core.reasons import Reason
 from rollwise.core.revision import revision_of
 
@@ -60,20 +60,39 @@ def due_gates(
             continue
         if gatelib.next_due(result, gspec, started) > now:
             continue
+        provider = gspec.provider
+        if provider.job is not None:
+            continue  # measured by its Jobs, which decide() creates and follows
+        context = _query_context(observed, status)
         try:
-            query = gatelib.resolve_query(ref.name, gspec, ref, _query_context(observed, status))
+            if provider.web is not None:
+                request = gatelib.resolve_web(ref.name, gspec, ref, context)
+                query = GateQuery(
+                    key=key,
+                    gate=ref.name,
+                    background=background,
+                    address=request.url,
+                    query=gatelib.describe_web(request),
+                    timeout_s=parse_duration(provider.web.timeout),
+                    provider="web",
+                    web=request,
+                    cluster=ref.cluster,
+                    namespace=observed.namespace,
+                )
+            elif provider.prometheus is not None:
+                query = GateQuery(
+                    key=key,
+                    gate=ref.name,
+                    background=background,
+                    address=provider.prometheus.address,
+                    query=gatelib.resolve_query(ref.name, gspec, ref, context),
+                    timeout_s=parse_duration(provider.prometheus.timeout),
+                )
+            else:  # pragma: no cover - the provider is a closed one-of
+                continue
         except gatelib.GateConfigError:
             continue  # decide() reports it
-        queries.append(
-            GateQuery(
-                key=key,
-                gate=ref.name,
-                background=background,
-                address=gspec.provider.prometheus.address,
-                query=query,
-                timeout_s=parse_duration(gspec.provider.prometheus.timeout),
-            )
-        )
+        queries.append(query)
     return queries
 
 
@@ -145,22 +164,32 @@ def _fold_samples(
     """This gate's tally with this pass's samples folded in; the query checked for errors."""
     key = gate_key(ref.name, ref.cluster, background)
     result = _result(p.status, key) or GateResult(
-        gate=gate_key(ref.name, ref.cluster, False), step=step, background=background
+        gate=gate_key(ref.name, ref.cluster, False),
+        step=step,
+        background=background,
+        started_at=p.now,
     )
+    if result.started_at is None:  # a tally begun by an operator before job gates
+        result = result.model_copy(update={"started_at": p.now})
+    running = False
     try:
         query = gatelib.resolve_query(ref.name, gspec, ref, _query_context(p.observed, p.status))
     except gatelib.GateConfigError as err:
         sample = MetricSample(key=key, query="", measured_at=p.now, error=str(err))
         samples: tuple[MetricSample, ...] = (sample,) if _due(result, gspec, p) else ()
     else:
-        # Only measurements newer than the tally: folding is safe to repeat within a pass.
-        samples = tuple(
-            s
-            for s in p.observed.samples
-            if s.key == key and (result.measured_at is None or s.measured_at > result.measured_at)
-        )
-        if not result.query:
-            result = result.model_copy(update={"query": query})
+        if gspec.provider.job is not None:
+            result, samples, running = _job_measurement(p, ref, key, result, gspec)
+        else:
+            # Only measurements newer than the tally: folding is safe to repeat within a pass.
+            samples = tuple(
+                s
+                for s in p.observed.samples
+                if s.key == key
+                and (result.measured_at is None or s.measured_at > result.measured_at)
+            )
+            if not result.query:
+                result = result.model_copy(update={"query": query})
     for sample in samples:
         previous = result.verdict
         result = gatelib.record(result, sample, gspec)
@@ -177,6 +206,8 @@ def _fold_samples(
             "Error": Reason.GATE_ERROR,
         }[verdict.value if verdict else "Error"]
         shown = "no data" if result.value is None else f"{result.value:.6g}"
+        if sample.outcome is not None:
+            shown = "-"
         p.events.append(
             EventRecord(
                 reason=reason,
@@ -194,10 +225,96 @@ def _fold_samples(
     else:
         analysis[index] = result
     p.set(analysis=analysis)
-    if not gatelib.exhausted(result, gspec, not background):
+    if running:
+        # The Job's watch events wake the service when it finishes; this is the fallback.
+        p.wake_in(WATCH_FALLBACK_S)
+    elif not gatelib.exhausted(result, gspec, not background):
         started = p.status.step_started_at or p.now
         p.wake_at(gatelib.next_due(result, gspec, started))
     return result
+
+
+def _job_measurement(
+    p: Pass, ref: GateRef, key: str, result: GateResult, gspec: MetricGateSpec
+) -> tuple[GateResult, tuple[MetricSample, ...], bool]:
+    """A job gate's measurement: (tally, samples to fold, a Job still running?).
+
+    The n-th measurement is the Job named for (revision, gate, step, tally start, n). It is
+    created once due, followed while it runs, and folded when it completed (Passed) or failed
+    (Failed, with the Job's reason and its pod's log tail). Its name is known before it exists,
+    so a pass after a crash finds (and adopts) the Job instead of starting another. A tally
+    begun in this very pass is not in the stored status yet: its first Job waits one pass.
+    """
+    job_spec = gspec.provider.job
+    canary = p.status.canary
+    assert job_spec is not None
+    since = result.started_at
+    if canary is None or since is None:
+        return result, (), False
+    index = result.measurements + 1
+    name = gate_job_name(
+        p.observed.name,
+        canary.revision,
+        key,
+        result.step,
+        since.isoformat(),
+        index,
+    )
+    job = p.observed.gate_jobs.get(name)
+    query = f"Job {name}"
+    if job is not None and not job.owned:
+        sample = MetricSample(
+            key=key,
+            query=query,
+            measured_at=p.now,
+            error=f"Job {p.observed.namespace}/{name} exists and is not owned by this "
+            "ProgressiveService; rollwise will not adopt it: delete it",
+        )
+        return result, (sample,) if _due(result, gspec, p) else (), False
+    if job is not None and (job.succeeded or job.failed):
+        if job.succeeded:
+            sample = MetricSample(
+                key=key,
+                query=query,
+                measured_at=p.now,
+                outcome=Verdict.PASSED,
+                message=f"Job {name} completed",
+            )
+        else:
+            why = job.failure_reason or "the Job failed"
+            message = f"Job {name} failed: {why}"
+            if job.log_tail:
+                message += f"; log tail: {job.log_tail}"
+            sample = MetricSample(
+                key=key,
+                query=query,
+                measured_at=p.now,
+                outcome=Verdict.FAILED,
+                message=message,
+            )
+        result = result.model_copy(update={"job": name})
+        return result, (sample,), False
+    if job is not None:
+        message = f"Job {name} is running (measurement {index})"
+        return result.model_copy(update={"job": name, "query": query, "message": message}), (), True
+    if not _due(result, gspec, p) or since >= p.now:
+        return result, (), False
+    template = gatelib.resolve_job_template(
+        ref.name, gspec, ref, _query_context(p.observed, p.status)
+    )
+    create = CreateGateJob(
+        job_name=name,
+        revision=canary.revision,
+        gate=key,
+        template=template,
+        backoff_limit=job_spec.backoff_limit,
+        active_deadline_seconds=job_spec.active_deadline_seconds,
+        ttl_seconds_after_finished=job_spec.ttl_seconds_after_finished,
+    )
+    if create not in p.actions:  # background gates may be folded twice in one pass
+        p.act(create)
+    message = f"Job {name} is running (measurement {index})"
+    return result.model_copy(update={"job": name, "query": query, "message": message}), (), True
 
 
 def _due(result: GateResult, gspec: MetricGateSpec, p: Pass) -> bool:
@@ -235,10 +352,13 @@ def passed_gates(p: Pass, refs: list[GateRef]) -> list[str]:
         gspec = p.observed.gates.get(gate_spec_key(ref.name, ref.cluster))
         if result is None or gspec is None:
             continue
+        count = f"{result.measurements} measurement{'' if result.measurements == 1 else 's'}"
+        if gspec.provider.job is not None:
+            told.append(f"gate {result.gate} passed, Job {result.job} completed ({count})")
+            continue
         told.append(
             f"gate {result.gate} passed, {gatelib.describe_threshold(result.value, gspec)} "
-            f"({result.measurements} measurement{'' if result.measurements == 1 else 's'}, "
-            f"query {result.query})"
+            f"({count}, query {result.query})"
         )
     return told
 

@@ -3,15 +3,18 @@ when a gate has passed or must abort the rollout. Missing data never counts as a
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from rollwise.api.durations import parse_duration
-from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import GateRef, GateResult, Verdict
-from rollwise.core.model import MetricSample
+from rollwise.api.gates import JobProvider, MetricGateSpec
+from rollwise.api.service import GateRef, GateResult, PodTemplate, Verdict
+from rollwise.core.model import MetricSample, WebRequest
 from rollwise.core.reasons import Reason
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
@@ -39,14 +42,28 @@ def _checked(gate: str, arg: str, value: str) -> str:
     return escape_label_value(value)
 
 
-def resolve_query(
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _plain_value(gate: str, arg: str, value: str) -> str:
+    """A value for a place that takes it as data (a URL after percent-encoding, a JSON string,
+    an env var): anything goes but control characters and overlong values."""
+    if len(value) > _MAX_VALUE or _CONTROL.search(value):
+        raise GateConfigError(
+            f"gate {gate}: value of arg {arg!r} contains a control character "
+            f"(or is over {_MAX_VALUE} chars)"
+        )
+    return value
+
+
+def _values(
     gate_name: str,
     spec: MetricGateSpec,
     ref: GateRef,
     context: dict[str, str],
-) -> str:
-    """The gate's query with {{args.X}}, {{canary.revision}}, {{stable.revision}},
-    {{service.name}} and {{service.namespace}} substituted and label-escaped."""
+    check: Callable[[str, str, str], str],
+) -> dict[str, str]:
+    """Every placeholder's value, checked (and escaped) by `check`."""
     declared = {a.name: a.default for a in spec.args}
     unknown = sorted(set(ref.args) - set(declared))
     if unknown:
@@ -62,25 +79,99 @@ def resolve_query(
                 f"gate {gate_name}: arg {name!r} has no value; set it under the gate reference's "
                 "args in the ProgressiveService"
             )
-        values[f"args.{name}"] = _checked(gate_name, name, value)
+        values[f"args.{name}"] = check(gate_name, name, value)
     for key, value in context.items():
-        values[key] = _checked(gate_name, key, value)
+        values[key] = check(gate_name, key, value)
+    return values
 
+
+def _substitute(
+    gate_name: str, text: str, values: dict[str, str], escape: Callable[[str], str] = str
+) -> str:
     def substitute(match: re.Match[str]) -> str:
         key = match.group(1)
         if key not in values:
             raise GateConfigError(f"gate {gate_name}: unknown placeholder {{{{{key}}}}}")
-        return values[key]
+        return escape(values[key])
 
-    return _PLACEHOLDER.sub(substitute, spec.provider.prometheus.query)
+    return _PLACEHOLDER.sub(substitute, text)
+
+
+def resolve_query(
+    gate_name: str,
+    spec: MetricGateSpec,
+    ref: GateRef,
+    context: dict[str, str],
+) -> str:
+    """The gate's query as status shows it, placeholders substituted: a Prometheus gate's
+    PromQL, a web gate's request, a job gate's "Job" (its Job is named per measurement)."""
+    provider = spec.provider
+    if provider.prometheus is not None:
+        values = _values(gate_name, spec, ref, context, _checked)
+        return _substitute(gate_name, provider.prometheus.query, values)
+    if provider.web is not None:
+        return describe_web(resolve_web(gate_name, spec, ref, context))
+    resolve_job_template(gate_name, spec, ref, context)  # reports a bad argument now
+    return "Job"
+
+
+def _json_string_content(value: str) -> str:
+    return json.dumps(value)[1:-1]
+
+
+def resolve_web(
+    gate_name: str, spec: MetricGateSpec, ref: GateRef, context: dict[str, str]
+) -> WebRequest:
+    """A web gate's request: placeholders percent-encoded in the URL (a value can never add a
+    path segment, a query parameter or a host) and JSON-string-escaped in the body."""
+    web = spec.provider.web
+    if web is None:
+        raise GateConfigError(f"gate {gate_name}: not a web gate")
+    values = _values(gate_name, spec, ref, context, _plain_value)
+    url = _substitute(gate_name, web.url, values, lambda v: quote(v, safe=""))
+    body = (
+        None if web.body is None else _substitute(gate_name, web.body, values, _json_string_content)
+    )
+    return WebRequest(
+        url=url,
+        method=web.method,
+        headers=tuple((h.name, h.value) for h in web.headers),
+        body=body,
+        json_path=web.json_path,
+    )
+
+
+def describe_web(request: WebRequest) -> str:
+    """`GET <url> jsonPath <path>`: a web gate's query as status shows it."""
+    return f"{request.method} {request.url} jsonPath {request.json_path}"
+
+
+def resolve_job_template(
+    gate_name: str, spec: MetricGateSpec, ref: GateRef, context: dict[str, str]
+) -> PodTemplate:
+    """A job gate's pod template with placeholders substituted in containers' env values
+    only (never in command or args, so a value is data to the script, never code)."""
+    job: JobProvider | None = spec.provider.job
+    if job is None:
+        raise GateConfigError(f"gate {gate_name}: not a job gate")
+    values = _values(gate_name, spec, ref, context, _plain_value)
+    wire = job.template.to_wire()
+    for key in ("containers", "initContainers"):
+        for container in wire["spec"].get(key) or []:
+            for env in container.get("env") or []:
+                if isinstance(env, dict) and isinstance(env.get("value"), str):
+                    env["value"] = _substitute(gate_name, env["value"], values)
+    return PodTemplate.model_validate(wire)
 
 
 def verdict_of(sample: MetricSample, spec: MetricGateSpec) -> Verdict:
     """One measurement's verdict: no value, NaN or +-Inf is Inconclusive, never Passed."""
     if sample.error is not None:
         return Verdict.ERROR
+    if sample.outcome is not None:
+        return sample.outcome
     value = sample.value
-    if value is None or math.isnan(value) or math.isinf(value):
+    if value is None or math.isnan(value) or math.isinf(value) or spec.threshold_range is None:
         return Verdict.INCONCLUSIVE
     low, high = spec.threshold_range.min, spec.threshold_range.max
     if (low is not None and value < low) or (high is not None and value > high):
@@ -90,9 +181,9 @@ def verdict_of(sample: MetricSample, spec: MetricGateSpec) -> Verdict:
 
 def describe_threshold(value: float | None, spec: MetricGateSpec) -> str:
     """`0.041 > max 0.01`, for messages."""
-    low, high = spec.threshold_range.min, spec.threshold_range.max
-    if value is None:
+    if value is None or spec.threshold_range is None:
         return "no value"
+    low, high = spec.threshold_range.min, spec.threshold_range.max
     if high is not None and value > high:
         return f"{value:.6g} > max {high:g}"
     if low is not None and value < low:
@@ -115,6 +206,8 @@ def record(result: GateResult, sample: MetricSample, spec: MetricGateSpec) -> Ga
         message = sample.error if verdict is Verdict.ERROR else None
         if verdict is Verdict.INCONCLUSIVE:
             message = "query returned no data (empty result)"
+    if sample.message is not None and verdict is not Verdict.ERROR:
+        message = sample.message
     return result.model_copy(
         update={
             "query": sample.query,
@@ -145,12 +238,17 @@ def outcome(result: GateResult, spec: MetricGateSpec, step_gate: bool) -> GateOu
     """Limits are tolerances: one measurement beyond a limit aborts. A step gate passes once it
     has taken `count` measurements (at least one) and the latest of them Passed."""
     if result.failures > spec.failure_limit:
-        return GateOutcome(
-            breached=True,
-            reason=Reason.GATE_FAILED,
-            message=f"{result.gate} {describe_threshold(result.value, spec)} "
-            f"({result.failures} failed, limit {spec.failure_limit})",
-        )
+        if spec.provider.job is not None:
+            message = (
+                f"{result.gate} ({result.failures} failed, limit {spec.failure_limit}): "
+                f"{result.message or f'Job {result.job} failed'}"
+            )
+        else:
+            message = (
+                f"{result.gate} {describe_threshold(result.value, spec)} "
+                f"({result.failures} failed, limit {spec.failure_limit})"
+            )
+        return GateOutcome(breached=True, reason=Reason.GATE_FAILED, message=message)
     if result.inconclusive > spec.inconclusive_limit:
         return GateOutcome(
             breached=True,

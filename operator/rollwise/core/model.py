@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import ServiceStatus
+from rollwise.api.service import PodTemplate, ServiceStatus, Verdict
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,47 @@ class JobState:
 
 
 @dataclass(frozen=True)
+class GateJobState:
+    """A measurement Job of a job gate (found by its deterministic name), summarised."""
+
+    name: str
+    owned: bool
+    succeeded: bool = False
+    failed: bool = False
+    # The Job condition's reason and message, and the failed pod's termination, for humans.
+    failure_reason: str | None = None
+    # The last lines of the failed pod's log (bounded), when the kubelet serves them.
+    log_tail: str | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WebRequest:
+    """One HTTP request of a web gate, placeholders already substituted."""
+
+    url: str
+    method: str
+    headers: tuple[tuple[str, str], ...]
+    body: str | None
+    json_path: str
+
+
+@dataclass(frozen=True)
 class GateQuery:
     """A gate measurement the core wants taken now, with its query already resolved."""
 
     key: str  # gate identity in status: "<name>" or "cluster:<name>", plus "@bg" for background
     gate: str
     background: bool
-    address: str
-    query: str
+    address: str  # Prometheus' address, or the web gate's URL
+    query: str  # as shown in status: the PromQL, or "GET <url> jsonPath <path>"
     timeout_s: float
+    provider: str = "prometheus"  # or "web"
+    web: WebRequest | None = None
+    # A ClusterMetricGate (platform-owned: any URL) or a namespaced MetricGate (only the URLs
+    # the operator's --web-gate-allow names).
+    cluster: bool = False
+    namespace: str = ""  # the ProgressiveService's, for messages about a namespaced gate
 
 
 @dataclass(frozen=True)
@@ -62,6 +94,9 @@ class MetricSample:
     measured_at: datetime
     value: float | None = None  # None, NaN or +-Inf: no data
     error: str | None = None  # Prometheus unreachable, bad query, several series, timeout
+    # A provider that judges by itself (a job gate's Job: Complete or Failed), not by a value.
+    outcome: Verdict | None = None
+    message: str | None = None  # why there is no value, or the Job's failure and log tail
 
 
 class Action(StrEnum):
@@ -103,6 +138,7 @@ class Observed:
     generation: int
     replica_sets: dict[str, ReplicaSetState] = field(default_factory=dict)  # by revision
     jobs: dict[str, JobState] = field(default_factory=dict)  # by revision
+    gate_jobs: dict[str, GateJobState] = field(default_factory=dict)  # by Job name
     # Gate specs by gate identity ("<name>" or "cluster:<name>"); None when it does not exist.
     gates: dict[str, MetricGateSpec | None] = field(default_factory=dict)
     # Why a gate that exists cannot be used (its spec does not validate), by gate identity;
@@ -173,6 +209,24 @@ class CreateMigrationJob:
 
 
 @dataclass(frozen=True)
+class CreateGateJob:
+    """Create one measurement Job of a job gate; on AlreadyExists adopt it only if ours.
+
+    The name is deterministic per (revision, gate, step, gate start, measurement index), so a
+    restarted operator adopts the Job it created before its status write instead of starting
+    a second one. `template` has the gate's placeholders substituted in env values.
+    """
+
+    job_name: str
+    revision: str
+    gate: str
+    template: PodTemplate
+    backoff_limit: int
+    active_deadline_seconds: int
+    ttl_seconds_after_finished: int
+
+
+@dataclass(frozen=True)
 class AdoptWorkload:
     """Label the workloadRef's Deployment as ours (its events wake this service) and add the
     finalizer that makes a deletion hand its pods back before rollwise's go."""
@@ -202,6 +256,7 @@ PlanAction = (
     | EnsureServices
     | SetRouterWeight
     | CreateMigrationJob
+    | CreateGateJob
     | AdoptWorkload
     | ScaleWorkload
     | ReleaseWorkload

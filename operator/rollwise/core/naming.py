@@ -14,6 +14,8 @@ LABEL_REVISION = "rollwise.dev/revision"
 LABEL_ROLE = "rollwise.dev/role"
 ROLE_WORKLOAD = "workload"
 ROLE_MIGRATION = "migration"
+ROLE_GATE = "gate"  # a job gate's measurement Jobs and their pods
+ANNOTATION_GATE = "rollwise.dev/gate"  # on a measurement Job: the gate it measures
 LABEL_OWNER = "rollwise.dev/service"  # name of the owning ProgressiveService
 ANNOTATION_VERSION = "rollwise.dev/version"
 ANNOTATION_REQUEST = "rollwise.dev/request"
@@ -49,6 +51,21 @@ def migration_job_name(service: str, revision: str, attempt: int) -> str:
     """`<name>-migrate-<revision>` for the first attempt, `-<n>` appended for each retry."""
     suffix = f"-migrate-{revision}" + (f"-{attempt}" if attempt > 1 else "")
     return _bounded(service, suffix)
+
+
+def gate_job_name(
+    service: str, revision: str, gate: str, step: int | None, since: str, index: int
+) -> str:
+    """`<name>-gate-<hash>-<n>`: the n-th measurement Job of one gate tally. The hash covers
+    the canary revision, the gate's identity (cluster, background), its step and when the tally
+    began, so a later step, a retry or a new revision never meets an older Job's name."""
+    identity = json.dumps([revision, gate, step, since], separators=(",", ":"))
+    digest = int.from_bytes(hashlib.sha256(identity.encode()).digest()[:8], "big")
+    out = []
+    for _ in range(8):
+        digest, rem = divmod(digest, len(_ALPHABET))
+        out.append(_ALPHABET[rem])
+    return _bounded(service, f"-gate-{''.join(out)}-{index}")
 
 
 def workload_selector(service: str) -> str:
