@@ -92,7 +92,7 @@ def drain_and_scale_down(p: Pass) -> bool:
     drain(p)
     at = status.scale_down_at
     # Never scale down what may still get traffic: weight 0 recorded, and the delay passed.
-    release = status.canary_weight == 0 and p.now >= at
+    release = status.canary_weight == 0 and p.now > at
     canary_left = restore_stable(p, release_canary=release)
     if status.canary_weight != 0:
         p.set(canary_weight=0)
