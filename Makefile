@@ -7,6 +7,10 @@ PY      := $(VENV)/bin/python
 CACHE   ?= $(HOME)/.cache/rollwise
 RUN_DIR ?= .run
 PYTEST_ARGS ?=
+# make test runs test files on this many pytest-xdist workers, each with its own session
+# control plane (loopback address slots keep their pods and Services apart). The tests mostly
+# wait on the control plane, so 2 workers fit a 2-core CI machine; 0 runs in one process.
+TEST_WORKERS ?= 2
 N ?= 100,500,1000,2000
 
 .PHONY: check-clean help venv tools test test-unit lint crds demo demo-down bench cluster-up cluster-down clean
@@ -49,7 +53,7 @@ test-unit: venv
 # pytest's own exit code is kept in $(RUN_DIR)/pytest.rc so .ci/run can tell "no tests" (5) apart.
 test: venv tools lint
 	@mkdir -p $(RUN_DIR)
-	$(PY) -m pytest tests --durations=25 $(PYTEST_ARGS); rc=$$?; echo $$rc > $(RUN_DIR)/pytest.rc; exit $$rc
+	$(PY) -m pytest tests --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS); rc=$$?; echo $$rc > $(RUN_DIR)/pytest.rc; exit $$rc
 
 cluster-up: venv tools
 	$(PY) -m tests.harness.cli up

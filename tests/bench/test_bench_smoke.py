@@ -1,4 +1,4 @@
-"""The benchmark end to end at N=20 (every part, about two minutes) on the session's proving
+"""The benchmark end to end at N=10 (every part, about a minute) on the session's proving
 ground: it runs, writes well-formed results, and every service reaches Healthy."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from tests.harness.run import HarnessRun
 
 pytestmark = pytest.mark.cluster
 
-N = 20
+N = 10  # enough for every part to run; the published figures come from `make bench`
 
 
-def test_benchmark_at_n20_writes_results_and_every_service_gets_healthy(
+def test_benchmark_at_n10_writes_results_and_every_service_gets_healthy(
     harness_run: HarnessRun, cluster: LocalCluster, prometheus: PrometheusServer, tmp_path: Path
 ) -> None:
     args = bench.options(
@@ -29,7 +29,7 @@ def test_benchmark_at_n20_writes_results_and_every_service_gets_healthy(
             "--n",
             str(N),
             "--idle-window",
-            "10",
+            "5",
             "--reaction-spread",
             "5",
             "--restart-pause",

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import ipaddress
 import json
 import logging
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tests.harness import metrics, paths, processes
+from tests.harness import metrics, paths, pod_http, processes
 from tests.harness.kube import api_client_from_kubeconfig
-from tests.harness.pod_http import POD_CIDR, SERVICE_CIDR
 from tests.harness.wait import wait_for
 
 if TYPE_CHECKING:
@@ -37,8 +35,10 @@ log = logging.getLogger(__name__)
 NODE_CAPACITY = {"cpu": "64", "memory": "512Gi", "pods": "2000"}
 # Pods and Services get loopback addresses so that real HTTP can reach them on this machine
 # (tests/harness/pod_http.py): kwok takes a pod's IP from its node's podCIDR, node i's being
-# 127.(100+i).0.0/16 (POD_CIDR for node 0); ClusterIPs come from SERVICE_CIDR (127.20.0.0/16).
-SERVICE_CIDR_ARG = f"--extra-args=kube-apiserver=service-cluster-ip-range={SERVICE_CIDR}"
+# 127.(100+i).0.0/16 in address slot 0; ClusterIPs come from 127.20.0.0/16. Each running
+# cluster takes its own slot (pod_http.service_cidr, pod_http.node_pod_cidr), recorded in
+# SLOT_FILE in its kwokctl directory.
+SLOT_FILE = "rollwise-address-slot"
 # kwok serves `kubectl logs` (the kubelet's containerLogs) from CRI-format files that a
 # ClusterLogs object names (tests/harness/pod_logs.py); served as a CRD, set at run time.
 LOG_CRDS = ("ClusterLogs",)
@@ -76,16 +76,30 @@ def _create_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def node_pod_cidr(index: int) -> str:
-    """Node ``index``'s pod range: the index-th /16 from POD_CIDR (up to 155 nodes)."""
-    start = int(ipaddress.IPv4Network(POD_CIDR).network_address)
-    cidr = ipaddress.IPv4Network((start + index * 65536, 16))
-    if not cidr.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
-        raise ValueError(f"node {index}: no loopback /16 left for its pods")
-    return str(cidr)
+def taken_address_slots(clusters_dir: Path, running: Callable[[Path], bool]) -> set[int]:
+    """Address slots of the clusters whose control plane still runs (a leftover directory of a
+    crashed run holds none)."""
+    taken = set()
+    for marker in clusters_dir.glob(f"*/{SLOT_FILE}"):
+        try:
+            slot = int(marker.read_text().strip())
+        except ValueError:
+            continue
+        if running(marker.parent):
+            taken.add(slot)
+    return taken
 
 
-def node_manifest(index: int) -> dict[str, Any]:
+def free_address_slot(taken: set[int]) -> int:
+    for slot in range(pod_http.ADDRESS_SLOTS):
+        if slot not in taken:
+            return slot
+    raise ClusterStartError(
+        f"all {pod_http.ADDRESS_SLOTS} loopback address slots are taken by running clusters"
+    )
+
+
+def node_manifest(index: int, slot: int = 0) -> dict[str, Any]:
     """A kwok-managed Node with room for thousands of pods, its pods getting loopback IPs."""
     name = f"kwok-node-{index}"
     return {
@@ -106,7 +120,10 @@ def node_manifest(index: int) -> dict[str, Any]:
                 "type": "kwok",
             },
         },
-        "spec": {"podCIDR": node_pod_cidr(index), "podCIDRs": [node_pod_cidr(index)]},
+        "spec": {
+            "podCIDR": pod_http.node_pod_cidr(index, slot),
+            "podCIDRs": [pod_http.node_pod_cidr(index, slot)],
+        },
         "status": {"allocatable": dict(NODE_CAPACITY), "capacity": dict(NODE_CAPACITY)},
     }
 
@@ -141,6 +158,7 @@ class LocalCluster:
         self.nodes = nodes
         self.run_id = run_id or paths.new_run_id()
         self.start_timeout = start_timeout
+        self.address_slot = 0  # chosen at start(): see SLOT_FILE
         self.bins = paths.binaries()
         self.kwok_workdir = paths.kwok_workdir()
         self.started_at: float | None = None  # wall clock (epoch seconds) when start() began
@@ -242,8 +260,15 @@ class LocalCluster:
                 self._delete()  # leftovers of a crashed run with the same name
             self._owned = True
             self._teardown_token = processes.on_teardown(f"delete cluster {self.name}", self.stop)
+            self.address_slot = free_address_slot(
+                taken_address_slots(
+                    self.kwok_workdir / "clusters",
+                    lambda d: bool(processes.leftover_processes([d])),
+                )
+            )
             try:
                 self._create(config)
+                (self.cluster_dir / SLOT_FILE).write_text(f"{self.address_slot}\n")
                 self._wait_api_ready(deadline=begin + self.start_timeout)
             except BaseException:
                 self._abandon_start()
@@ -284,7 +309,9 @@ class LocalCluster:
             "--kube-authorization=true",
             "--kube-admission=true",
             "--extra-args=kube-apiserver=advertise-address=127.0.0.1",
-            SERVICE_CIDR_ARG,  # before create_flags: a later range (the benchmark's) wins
+            # before create_flags: a later range (the benchmark's) wins
+            "--extra-args=kube-apiserver=service-cluster-ip-range="
+            + pod_http.service_cidr(self.address_slot),
             *self.create_flags,
             f"--timeout={int(self.start_timeout)}s",
             timeout=self.start_timeout + 30,
@@ -308,7 +335,7 @@ class LocalCluster:
         )
 
     def _add_nodes(self, deadline: float) -> None:
-        docs = [node_manifest(i) for i in range(self.nodes)]
+        docs = [node_manifest(i, self.address_slot) for i in range(self.nodes)]
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
 
         def all_ready() -> list[str] | None:

@@ -43,6 +43,30 @@ log = logging.getLogger("rollwise.simulator.http")
 # stop at the end of its podCIDR, so each node gets far more room than it has pods.
 POD_CIDR = "127.100.0.0/16"
 SERVICE_CIDR = "127.20.0.0/16"
+# Clusters running at the same time on one machine (pytest-xdist workers, the demo, another
+# engineer's session) each take an address slot, so that their simulators never bind the same
+# loopback address: slot s gives Services 127.(20+s).0.0/16 and node i's pods
+# 127.(100 + s*NODES_PER_SLOT + i).0.0/16 (nodes past NODES_PER_SLOT share the slot's ranges;
+# only the benchmark runs that many, and its pods declare no ports, so nothing is bound).
+NODES_PER_SLOT = 12
+ADDRESS_SLOTS = 13  # 100 + 13*12 = 256: the last slot ends at 127.255.255.255
+
+
+def service_cidr(slot: int) -> str:
+    if not 0 <= slot < ADDRESS_SLOTS:
+        raise ValueError(f"address slot {slot} outside 0..{ADDRESS_SLOTS - 1}")
+    return str(ipaddress.IPv4Network(SERVICE_CIDR).network_address + slot * 65536) + "/16"
+
+
+def node_pod_cidr(index: int, slot: int = 0) -> str:
+    """Node ``index``'s pod range in address slot ``slot``: a loopback /16."""
+    if not 0 <= slot < ADDRESS_SLOTS:
+        raise ValueError(f"address slot {slot} outside 0..{ADDRESS_SLOTS - 1}")
+    start = ipaddress.IPv4Network(POD_CIDR).network_address
+    offset = slot * NODES_PER_SLOT + index % NODES_PER_SLOT
+    return str(start + offset * 65536) + "/16"
+
+
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 KEPT_COUNTS = 2000  # request counts of pods that are gone, kept for tests to read
 REVISION_LABEL = "rollwise.dev/revision"

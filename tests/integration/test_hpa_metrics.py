@@ -1,21 +1,13 @@
-"""A real HPA on real metrics: kwok usage -> metrics-server -> kube-controller-manager's HPA.
+"""Real metrics for a real HPA: kwok usage -> metrics-server -> the metrics API that
+`kubectl top` and the kube-controller-manager's HPA read.
 
-The chain a ProgressiveService will ride on once its CRD has the scale subresource, proven
-here with a plain Deployment (`ScaleTarget.deployment`; `ScaleTarget.progressive_service`
-points the same helpers at a ProgressiveService).
-
-Arithmetic (every pod requests 100m, the HPA targets 50% average utilization, min 2, max 8):
-- 2 pods at 400m: ratio 400/50 = 8.0 -> ceil(2 * 8.0) = 16 -> clamped to max 8;
-- at 8 pods, 4 pods at 48m and 4 (labelled load=idle) at 0m, switched in one write: average
-  24m = 24%, ratio 0.48 -> ceil(8 * 0.48) = 4; the 4 idle pods carry the lowest
-  pod-deletion-cost, so the ReplicaSet deletes exactly them, and the 4 left at 48m give ratio
-  0.96, within the 10% tolerance: the HPA stays at 4 (a stable point, not a pass-through).
+The HPA itself, scaling a ProgressiveService mid-canary (2 -> 8 -> 4, with the arithmetic and
+the pod-deletion-cost trick that makes 4 a stable point), is in test_scaling.py: one HPA story
+on the real controller keeps the warm CI run short.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,16 +17,9 @@ from kubernetes.client import ApiClient
 
 from tests.harness.cluster import LocalCluster
 from tests.harness.metrics import (
-    HPA_DOWNSCALE_STABILIZATION,
-    HPA_SYNC_PERIOD,
-    Autoscaling,
     PodUsage,
-    ScaleTarget,
-    desired_replicas,
-    hpa_manifest,
 )
-from tests.harness.run import HarnessRun
-from tests.harness.wait import hold_for, wait_for
+from tests.harness.wait import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -137,151 +122,3 @@ def test_metrics_api_serves_the_usage_a_test_sets(
     rows = {line.split()[0]: int(line.split()[1].removesuffix("m")) for line in top.splitlines()}
     assert set(rows) == set(pods), top
     assert 30 <= rows[pods[0]] <= 31 and 250 <= rows[pods[1]] <= 251, top
-
-
-def test_hpa_scales_a_deployment_up_to_max_and_down_to_a_stable_four(
-    api_client: ApiClient, namespace: str, usage: PodUsage, harness_run: HarnessRun
-) -> None:
-    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
-    autoscaling = Autoscaling(api_client, namespace)
-    target = ScaleTarget.deployment("web")
-
-    usage.set_cpu_usage(namespace, LABELS, HIGH_M)
-    apps.create_namespaced_deployment(namespace, deployment("web", MIN_REPLICAS))
-    up = desired_replicas(
-        MIN_REPLICAS,
-        HIGH_M / REQUEST_M * 100 / TARGET_PERCENT,
-        min_replicas=MIN_REPLICAS,
-        max_replicas=MAX_REPLICAS,
-    )
-    assert up == MAX_REPLICAS
-
-    autoscaling.create_hpa(
-        hpa_manifest(
-            "web",
-            target,
-            min_replicas=MIN_REPLICAS,
-            max_replicas=MAX_REPLICAS,
-            cpu_utilization=TARGET_PERCENT,
-        )
-    )
-    started = time.monotonic()
-    wait_for(
-        lambda: autoscaling.replicas(target) == up,
-        timeout=150,
-        interval=0.5,
-        message=f"the HPA to scale deployment/web to {up}",
-    )
-    scale_up_s = time.monotonic() - started
-    assert autoscaling.replicas(target) == up
-
-    # Every pod must have a metric before the usage drops: pods the HPA still counts as
-    # initialising would be left out of the average (kube-controller-manager's groupPods).
-    def all_running() -> list[str] | None:
-        names = sorted(p.metadata.name for p in running_pods(core, namespace))
-        return names if len(names) == up else None
-
-    pods = wait_for(
-        all_running,
-        timeout=60,
-        message=f"{up} running pods",
-    )
-    wait_for(
-        lambda: metrics_are(usage, namespace, dict.fromkeys(pods, HIGH_M)),
-        timeout=90,
-        interval=1,
-        message=f"metrics for all {up} pods at {HIGH_M}m",
-    )
-
-    # Half the pods go idle (and are the first the ReplicaSet removes), the rest drop to 48m,
-    # in one write: kwok switches every pod at the same scrape. Until then a node scraped
-    # before the switch reports 400m pods, which only pushes the ratio up (8 = max: no-op).
-    idle, busy = pods[: up // 2], pods[up // 2 :]
-    for name in idle:
-        core.patch_namespaced_pod(
-            name,
-            namespace,
-            {"metadata": {"labels": IDLE_LABEL, "annotations": {DELETION_COST: "-100"}}},
-        )
-    usage.set_cpu_usages(namespace, [(LABELS, BUSY_M), ({**LABELS, **IDLE_LABEL}, IDLE_M)])
-    average = (len(idle) * IDLE_M + len(busy) * BUSY_M) / up
-    down = desired_replicas(
-        up,
-        average / REQUEST_M * 100 / TARGET_PERCENT,
-        min_replicas=MIN_REPLICAS,
-        max_replicas=MAX_REPLICAS,
-    )
-    assert down == 4
-    worst = int((len(idle) * (IDLE_M + 1) + len(busy) * (BUSY_M + 1)) * 100 / (up * REQUEST_M))
-    assert (
-        desired_replicas(
-            up, worst / TARGET_PERCENT, min_replicas=MIN_REPLICAS, max_replicas=MAX_REPLICAS
-        )
-        == down
-    )
-    started = time.monotonic()
-    trace: list[tuple[float, int, dict[str, int]]] = []  # what the HPA saw, for a failure
-
-    def scaled_down() -> bool:
-        seen = usage.pod_metrics(namespace, LABELS)
-        replicas = autoscaling.replicas(target)
-        trace.append(
-            (
-                round(time.monotonic() - started, 1),
-                replicas,
-                {n: m["cpu_millicores"] for n, m in sorted(seen.items())},
-            )
-        )
-        return replicas == down
-
-    wait_for(
-        scaled_down,
-        timeout=120,
-        interval=0.5,
-        message=f"the HPA to scale deployment/web down to {down}",
-    )
-    scale_down_s = time.monotonic() - started
-    wait_for(
-        lambda: sorted(p.metadata.name for p in running_pods(core, namespace)) == busy,
-        timeout=60,
-        message=f"only the busy pods left: {busy}",
-    )
-
-    # Stable: at 4 pods of 48m the ratio is 0.96. The HPA reports ~48% and stays at 4 over
-    # several of its syncs and a fresh metrics scrape.
-    def settled() -> dict[str, Any] | None:
-        hpa = autoscaling.hpa("web")["status"]
-        current = (hpa.get("currentMetrics") or [{}])[0].get("resource", {}).get("current", {})
-        ok = (
-            hpa.get("currentReplicas") == down
-            and hpa.get("desiredReplicas") == down
-            # the controller rounds each pod's usage up to whole millicores: 48.003m is 49m
-            and current.get("averageUtilization") in (BUSY_M, BUSY_M + 1)
-        )
-        return hpa if ok else None
-
-    wait_for(settled, timeout=60, interval=1, message="HPA status 4/4 at 50%")
-    hold_for(
-        lambda: autoscaling.replicas(target) == down and settled(),
-        duration=15,
-        interval=1,
-        message=f"deployment/web to stay at {down}",
-    )
-
-    sizes = [
-        int(m.split(";")[0].removeprefix("New size: "))
-        for m in autoscaling.rescale_events("web")
-        if m.startswith("New size: ")
-    ]
-    # Up in steps (the default scale-up policy allows +100% or +4 pods per 15 s), then one
-    # step down to exactly 4: no overshoot, no pass-through.
-    assert max(sizes) == up and up in sizes, sizes
-    last_up = len(sizes) - 1 - sizes[::-1].index(up)
-    changes = [t for i, t in enumerate(trace) if i == 0 or t[1:] != trace[i - 1][1:]]
-    (harness_run.log_dir / "hpa-scale-down-trace.json").write_text(json.dumps(changes, indent=1))
-    assert sizes[last_up + 1 :] == [down], (sizes, changes)
-    harness_run.note(
-        f"HPA (sync {HPA_SYNC_PERIOD}, downscale stabilization {HPA_DOWNSCALE_STABILIZATION}): "
-        f"2->{up} in {scale_up_s:.1f}s, {up}->{down} in {scale_down_s:.1f}s, "
-        f"rescales {sizes}"
-    )
