@@ -181,6 +181,7 @@ def test_a_failing_rollback_hook_never_blocks_the_rollback() -> None:
 
     (entry,) = entries(world, "rollback")
     assert entry.transition == "RollingBack"
+    assert (entry.message or "").startswith("GateFailed: error-rate 0.9 > max 0.05")
     assert entry.result is DeliveryResult.FAILED and entry.attempts == 3
     assert world.status.phase == "RolledBack"
     assert world.messages("WebhookFailed") == [
@@ -457,3 +458,23 @@ def test_invalid_webhooks_are_rejected(hooks: list[dict[str, Any]], problem: str
 def test_invalid_notifications_are_rejected(notifications: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValidationError, match=problem):
         with_hooks(notifications=notifications)
+
+
+def test_kubectl_rollwise_status_shows_each_delivery() -> None:
+    from rollwise.cli.plugin_render import render_status
+
+    spec = with_hooks(hook("approve", "confirmRollout"))
+    world = v2_world(spec, hook_answer=lambda call: 500)
+    world.run(passes=3, advance=2.0)
+    obj = {
+        "metadata": {"name": "payment", "namespace": "shop", "generation": 1},
+        "spec": world.spec.to_wire(),
+        "status": world.status.to_wire(),
+    }
+
+    text = render_status(obj, now=world.now)
+
+    assert "Webhooks and notifications:" in text
+    row = next(line for line in text.splitlines() if line.strip().startswith("approve"))
+    assert row.split()[:3] == ["approve", "confirmRollout", "-"]
+    assert "Pending" in row and "HTTP 500" in row

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import requests
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
@@ -84,6 +85,11 @@ def post(call: HookCall, session: requests.Session, now: Callable[[], datetime])
     return HookOutcome(id=call.id, attempt=call.attempt, at=now(), error=error)
 
 
+def _ref(key: Key) -> dict[str, Any]:
+    """`extra=` naming the service, as the controller's JSON log formatter reads it."""
+    return {"k8s_ref": {"namespace": key[0], "name": key[1]}}
+
+
 def _reason(err: Exception) -> str:
     text = str(err)
     for marker in ("Connection refused", "Name or service not known", "No route to host"):
@@ -101,7 +107,7 @@ class HookSender:
         wake: Callable[[Key], None],
         leads: Callable[[], bool] = lambda: True,
         metrics: HookMetrics | None = None,
-        workers: int = 4,
+        workers: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._wake = wake
@@ -144,7 +150,7 @@ class HookSender:
                         MAX_QUEUED,
                         call.type,
                         call.name,
-                        extra={"namespace": key[0], "name": key[1]},
+                        extra=_ref(key),
                     )
                     continue
                 self._in_flight.add(attempt)
@@ -167,7 +173,7 @@ class HookSender:
             outcome = post(call, self._session(), self._clock)
             if self._metrics is not None:
                 self._metrics.count(call, outcome)
-            context = {"namespace": key[0], "name": key[1]}
+            context = _ref(key)
             if outcome.ok:
                 log.info(
                     "%s %s delivered (attempt %d)",
@@ -188,7 +194,7 @@ class HookSender:
             with self._lock:
                 self._outcomes.setdefault(key, {})[attempt] = outcome
         except Exception:
-            log.exception("webhook %s failed unexpectedly", call.name)
+            log.exception("webhook %s failed unexpectedly", call.name, extra=_ref(key))
             return
         finally:
             with self._lock:

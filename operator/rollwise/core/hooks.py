@@ -227,6 +227,10 @@ def transitions(p: Pass, before: ServiceStatus) -> list[tuple[Transition, Histor
     out: list[tuple[Transition, HistoryEntry]] = []
     for entry in new:
         transition = _TRANSITIONS.get(entry.event)  # type: ignore[call-overload]
+        if transition is Transition.ROLLING_BACK and p.status.abort is not None:
+            # The drain's own message says what happens; the receiver wants to know why.
+            abort = p.status.abort
+            entry = entry.model_copy(update={"message": f"{abort.reason}: {abort.message}"})
         if transition is not None:
             out.append((transition, entry))
         if entry.event == Reason.ROLLOUT_STARTED:
@@ -357,6 +361,8 @@ def _target(p: Pass, entry: WebhookStatus) -> Webhook | NotificationReceiver | N
 def schedule_calls(p: Pass) -> None:
     """The attempts due now become calls (sent after this pass's status write); the next due
     one wakes the service. Deliveries whose webhook or receiver left the spec are dropped."""
+    if not p.status.webhooks:
+        return  # the common case: nothing to send, and no status copy made for it
     kept: list[WebhookStatus] = []
     for entry in p.status.webhooks:
         target = _target(p, entry)
@@ -383,7 +389,9 @@ def schedule_calls(p: Pass) -> None:
                 last_attempt=attempt >= _max_attempts(p, entry),
             )
         )
-    p.set(webhooks=_bounded(kept))
+    bounded = _bounded(kept)
+    if bounded != p.status.webhooks:
+        p.set(webhooks=bounded)
 
 
 def _bounded(entries: list[WebhookStatus]) -> list[WebhookStatus]:
