@@ -328,3 +328,67 @@ def test_a_dead_receiver_does_not_slow_a_rollout_and_its_failures_are_visible(
     text = operator.metrics()
     assert metric(text, "rollwise_notifications_total", receiver="gone", outcome="failed") >= 1
     assert metric(text, "rollwise_notifications_total", receiver="hung", outcome="failed") >= 1
+
+
+@pytest.mark.parametrize(
+    ("change", "refused"),
+    [
+        (
+            lambda s: s["strategy"]["canary"].update(
+                webhooks=[
+                    {"name": "a", "type": "event", "url": "http://127.0.0.1:1/"},
+                    {"name": "a", "type": "rollback", "url": "http://127.0.0.1:1/"},
+                ]
+            ),
+            "webhook names must be unique",
+        ),
+        (
+            lambda s: s["strategy"]["canary"].update(
+                webhooks=[{"name": "a", "type": "event", "url": "http://x/", "timeout": "2m"}]
+            ),
+            "timeout must be between 100ms and 60s",
+        ),
+        (
+            lambda s: s["strategy"]["canary"].update(
+                webhooks=[{"name": "a", "type": "event", "url": "ftp://x/"}]
+            ),
+            "spec.strategy.canary.webhooks[0].url",
+        ),
+        (
+            lambda s: s.update(
+                notifications={
+                    "on": ["Started"],
+                    "receivers": [
+                        {
+                            "name": "x",
+                            "webhook": {"url": "http://x/"},
+                            "slack": {"url": "http://x/"},
+                        }
+                    ],
+                }
+            ),
+            "a receiver sets exactly one of webhook, slack",
+        ),
+        (
+            lambda s: s.update(
+                notifications={
+                    "on": ["Started", "Started"],
+                    "receivers": [{"name": "x", "webhook": {"url": "http://x/"}}],
+                }
+            ),
+            "Duplicate value",
+        ),
+    ],
+)
+def test_the_api_server_refuses_invalid_webhooks_and_receivers(
+    rollouts: Rollouts, change: Any, refused: str
+) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    manifest = service_manifest(rollouts.ns, "1.0.0")
+    change(manifest["spec"])
+
+    with pytest.raises(ApiException) as err:
+        rollouts.apply(manifest)
+
+    assert err.value.status == 422 and refused in str(err.value.body)

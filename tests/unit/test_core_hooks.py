@@ -8,10 +8,12 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from rollwise.api.service import DeliveryResult, ServiceSpec, ServiceStatus, WebhookStatus
-from rollwise.core.model import HookCall, ScaleReplicaSet
+from rollwise.core.model import Action, HookCall, ManualRequest, ScaleReplicaSet
 from rollwise.core.revision import revision_of
 from tests.unit.world import World, healthy_world, released, spec_from
 
@@ -158,8 +160,6 @@ def test_a_retry_asks_the_blocking_hooks_again_with_a_new_checksum() -> None:
     world = v2_world(spec, hook_answer=lambda call: 500)
     world.reach("RolledBack")
     first = calls_of(world, "warm-cache")[0].id
-
-    from rollwise.core.model import Action, ManualRequest
 
     world.hook_answer = lambda call: 200
     world.request = ManualRequest(id="r1", action=Action.RETRY, by="alice")
@@ -478,3 +478,62 @@ def test_kubectl_rollwise_status_shows_each_delivery() -> None:
     row = next(line for line in text.splitlines() if line.strip().startswith("approve"))
     assert row.split()[:3] == ["approve", "confirmRollout", "-"]
     assert "Pending" in row and "HTTP 500" in row
+
+
+# ---------------------------------------------------------------- properties
+
+ANSWERS = st.lists(st.sampled_from([200, 204, 500, 503, None]), min_size=1, max_size=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers=ANSWERS)
+def test_non_blocking_answers_never_change_the_rollout(answers: list[int | None]) -> None:
+    """Whatever postRollout, rollback, event hooks and receivers answer, the rollout takes the
+    same passes to Healthy as with no hooks at all; every delivery's attempts count up by one
+    under one id, and it stops at maxAttempts."""
+    codes = iter(answers * 200)
+    spec = with_hooks(
+        hook("tell-ci", "postRollout"),
+        hook("page", "rollback"),
+        hook("audit", "event", maxAttempts=4),
+        notifications=NOTIFY_ALL,
+    )
+    world = v2_world(spec, hook_answer=lambda call: next(codes))
+    plain = v2_world(with_hooks())
+
+    world.reach("Healthy", advance=1.0)
+    plain.reach("Healthy", advance=1.0)
+    world.run(passes=60, advance=2.0)
+
+    assert [p.plan.status.phase for p in world.passes[-len(plain.passes) - 60 : -60]] == [
+        p.plan.status.phase for p in plain.passes[-len(plain.passes) :]
+    ]
+    by_id: dict[str, list[int]] = {}
+    for call in world.calls:
+        by_id.setdefault(call.id, []).append(call.attempt)
+    for entry in world.status.webhooks:
+        attempts = by_id.get(entry.id, [])
+        assert attempts == list(range(1, len(attempts) + 1))
+        limit = 4 if entry.name == "audit" else 3
+        assert len(attempts) <= limit
+        assert entry.result is not DeliveryResult.PENDING, "all settled after 60 passes"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers=ANSWERS)
+def test_no_canary_pod_before_both_rollout_hooks_said_yes(answers: list[int | None]) -> None:
+    codes = iter(answers * 200)
+    spec = with_hooks(hook("approve", "confirmRollout"), hook("warm", "preRollout", maxAttempts=10))
+    world = v2_world(spec, hook_answer=lambda call: next(codes))
+    revision = revision_of(world.spec)
+
+    for _ in range(40):
+        world.step(1.0)
+        yes = {
+            e.type
+            for e in world.status.webhooks
+            if e.revision == revision and e.result is DeliveryResult.SUCCEEDED
+        }
+        if {"confirmRollout", "preRollout"} - yes:
+            assert not canary_scaled_up(world)
+            assert world.status.current_step_index is None
