@@ -392,3 +392,40 @@ def test_the_api_server_refuses_invalid_webhooks_and_receivers(
         rollouts.apply(manifest)
 
     assert err.value.status == 422 and refused in str(err.value.body)
+
+
+def test_a_delivery_in_flight_when_the_operator_dies_is_sent_again_with_its_checksum(
+    rollouts: Rollouts, gate: dict[str, Any], operator: OperatorProcess, receiver: Receiver
+) -> None:
+    deploy_first_version(rollouts, migration=False)
+    receiver.answer("/audit", HANG)
+    hooks = [{"name": "audit", "type": "event", "url": receiver.url("/audit"), "timeout": "60s"}]
+    manifest = service_manifest(rollouts.ns, "2.0.0", migration=False, steps=[{"pause": {}}])
+    rollouts.apply(with_webhooks(manifest, hooks))
+    first = wait_for(
+        lambda: receiver.received("/audit"), timeout=60, message="the first call, hanging"
+    )[0]
+    recorded = rollouts.status()["webhooks"]
+    assert all(w["result"] == "Pending" and w["attempts"] == 0 for w in recorded)
+
+    operator.kill()  # SIGKILL while the call waits for its answer
+    receiver.answer("/audit", 200)
+    operator.start()
+
+    again = wait_for(
+        lambda: [
+            r
+            for r in receiver.received("/audit")[1:]
+            if r.json["checksum"] == first.json["checksum"]
+        ],
+        timeout=60,
+        message="the same delivery sent again",
+    )
+    assert again[0].headers["x-rollwise-attempt"] == "1", "its answer was never recorded"
+    assert again[0].body == first.body
+    done = rollouts.wait_status(
+        lambda s: all(w.get("result") == "Succeeded" for w in s.get("webhooks") or [{}]),
+        timeout=60,
+        message="every delivery Succeeded after the restart",
+    )
+    assert {w["id"] for w in recorded} <= {w["id"] for w in done["webhooks"]}, "the same deliveries"

@@ -365,9 +365,9 @@ def test_a_dead_notification_receiver_fails_with_an_event_and_never_holds() -> N
 
     world.reach("Healthy", advance=1.0)
     baseline.reach("Healthy", advance=1.0)
+    assert len(world.passes) == len(baseline.passes), "Healthy after as many passes"
     world.run(passes=40, advance=2.0)
 
-    assert len(world.passes) - 40 <= len(baseline.passes) + 0
     failed = world.messages("NotificationFailed")
     assert len(failed) == 12, "6 transitions x 2 receivers, each once"
     assert all("after 3 attempts: no answer within 10s" in m for m in failed)
