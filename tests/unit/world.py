@@ -27,6 +27,8 @@ from rollwise.core.model import (
     DeleteReplicaSet,
     EnsureServices,
     GateJobState,
+    HookCall,
+    HookOutcome,
     JobState,
     ManualRequest,
     MetricSample,
@@ -140,6 +142,11 @@ class World:
     passes: list[Pass] = field(default_factory=list)
     job_creations: list[str] = field(default_factory=list)
     log: list[PlanAction] = field(default_factory=list)
+    # Webhook receivers: the HTTP status every call gets (None: no answer, a timeout). Calls
+    # are answered at the start of the next pass, like the sender's outcomes.
+    hook_answer: Callable[[HookCall], int | None] = lambda call: 200
+    calls: list[HookCall] = field(default_factory=list)
+    outcomes: tuple[HookOutcome, ...] = ()
 
     def observed(self, samples: tuple[MetricSample, ...] = ()) -> Observed:
         return Observed(
@@ -158,6 +165,7 @@ class World:
             router_weight=self.router_weight,
             workload=self.workload,
             deleting=self.deleting,
+            hook_outcomes=self.outcomes,
         )
 
     def step(self, advance: float = 0.0) -> Plan:
@@ -232,6 +240,20 @@ class World:
                     started_at=self.now,
                 )
         self.status = plan.status
+        self.calls.extend(plan.calls)
+        answers = []
+        for call in plan.calls:
+            code = self.hook_answer(call)
+            answers.append(
+                HookOutcome(
+                    id=call.id,
+                    attempt=call.attempt,
+                    at=self.now,
+                    code=code,
+                    error=None if code is not None else "no answer within 10s",
+                )
+            )
+        self.outcomes = tuple(answers)
 
     def actions(self, kind: type[A]) -> list[A]:
         """Every applied action of one kind, in order."""

@@ -25,6 +25,7 @@ from rollwise.api.service import (
 )
 from rollwise.api.stored_status import StatusReading, read_stored_status
 
+STATUS_WEBHOOKS_SHOWN = 10
 STATUS_HISTORY_SHOWN = 5
 _NONE = "-"
 _INDENT = "  "
@@ -308,6 +309,28 @@ def render_status(obj: Mapping[str, Any], now: datetime | None = None) -> str:
         lines.append(
             f"Request:    {ack.action} by {ack.by} at {format_time(ack.at, now)}: {ack.result}"
             f"  (id {ack.id})"
+        )
+
+    if status.webhooks:
+        lines.append("Webhooks and notifications:")
+        lines.extend(
+            table(
+                ("NAME", "TYPE", "TRANSITION", "REVISION", "RESULT", "ATTEMPTS", "LAST", "AT"),
+                [
+                    (
+                        w.name,
+                        w.type,
+                        w.transition or _NONE,
+                        w.revision,
+                        w.result.value,
+                        str(w.attempts),
+                        f"HTTP {w.code}" if w.code is not None else (w.error or _NONE),
+                        format_time(w.last_attempt_at, now),
+                    )
+                    for w in status.webhooks[-STATUS_WEBHOOKS_SHOWN:]
+                ],
+                _INDENT,
+            )
         )
 
     if status.conditions:

@@ -27,6 +27,7 @@ from rollwise.adapters.kubernetes import (
 )
 from rollwise.adapters.manifests import ServiceRef
 from rollwise.adapters.prometheus import MetricProvider
+from rollwise.adapters.webhooks import HookSender
 from rollwise.adapters.workload import read_workload
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
@@ -103,8 +104,10 @@ class Reconciler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
         memory: ServiceMemories | None = None,
+        hooks: HookSender | None = None,
     ) -> None:
         self.kube = kube
+        self.hooks = hooks
         self.provider = provider
         self.metrics = metrics
         self._backoff_initial = backoff_initial_s
@@ -202,7 +205,8 @@ class Reconciler:
         for sample in samples:
             if sample.error:
                 log.info("gate %s: %s", sample.key, sample.error, extra=context)
-        observed = replace(observed, samples=samples)
+        outcomes = self.hooks.outcomes(key) if self.hooks is not None else ()
+        observed = replace(observed, samples=samples, hook_outcomes=outcomes)
         plan = decide(spec, status, observed, now)
 
         for action in plan.actions:
@@ -232,6 +236,11 @@ class Reconciler:
         except AdapterError as err:
             log.warning("status patch failed: %s", err, extra=context)
             return self.backoff(key)
+        if self.hooks is not None:
+            # Only now, with every call recorded in status: a crash before this line re-sends
+            # (same checksum), it never loses a call.
+            self.hooks.acknowledge(key, plan.status.webhooks)
+            self.hooks.send(key, plan.calls)
         for record in plan.events:
             self._post(ref, record, now, context)
         self._record_metrics(key, ref.uid, plan, observed, samples)

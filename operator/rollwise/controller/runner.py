@@ -27,6 +27,7 @@ from rollwise.adapters.kubeapi import USER_AGENT, KubeApi, connect
 from rollwise.adapters.kubernetes import KubernetesAdapter
 from rollwise.adapters.providers import MetricProviders
 from rollwise.adapters.web import WebGateAllowList, WebProvider
+from rollwise.adapters.webhooks import HookMetrics, HookSender
 from rollwise.controller import handlers, logs, readiness
 from rollwise.controller.fencing import (
     FencedKubeApi,
@@ -88,6 +89,7 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
         backoff_max_s=settings.backoff_max_s,
         fresh_observe_s=settings.fresh_observe_s,
         memory=memory,
+        hooks=HookSender(wake=queue.add, leads=leads, metrics=HookMetrics(metrics.registry)),
     )
     reconcile = (
         reconciler.reconcile if elector is None else only_when_leading(reconciler.reconcile, leads)

@@ -10,7 +10,7 @@ This module only routes a pass to its room; each room changes the pass and retur
 happened, and never calls a room above it (import-linter's layers contract checks it):
 
     decide -> rollout | adoption -> steps -> promotion -> analysis | abort -> migration
-           -> steady -> workloads -> requests -> passes
+           -> steady -> workloads -> requests | hooks -> passes
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from rollwise.api.service import Phase, ServiceSpec, ServiceStatus
 from rollwise.core.abort import supersede_canary
 from rollwise.core.adoption import hand_over, release, workload_missing
 from rollwise.core.conditions import with_condition
+from rollwise.core.hooks import announce, fold_outcomes, schedule_calls
 from rollwise.core.migration import migrate, migration_done, needs_migration
 from rollwise.core.model import Observed, Plan
 from rollwise.core.naming import workload_selector
@@ -46,6 +47,7 @@ _SETTLED_PHASES = (Phase.ROLLED_BACK, Phase.MIGRATION_FAILED)
 def decide(spec: ServiceSpec, status: ServiceStatus, observed: Observed, now: datetime) -> Plan:
     """The next actions, status, Events and requeue delay for one ProgressiveService."""
     p = Pass(spec=spec, observed=observed, now=now, status=status)
+    fold_outcomes(p)  # first: a blocking hook's answer decides this very pass
     report_invalid_request(p)
     if observed.deleting:
         release(p)
@@ -55,6 +57,8 @@ def decide(spec: ServiceSpec, status: ServiceStatus, observed: Observed, now: da
         _route(p, revision_of(spec))
         hand_over(p)
     ack_unhandled_request(p)
+    announce(p, status)
+    schedule_calls(p)
     _finish_status(p)
     return p.plan()
 

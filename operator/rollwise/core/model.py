@@ -130,6 +130,21 @@ class WorkloadState:
 
 
 @dataclass(frozen=True)
+class HookOutcome:
+    """What one HTTP attempt of a webhook call or notification got: a status code or an error."""
+
+    id: str
+    attempt: int
+    at: datetime
+    code: int | None = None
+    error: str | None = None  # connection refused, timeout, ...
+
+    @property
+    def ok(self) -> bool:
+        return self.code is not None and 200 <= self.code < 300
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything decide() may know about the world, gathered in one pass."""
 
@@ -155,6 +170,8 @@ class Observed:
     workload: WorkloadState | None = None
     # The ProgressiveService is being deleted (only a workloadRef's finalizer holds it).
     deleting: bool = False
+    # Webhook and notification attempts that finished since their entry was last written.
+    hook_outcomes: tuple[HookOutcome, ...] = ()
 
 
 # ------------------------------------------------------------------ actions (the Plan's verbs)
@@ -273,6 +290,22 @@ class EventRecord:
 
 
 @dataclass(frozen=True)
+class HookCall:
+    """One HTTP POST of a webhook or notification, sent only once the status recording it is
+    written (so its id, the payload's checksum, is durable before anything is sent)."""
+
+    id: str
+    attempt: int
+    name: str
+    type: str  # a WebhookType, or "notification"
+    url: str
+    body: str
+    content_type: str
+    timeout_s: float
+    last_attempt: bool  # no retry after this one (confirm* hooks: never true)
+
+
+@dataclass(frozen=True)
 class Plan:
     """What to do now, the status to write, and when to look again."""
 
@@ -280,3 +313,4 @@ class Plan:
     status: ServiceStatus
     events: tuple[EventRecord, ...] = ()
     requeue_after: float | None = None  # seconds; None: wait for a watch event
+    calls: tuple[HookCall, ...] = ()  # sent after the status write, off the pass's thread

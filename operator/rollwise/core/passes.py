@@ -24,11 +24,13 @@ from rollwise.api.service import (
     RevisionStatus,
     ServiceSpec,
     ServiceStatus,
+    WebhookStatus,
 )
 from rollwise.core.model import (
     DeleteReplicaSet,
     EnsureServices,
     EventRecord,
+    HookCall,
     Observed,
     Plan,
     PlanAction,
@@ -72,6 +74,7 @@ class StatusChanges(TypedDict, total=False):
     history: list[HistoryEntry]
     last_request: RequestAck | None
     invalid_request: str | None
+    webhooks: list[WebhookStatus]
 
 
 STATUS_FIELDS = frozenset(ServiceStatus.model_fields)
@@ -97,6 +100,7 @@ class Pass:
     deletes: list[str] = field(default_factory=list)
     wanted_services: EnsureServices | None = None
     router_weight: SetRouterWeight | None = None
+    calls: list[HookCall] = field(default_factory=list)
 
     def set(self, **changes: Unpack[StatusChanges]) -> None:
         """Change status fields; an unknown name is an error (model_copy would drop it)."""
@@ -132,6 +136,11 @@ class Pass:
         )
         history = [*self.status.history, entry][-HISTORY_LIMIT:]
         self.set(history=history)
+
+    def notice(self, reason: str, message: str, *, warning: bool = False) -> None:
+        """An Event without a history entry: for what is not a rollout transition (a webhook
+        delivery that failed), so it never pushes the rollout's story out of history."""
+        self.events.append(EventRecord(reason=reason, message=message, warning=warning))
 
     def warn_once(self, reason: str, message: str) -> None:
         """A warning Event and history entry, once per distinct message of that reason."""
@@ -210,4 +219,5 @@ class Pass:
             status=self.status,
             events=tuple(self.events),
             requeue_after=self.requeue,
+            calls=tuple(self.calls),
         )

@@ -3,8 +3,9 @@ Only scaling: the canary's pods are never restarted."""
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase
+from rollwise.api.service import Phase, WebhookType
 from rollwise.core.analysis import background_passed
+from rollwise.core.hooks import hook_gate
 from rollwise.core.passes import WATCH_FALLBACK_S, Pass
 from rollwise.core.reasons import Reason
 from rollwise.core.steady import keep_steady
@@ -22,6 +23,11 @@ def begin_promotion(p: Pass, revision: str) -> tuple[bool, str]:
         return False, message
     if not background_passed(p):
         message = "all steps done; waiting for a passing background measurement"
+        p.set(phase=Phase.PROGRESSING, message=message)
+        return False, message
+    confirmed = hook_gate(p, WebhookType.CONFIRM_PROMOTION, revision, Phase.PROGRESSING)
+    if not confirmed.passed:
+        message = f"all steps done; {confirmed.message}"
         p.set(phase=Phase.PROGRESSING, message=message)
         return False, message
     message = f"promoting {canary.version}: scaling it to {p.spec.replicas} replicas"

@@ -56,6 +56,9 @@ class Reason(StrEnum):
     WORKLOAD_DRIFT = "WorkloadReplicasInManifest"
     WORKLOAD_RELEASING = "WorkloadReleasing"
     WORKLOAD_RELEASED = "WorkloadReleased"
+    # webhooks and notifications
+    WEBHOOK_FAILED = "WebhookFailed"
+    NOTIFICATION_FAILED = "NotificationFailed"
     # spec and adapters
     INVALID_SPEC = "InvalidSpec"
     APPLY_FAILED = "ApplyFailed"

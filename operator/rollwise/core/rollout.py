@@ -3,9 +3,10 @@ to promotion, with background gates measured alongside and manual requests acted
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase, RevisionStatus
+from rollwise.api.service import Phase, RevisionStatus, WebhookType
 from rollwise.core.abort import begin_abort, hold_rolled_back, roll_back
 from rollwise.core.analysis import measure_background_gates
+from rollwise.core.hooks import forget_blocking, hook_gate
 from rollwise.core.migration import migrate, needs_migration
 from rollwise.core.model import Action
 from rollwise.core.passes import ACTOR, Pass
@@ -42,6 +43,7 @@ def run_rollout(p: Pass, revision: str) -> None:
                 scale_down_at=None,
                 schema_ahead_of_app=False,
             )
+            forget_blocking(p, revision)
             p.event(
                 Reason.RETRY, f"retry of {revision} requested", actor=request.by, revision=revision
             )
@@ -66,11 +68,26 @@ def run_rollout(p: Pass, revision: str) -> None:
             schema_ahead_of_app=False,
             paused_by_request=False,
         )
+        forget_blocking(p, revision)
+
+    if p.status.current_step_index is None:
+        # Nothing of the new revision runs, not even its migration, before it is confirmed.
+        confirmed = hook_gate(p, WebhookType.CONFIRM_ROLLOUT, revision, Phase.PENDING)
+        if not confirmed.passed:
+            p.set(phase=Phase.PENDING, message=f"{version}: {confirmed.message}")
+            return
 
     if needs_migration(p, revision) and not migrate(p, revision):
         return
 
     if p.status.current_step_index is None:
+        ready = hook_gate(p, WebhookType.PRE_ROLLOUT, revision, Phase.PENDING)
+        if ready.failed:
+            begin_abort(p, Reason.WEBHOOK_FAILED, ready.message, actor=ACTOR)
+            return
+        if not ready.passed:
+            p.set(phase=Phase.PENDING, message=f"{version}: {ready.message}")
+            return
         p.set(
             current_step_index=0,
             step_started_at=p.now,
