@@ -342,6 +342,7 @@ def test_only_event_and_activity_handlers_are_registered() -> None:
         "metricgates",
         "clustermetricgates",
         "adopted-deployments",
+        "releasetrains",
     }
 
 
