@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 
 from kubernetes import client
 
+from rollwise.cli.plugin_train import render_train
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.rollouts import GROUP, VERSION, Rollouts, service_manifest
+from tests.harness.run import HarnessRun
 from tests.harness.wait import wait_for
 
 TRAINS = "releasetrains"
@@ -73,11 +75,15 @@ class Train:
             GROUP, VERSION, self.rollouts.ns, TRAINS, manifest
         )
 
-    def status(self) -> dict[str, Any]:
+    def get(self) -> dict[str, Any]:
         obj = self.custom.get_namespaced_custom_object(
             GROUP, VERSION, self.rollouts.ns, TRAINS, "shop"
         )
-        return dict(obj.get("status") or {})
+        assert isinstance(obj, dict)
+        return obj
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.get().get("status") or {})
 
     def wait(self, phase: str, timeout: float = 180) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
@@ -131,13 +137,15 @@ def test_three_members_roll_out_one_after_another_in_after_order(
 
 
 def test_a_failing_second_member_halts_the_third_and_rolls_back_the_first(
-    rollouts: Rollouts, gate: dict[str, Any], operator: OperatorProcess
+    rollouts: Rollouts, gate: dict[str, Any], operator: OperatorProcess, harness_run: HarnessRun
 ) -> None:
     deploy_members(rollouts)
     train = Train(rollouts)
 
     train.create(train_manifest(rollouts.ns, bad="b", policy="RollbackPromoted"))
     failed = train.wait("Failed", timeout=240)
+    # What `kubectl rollwise train status shop` shows, kept with the run's logs.
+    (harness_run.log_dir / "release-train-failed.txt").write_text(render_train(train.get()))
 
     members = members_of(failed)
     assert {n: members[n]["phase"] for n in MEMBERS} == {

@@ -97,8 +97,9 @@ def render_train(obj: Mapping[str, Any]) -> str:
     if status.history:
         lines.append("History:")
         for h in status.history:
-            who = f" {h.service}" if h.service else ""
-            lines.append(f"  {_clock(h.at)} {h.event:<18} {h.actor}:{who} {h.message or ''}")
+            text = h.message or ""
+            who = f" {h.service}" if h.service and not text.startswith(h.service) else ""
+            lines.append(f"  {_clock(h.at)} {h.event:<18} {h.actor}:{who} {text}")
     return "\n".join(lines) + "\n"
 
 
