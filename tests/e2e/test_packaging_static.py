@@ -47,6 +47,8 @@ def _grants(group: str, resource: str, verbs: str) -> set[Permission]:
 NAMESPACED_PERMISSIONS = (
     _grants("rollwise.dev", "progressiveservices", "get list watch patch")
     | _grants("rollwise.dev", "progressiveservices/status", "get patch update")
+    | _grants("rollwise.dev", "releasetrains", "get list watch")
+    | _grants("rollwise.dev", "releasetrains/status", "get patch update")
     | _grants("rollwise.dev", "metricgates", "get list watch")
     | _grants("apps", "replicasets", "get list watch create patch update delete")
     | _grants("apps", "deployments", "get list watch patch")

@@ -360,6 +360,7 @@ def test_only_event_and_activity_handlers_are_registered() -> None:
         "metricgates",
         "clustermetricgates",
         "adopted-deployments",
+        "releasetrains",
     }
 
 
@@ -494,3 +495,58 @@ def test_a_steady_service_reads_fresh_once_per_period_never_at_start() -> None:
         seen.append(reconciler._due_fresh(key))
     assert seen == [False, False, True, False, False, True]
     assert reconciler._due_fresh(("shop", "other")) is False
+
+
+# ----------------------------------------------------------------------------- release trains
+
+
+def train_runtime() -> handlers.Runtime:
+    from rollwise.controller.trains import TrainRuntime
+
+    queue, train_queue = WorkQueue(), WorkQueue()
+    pool = WorkerPool(queue, lambda key: None, workers=1)
+    trains = TrainRuntime(queue=train_queue, pool=WorkerPool(train_queue, lambda k: None, 1))
+    return handlers.Runtime(queue=queue, pool=pool, api_client=None, trains=trains)  # type: ignore[arg-type]
+
+
+def train_event(kind: str | None, generation: int = 1, **status: Any) -> dict[str, Any]:
+    metadata = {"namespace": "shop", "name": "release", "uid": "t1", "generation": generation}
+    return {"type": kind, "object": {"metadata": metadata, "spec": {}, "status": status}}
+
+
+def test_every_event_of_a_member_queues_its_train_status_only_too() -> None:
+    runtime = train_runtime()
+    assert runtime.trains is not None
+    member = psvc_event("MODIFIED")
+    member["object"]["spec"] = {"releaseTrain": "release"}
+
+    call(handlers.progressive_service_event, member, runtime)
+    assert drain(runtime.trains.queue) == [("shop", "release")]
+    assert drain(runtime.queue) == [("shop", "payment")]
+    member["object"]["status"] = {"phase": "Progressing"}  # only its status moved
+
+    call(handlers.progressive_service_event, member, runtime)
+
+    assert drain(runtime.trains.queue) == [("shop", "release")]
+    assert drain(runtime.queue) == []
+
+
+def test_a_train_is_queued_by_its_spec_not_by_its_own_status_writes() -> None:
+    runtime = train_runtime()
+    assert runtime.trains is not None
+
+    call(_handler("releasetrains"), train_event(None), runtime)
+    assert drain(runtime.trains.queue) == [("shop", "release")]
+    call(_handler("releasetrains"), train_event("MODIFIED", phase="Progressing"), runtime)
+    assert drain(runtime.trains.queue) == []
+    call(_handler("releasetrains"), train_event("MODIFIED", generation=2), runtime)
+    assert drain(runtime.trains.queue) == [("shop", "release")]
+    assert runtime.trains.queue_all() == 1
+
+
+def test_a_deleted_train_hands_its_members_back_to_their_own_specs() -> None:
+    runtime = train_runtime()
+
+    call(_handler("releasetrains"), train_event("DELETED", members=[{"service": "a"}]), runtime)
+
+    assert drain(runtime.queue) == [("shop", "a")]

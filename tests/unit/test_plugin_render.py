@@ -317,3 +317,53 @@ def test_history_lists_every_entry_with_actor_step_weight_and_message() -> None:
 
 def test_history_of_a_new_service_says_there_is_none() -> None:
     assert render_history(service(None)) == "ProgressiveService shop/payment: no history yet\n"
+
+
+def test_a_train_renders_as_a_tree_of_its_members_with_history() -> None:
+    from rollwise.cli.plugin_train import render_train
+
+    obj = {
+        "metadata": {"namespace": "shop", "name": "release"},
+        "spec": {
+            "members": [
+                {"service": "db", "version": "2"},
+                {"service": "api", "version": "2", "after": ["db"]},
+                {"service": "web", "version": "2", "after": ["api", "db"]},
+            ],
+            "onFailure": {"policy": "RollbackPromoted"},
+        },
+        "status": {
+            "phase": "Progressing",
+            "message": "1/3 done; rolling out api 2",
+            "members": [
+                {"service": "db", "phase": "Promoted", "version": "2", "previousVersion": "1"},
+                {"service": "api", "phase": "Progressing", "version": "2"},
+                {
+                    "service": "web",
+                    "phase": "Waiting",
+                    "version": "2",
+                    "message": "waiting for api",
+                },
+            ],
+            "history": [
+                {
+                    "at": "2026-01-01T10:00:00Z",
+                    "event": "MemberStarted",
+                    "actor": "alice",
+                    "service": "api",
+                    "message": "releasing 2 to api",
+                }
+            ],
+        },
+    }
+
+    text = render_train(obj)
+
+    lines = text.splitlines()
+    assert "phase Progressing" in lines[0] and "onFailure RollbackPromoted" in lines[0]
+    db = next(i for i, line in enumerate(lines) if "db " in line and "Promoted" in line)
+    assert "└─ db" in lines[db] and "2 (was 1)" in lines[db]
+    assert "└─ api" in lines[db + 1] and lines[db + 1].startswith("     ")
+    assert "└─ web" in lines[db + 2] and "[after api, db]" in lines[db + 2]
+    assert "waiting for api" in lines[db + 2]
+    assert "MemberStarted" in text and "alice" in text

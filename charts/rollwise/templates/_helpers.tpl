@@ -71,6 +71,13 @@ No Secrets, no wildcards. Shared by the ClusterRole (cluster scope) and each Rol
 - apiGroups: ["rollwise.dev"]
   resources: ["progressiveservices/status"]
   verbs: ["get", "patch", "update"]
+# ReleaseTrains: read and watched; only their status is written (never a spec).
+- apiGroups: ["rollwise.dev"]
+  resources: ["releasetrains"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["rollwise.dev"]
+  resources: ["releasetrains/status"]
+  verbs: ["get", "patch", "update"]
 - apiGroups: ["rollwise.dev"]
   resources: ["metricgates"]
   verbs: ["get", "list", "watch"]

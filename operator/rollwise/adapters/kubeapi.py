@@ -25,6 +25,7 @@ from rollwise.adapters.manifests import Manifest
 from rollwise.api import GROUP, VERSION
 from rollwise.api import gates as gate_api
 from rollwise.api import service as service_api
+from rollwise.api import train as train_api
 
 MERGE_PATCH = "application/merge-patch+json"
 Page = list[Manifest]  # one LIST response's items (`KubeApi.list` shadows `list` in the class)
@@ -57,6 +58,7 @@ class Resource:
 
 
 PROGRESSIVE_SERVICES = Resource(service_api.KIND, GROUP, VERSION, service_api.PLURAL)
+RELEASE_TRAINS = Resource(train_api.KIND, GROUP, VERSION, train_api.PLURAL)
 METRIC_GATES = Resource(gate_api.KIND, GROUP, VERSION, gate_api.PLURAL)
 CLUSTER_METRIC_GATES = Resource(
     gate_api.CLUSTER_KIND, GROUP, VERSION, gate_api.CLUSTER_PLURAL, namespaced=False

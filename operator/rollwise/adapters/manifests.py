@@ -53,9 +53,10 @@ class ServiceRef:
     namespace: str
     name: str
     uid: str
+    kind: str = KIND  # ReleaseTrain for a train's Events
 
     def __str__(self) -> str:
-        return f"{KIND} {self.namespace}/{self.name}"
+        return f"{self.kind} {self.namespace}/{self.name}"
 
     def child(self, kind: str, name: str) -> str:
         """How an object of this service is named in errors: "Job shop/payment-migrate-x"."""
@@ -266,7 +267,7 @@ def event_manifest(
         "metadata": {"name": name, "namespace": ref.namespace},
         "involvedObject": {
             "apiVersion": API_VERSION,
-            "kind": KIND,
+            "kind": ref.kind,
             "name": ref.name,
             "namespace": ref.namespace,
             "uid": ref.uid,

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rollwise.api import GROUP, VERSION, gates, service
+from rollwise.api import GROUP, VERSION, gates, service, train
 
 Schema = dict[str, Any]
 _DROP = {"title", "default", "examples", "example"}
@@ -175,8 +175,24 @@ def build_crds() -> dict[str, Schema]:
         ["cmgate"],
         _GATE_COLUMNS,
     )
+    release_train = _crd(
+        train.KIND,
+        train.PLURAL,
+        "Namespaced",
+        train.TrainSpec,
+        train.TrainStatus,
+        train.SHORT_NAMES,
+        [
+            _column("Phase", ".status.phase"),
+            _column("Policy", ".spec.onFailure.policy"),
+            _column("Frozen-Until", ".status.frozenUntil", "date", priority=1),
+            _column("Message", ".status.message"),
+            _AGE,
+        ],
+    )
     return {
         f"{GROUP}_{service.PLURAL}.yaml": psvc,
+        f"{GROUP}_{train.PLURAL}.yaml": release_train,
         f"{GROUP}_{gates.PLURAL}.yaml": gate,
         f"{GROUP}_{gates.CLUSTER_PLURAL}.yaml": cluster_gate,
     }

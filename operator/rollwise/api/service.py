@@ -547,6 +547,13 @@ class ServiceSpec(ApiModel):
     progress_deadline_seconds: int = Field(default=600, ge=1)
     abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
     notifications: Notifications | None = None
+    release_train: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="A ReleaseTrain in this namespace that releases this service's version: "
+        "while it lists this service, it sets version (and image, env) over this spec.",
+    )
 
     @model_validator(mode="after")
     def _template_or_workload_ref(self) -> ServiceSpec:

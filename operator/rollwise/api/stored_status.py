@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from rollwise.api.service import HISTORY_LIMIT, ServiceStatus
 
@@ -27,17 +27,25 @@ class StatusReading:
     problems: tuple[str, ...] = ()
 
 
-def _is_valid_status(fields: Mapping[str, Any]) -> bool:
+@dataclass(frozen=True)
+class ModelReading:
+    """Any status model as far as it could be read (a ReleaseTrain's, for one)."""
+
+    status: BaseModel
+    problems: tuple[str, ...] = ()
+
+
+def _is_valid_status(fields: Mapping[str, Any], model: type[BaseModel] = ServiceStatus) -> bool:
     try:
-        ServiceStatus.model_validate(fields)
+        model.model_validate(fields)
     except ValidationError:
         return False
     return True
 
 
-def _first_error(fields: Mapping[str, Any]) -> str:
+def _first_error(fields: Mapping[str, Any], model: type[BaseModel] = ServiceStatus) -> str:
     try:
-        ServiceStatus.model_validate(fields)
+        model.model_validate(fields)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -47,29 +55,39 @@ def _first_error(fields: Mapping[str, Any]) -> str:
 
 def read_stored_status(raw: object) -> StatusReading:
     """Every readable status field; unreadable fields (or list entries) are named, not fatal."""
+    reading = read_stored_model(raw, ServiceStatus, HISTORY_LIMIT)
+    assert isinstance(reading.status, ServiceStatus)
+    return StatusReading(reading.status, reading.problems)
+
+
+def read_stored_model(
+    raw: object, model: type[BaseModel], history_limit: int | None = None
+) -> ModelReading:
+    """read_stored_status for any status model."""
     if raw is None:
-        return StatusReading(ServiceStatus())
+        return ModelReading(model())
     if not isinstance(raw, Mapping):
-        return StatusReading(ServiceStatus(), ("status is not an object",))
+        return ModelReading(model(), ("status is not an object",))
     kept: dict[str, Any] = {}
     problems: list[str] = []
-    for field_name, info in ServiceStatus.model_fields.items():
+    for field_name, info in model.model_fields.items():
         alias = info.alias or field_name
         if alias not in raw:
             continue
         value = raw[alias]
-        if _is_valid_status({alias: value}):
+        if _is_valid_status({alias: value}, model):
             kept[alias] = value
             continue
         if isinstance(value, list):
-            entries = [entry for entry in value if _is_valid_status({alias: [entry]})]
+            entries = [entry for entry in value if _is_valid_status({alias: [entry]}, model)]
             if len(entries) < len(value):
                 skipped = len(value) - len(entries)
                 problems.append(f"status.{alias}: {skipped} unreadable entries skipped")
-            if alias == "history" and len(entries) > HISTORY_LIMIT:
-                problems.append(f"status.history: only the last {HISTORY_LIMIT} entries shown")
-                entries = entries[-HISTORY_LIMIT:]
+            limit = history_limit
+            if alias == "history" and limit is not None and len(entries) > limit:
+                problems.append(f"status.history: only the last {limit} entries shown")
+                entries = entries[-limit:]
             kept[alias] = entries
         else:
-            problems.append(f"status.{_first_error({alias: value})}")
-    return StatusReading(ServiceStatus.model_validate(kept), tuple(problems))
+            problems.append(f"status.{_first_error({alias: value}, model)}")
+    return ModelReading(model.model_validate(kept), tuple(problems))

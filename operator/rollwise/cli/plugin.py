@@ -4,6 +4,7 @@
     kubectl rollwise watch payment [--until Healthy,RolledBack] [--timeout 600]
     kubectl rollwise history payment
     kubectl rollwise promote|abort|retry|pause|resume payment [--wait] [--timeout 120]
+    kubectl rollwise train status|promote|abort|retry shop [-o json|yaml]
 
 Requests are written to the `rollwise.dev/request` annotation, never to the spec, so GitOps
 tools see no drift; the operator acts once per request id and acknowledges in status.
@@ -42,6 +43,7 @@ from rollwise.cli.plugin_requests import (
     request_annotation,
     unacknowledged_request,
 )
+from rollwise.cli.plugin_train import ACTIONS, run_train
 from rollwise.core.model import Action
 
 PROG = "kubectl rollwise"
@@ -122,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop after S seconds; exit 1 if --until was given and not reached",
     )
+
+    train = commands.add_parser(
+        "train",
+        help="a ReleaseTrain: its members as a tree; promote, abort or retry the whole train",
+        description="status: the members along their `after` order; promote: every member in "
+        "flight; abort: halt the run (and roll back by its policy); retry: run it again",
+    )
+    train.add_argument("action", choices=ACTIONS, metavar="ACTION", help=", ".join(ACTIONS))
+    train.add_argument("name", metavar="NAME", help="the ReleaseTrain")
+    train.add_argument("-o", "--output", choices=["json", "yaml"], help="print the raw status")
+    _add_connection_flags(train, on_subcommand=True)
 
     history = command("history", "every history entry")
     history.add_argument("-o", "--output", choices=["json", "yaml"], help="print raw entries")
@@ -264,6 +277,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return show_status(session, args.name, args.output, out)
     if command == "history":
         return show_history(session, args.name, args.output, out)
+    if command == "train":
+        return run_train(session, args.action, args.name, args.output, out)
     if command == "watch":
         return watch_status(session, args.name, args.until, args.timeout, out, err)
     return send_request(session, args.name, Action(command), args.wait, args.timeout, out, err)

@@ -112,20 +112,27 @@ def _server_message(err: ApiException) -> str:
     return str(message) if message else str(err.reason or f"HTTP {err.status}")
 
 
-def explain(err: ApiException, session: KubeSession, verb: str, name: str) -> PluginError:
+def explain(
+    err: ApiException,
+    session: KubeSession,
+    verb: str,
+    name: str,
+    plural: str = PLURAL,
+    singular: str = SINGULAR,
+) -> PluginError:
     """The one place where API errors become sentences."""
     where = f"{session.namespace}/{name}"
     if err.status == _HTTP_NOT_FOUND:
         details = _server_status(err).get("details") or {}
         if details.get("name") == name:
-            return PluginError(f"{SINGULAR} {where} not found")
+            return PluginError(f"{singular} {where} not found")
         return PluginError(
-            f"{SINGULAR} {where} not found: the server does not serve {PLURAL}.{GROUP}/{VERSION};"
+            f"{singular} {where} not found: the server does not serve {plural}.{GROUP}/{VERSION};"
             " are the rollwise CRDs installed?"
         )
     if err.status == _HTTP_FORBIDDEN:
         return PluginError(
-            f"no permission to {verb} {PLURAL} in {session.namespace}: {_server_message(err)}"
+            f"no permission to {verb} {plural} in {session.namespace}: {_server_message(err)}"
         )
     if err.status == _HTTP_UNAUTHORIZED:
         return PluginError(
@@ -133,7 +140,7 @@ def explain(err: ApiException, session: KubeSession, verb: str, name: str) -> Pl
             f" {session.context!r} (expired token?): {_server_message(err)}"
         )
     return PluginError(
-        f"cannot {verb} {SINGULAR} {where}: HTTP {err.status}: {_server_message(err)}"
+        f"cannot {verb} {singular} {where}: HTTP {err.status}: {_server_message(err)}"
     )
 
 
@@ -149,27 +156,35 @@ def _objects(session: KubeSession) -> CustomObjectsApi:
     return CustomObjectsApi(session.api_client)
 
 
-def get_service(session: KubeSession, name: str) -> dict[str, Any]:
-    """The ProgressiveService as stored, as a plain dict."""
+def get_service(
+    session: KubeSession, name: str, plural: str = PLURAL, singular: str = SINGULAR
+) -> dict[str, Any]:
+    """The ProgressiveService (or another rollwise object) as stored, as a plain dict."""
     try:
         found = _objects(session).get_namespaced_custom_object(
             GROUP,
             VERSION,
             session.namespace,
-            PLURAL,
+            plural,
             name,
             _request_timeout=(_CONNECT_TIMEOUT_S, _READ_TIMEOUT_S),
         )
     except ApiException as err:
-        raise explain(err, session, "get", name) from err
+        raise explain(err, session, "get", name, plural, singular) from err
     except urllib3.exceptions.HTTPError as err:
         raise _unreachable(session, err) from err
     if not isinstance(found, dict):
-        raise PluginError(f"{SINGULAR} {session.namespace}/{name}: unexpected reply {found!r}")
+        raise PluginError(f"{singular} {session.namespace}/{name}: unexpected reply {found!r}")
     return found
 
 
-def write_request(session: KubeSession, name: str, annotation: str) -> None:
+def write_request(
+    session: KubeSession,
+    name: str,
+    annotation: str,
+    plural: str = PLURAL,
+    singular: str = SINGULAR,
+) -> None:
     """Set the request annotation with a merge patch on metadata only: spec never drifts."""
     patch = {"metadata": {"annotations": {ANNOTATION_REQUEST: annotation}}}
     try:
@@ -177,14 +192,14 @@ def write_request(session: KubeSession, name: str, annotation: str) -> None:
             GROUP,
             VERSION,
             session.namespace,
-            PLURAL,
+            plural,
             name,
             patch,
             _content_type="application/merge-patch+json",
             _request_timeout=(_CONNECT_TIMEOUT_S, _READ_TIMEOUT_S),
         )
     except ApiException as err:
-        raise explain(err, session, "patch", name) from err
+        raise explain(err, session, "patch", name, plural, singular) from err
     except urllib3.exceptions.HTTPError as err:
         raise _unreachable(session, err) from err
 

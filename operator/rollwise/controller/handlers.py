@@ -35,9 +35,11 @@ from rollwise.adapters.manifests import pod_failed, pod_ready
 from rollwise.api import GROUP, VERSION
 from rollwise.api import gates as gate_api
 from rollwise.api import service as service_api
+from rollwise.api import train as train_api
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
 from rollwise.controller.service_memory import GateRefKey, ServiceMemories
 from rollwise.controller.settings import OWNED_RESOURCES
+from rollwise.controller.trains import TrainRuntime, train_fingerprint
 from rollwise.core import naming
 
 registry = kopf.OperatorRegistry()
@@ -90,6 +92,8 @@ class Runtime:
     # Fills `cache` from the API server (adapters.cache.prime); None in tests that feed it.
     prime: Callable[[], int] | None = None
     stop_timeout_s: float = 10.0
+    # ReleaseTrains: their own queue and worker (None in tests that run services only).
+    trains: TrainRuntime | None = None
     # What is remembered of each ProgressiveService, shared with the Reconciler (runner.build).
     memory: ServiceMemories = field(init=False)
     shared_memory: InitVar[ServiceMemories | None] = None
@@ -127,6 +131,10 @@ async def progressive_service_event(event: Mapping[str, Any], memo: Any, **_: An
     key = _key(body)
     if key is None:
         return
+    train = (body.get("spec") or {}).get("releaseTrain")
+    if runtime.trains is not None and isinstance(train, str) and train:
+        # A member's phase moved (or it joined or left): its train decides what comes next.
+        runtime.trains.queue.add((key[0], train))
     if event.get("type") == "DELETED":
         runtime.memory.forget(key)
         # One more pass: one in flight may have written to the memory after it was forgotten;
@@ -140,6 +148,24 @@ async def progressive_service_event(event: Mapping[str, Any], memo: Any, **_: An
     if event.get("type") == "MODIFIED" and not changed:
         return
     runtime.queue.add(key)
+
+
+@kopf.on.event(GROUP, VERSION, train_api.PLURAL, id="releasetrains", registry=registry)
+async def release_train_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
+    """A ReleaseTrain changed: its own key, unless only its status moved."""
+    runtime = _runtime(memo)
+    body = event.get("object") or {}
+    key = _key(body)
+    if key is None or runtime.trains is None:
+        return
+    deleted = event.get("type") == "DELETED"
+    if runtime.trains.noted(key, None if deleted else train_fingerprint(body)) or deleted:
+        runtime.trains.queue.add(key)
+    if deleted:
+        # Its members run their own specs again.
+        for member in (body.get("status") or {}).get("members") or []:
+            if isinstance(member, dict) and isinstance(member.get("service"), str):
+                runtime.queue.add((key[0], member["service"]))
 
 
 def _cache_event(memo: Any, plural: str, event: Mapping[str, Any]) -> bool:
@@ -243,12 +269,16 @@ async def start_workers(memo: Any, **_: Any) -> None:
             raise kopf.TemporaryError(f"cannot fill the watch cache: {err}", delay=5) from err
         log.info("watch cache filled: %d objects in %.1fs", count, time.monotonic() - started)
     runtime.pool.start()
+    if runtime.trains is not None:
+        runtime.trains.pool.start()
 
 
 @kopf.on.cleanup(id="workers", registry=registry)
 async def stop_workers(memo: Any, **_: Any) -> None:
     """Stop taking keys; passes in flight finish (off the event loop, which must keep going)."""
     runtime = _runtime(memo)
+    if runtime.trains is not None:
+        await asyncio.to_thread(runtime.trains.pool.stop, runtime.stop_timeout_s)
     await asyncio.to_thread(runtime.pool.stop, runtime.stop_timeout_s)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.kubeapi import RELEASE_TRAINS
 from rollwise.adapters.kubernetes import (
     InvalidGateError,
     KubernetesAdapter,
@@ -28,6 +29,7 @@ from rollwise.adapters.kubernetes import (
 from rollwise.adapters.manifests import ServiceRef
 from rollwise.adapters.prometheus import MetricProvider
 from rollwise.adapters.webhooks import HookSender
+from rollwise.adapters.trains import release_for
 from rollwise.adapters.workload import read_workload
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
@@ -51,6 +53,7 @@ from rollwise.core.model import (
     WorkloadState,
 )
 from rollwise.core.reasons import ConditionType, Reason
+from rollwise.core.release import apply_release
 from rollwise.core.requests import parse_request
 from rollwise.core.revision import revision_of
 
@@ -62,6 +65,10 @@ log = logging.getLogger("rollwise.reconcile")
 # process SIGKILL itself right after applying such an action and before writing status, which is
 # the one moment a real crash cannot be timed from outside. Unset in production.
 CRASH_AFTER = os.environ.get("ROLLWISE_CRASH_AFTER", "")
+
+
+class ReleaseNotApplicable(Exception):
+    """A ReleaseTrain's release names something the member's spec does not have."""
 
 
 def crash(why: str) -> None:
@@ -187,6 +194,8 @@ class Reconciler:
                 if found is not None:
                     template, workload = found
                     spec = spec.with_template(template)
+            if spec.release_train is not None and spec.template is not None:
+                spec = self._with_train_release(spec, namespace, name)
             if spec.template is None or deleting:
                 # Nothing to roll out (the Deployment is missing) or a handover back to it.
                 observed = Observed(namespace=namespace, name=name, generation=generation)
@@ -196,6 +205,10 @@ class Reconciler:
         except AdapterError as err:
             log.warning("observing failed: %s", err, extra=context)
             return self.backoff(key)
+        except ReleaseNotApplicable as err:
+            return self._invalid_spec(
+                key, ref, resource_version, raw_status, status, generation, str(err), now
+            )
         observed = replace(observed, workload=workload, deleting=deleting)
 
         queries = (
@@ -324,6 +337,20 @@ class Reconciler:
             router_weight=workloads.router_weight,
         )
 
+    def _with_train_release(self, spec: ServiceSpec, namespace: str, name: str) -> ServiceSpec:
+        """The spec with what its ReleaseTrain's status says it runs now (its own spec when the
+        train has released nothing to it, does not list it, or does not exist). Read by GET:
+        the train's last write must be seen, or a pass could roll a member back to the
+        release before it."""
+        train = self.kube.api.get(RELEASE_TRAINS, namespace, str(spec.release_train))
+        try:
+            return apply_release(spec, release_for(train, name))
+        except ValueError as err:
+            raise ReleaseNotApplicable(
+                f"ReleaseTrain {namespace}/{spec.release_train}: its release for {name} "
+                f"cannot be applied: {err}"
+            ) from err
+
     def _due_fresh(self, key: Key) -> bool:
         """Whether this steady-state pass reads from the API server instead of the watch cache:
         once per `fresh_observe_s` per service (never in its first pass after a start, when
@@ -341,12 +368,13 @@ class Reconciler:
         raw_status: dict[str, Any],
         status: ServiceStatus,
         generation: int,
-        err: ValidationError,
+        err: ValidationError | str,
         now: datetime,
     ) -> float | None:
-        """No actions on a spec that does not validate: say where it is wrong and wait for the
-        next edit (a watch event), keeping everything that runs as it is."""
-        message = f"invalid spec: {validation_summary(err)}"
+        """No actions on a spec that does not validate (or a train release that does not fit
+        it): say where it is wrong and wait for the next edit (a watch event), keeping
+        everything that runs as it is."""
+        message = err if isinstance(err, str) else f"invalid spec: {validation_summary(err)}"
         context = logs.ref(ref.namespace, ref.name)
         log.warning("%s", message, extra=context)
         new = _failed(status, Reason.INVALID_SPEC, message, generation, now)

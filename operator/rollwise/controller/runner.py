@@ -41,6 +41,7 @@ from rollwise.controller.queue import WorkerPool, WorkQueue
 from rollwise.controller.reconcile import Reconciler
 from rollwise.controller.service_memory import ServiceMemories
 from rollwise.controller.settings import OperatorSettings
+from rollwise.controller.trains import TrainReconciler, TrainRuntime
 
 log = logging.getLogger("rollwise.controller")
 
@@ -95,6 +96,24 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
         reconciler.reconcile if elector is None else only_when_leading(reconciler.reconcile, leads)
     )
     pool = WorkerPool(queue, reconcile, settings.workers, error_delay=reconciler.backoff)
+    train_reconciler = TrainReconciler(kube, queue)
+    train_queue = WorkQueue()
+    train_reconcile = (
+        train_reconciler.reconcile
+        if elector is None
+        else only_when_leading(train_reconciler.reconcile, leads)
+    )
+    trains = TrainRuntime(
+        queue=train_queue, pool=WorkerPool(train_queue, train_reconcile, 1, name="rollwise-train")
+    )
+    if elector is not None:
+        queue_services = elector.on_started_leading
+
+        def take_over_all() -> None:
+            queue_services()
+            trains.queue_all()
+
+        elector.on_started_leading = take_over_all
     namespaces = None if settings.clusterwide else settings.namespaces
     runtime = readiness.LeaderRuntime(
         queue=queue,
@@ -105,6 +124,7 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
         prime=lambda: prime(cache, fenced, namespaces),
         shared_memory=memory,
         elector=elector,
+        trains=trains,
     )
     return Operator(
         settings=settings,

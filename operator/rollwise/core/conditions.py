@@ -7,19 +7,19 @@ from datetime import datetime
 from rollwise.api.service import Condition, ServiceStatus
 
 
-def with_condition(
-    status: ServiceStatus,
+def set_condition(
+    conditions: list[Condition],
     ctype: str,
     value: bool,
     reason: str,
     message: str,
     generation: int | None,
     now: datetime,
-) -> ServiceStatus:
-    """`status` with one condition set (kept in place, or appended); lastTransitionTime moves
-    only when the condition's value does."""
+) -> list[Condition]:
+    """`conditions` with one condition set (kept in place, or appended); lastTransitionTime
+    moves only when the condition's value does."""
     text = "True" if value else "False"
-    previous = next((c for c in status.conditions if c.type == ctype), None)
+    previous = next((c for c in conditions if c.type == ctype), None)
     changed_at = (
         previous.last_transition_time if previous is not None and previous.status == text else now
     )
@@ -32,7 +32,19 @@ def with_condition(
         last_transition_time=changed_at,
     )
     if previous is None:
-        conditions = [*status.conditions, condition]
-    else:
-        conditions = [condition if c.type == ctype else c for c in status.conditions]
+        return [*conditions, condition]
+    return [condition if c.type == ctype else c for c in conditions]
+
+
+def with_condition(
+    status: ServiceStatus,
+    ctype: str,
+    value: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime,
+) -> ServiceStatus:
+    """`status` with one condition set (see set_condition)."""
+    conditions = set_condition(status.conditions, ctype, value, reason, message, generation, now)
     return status.model_copy(update={"conditions": conditions})

@@ -12,6 +12,9 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     PAUSED = "Paused"
     MIGRATION_COMPLETE = "MigrationComplete"
+    # ReleaseTrain only
+    FROZEN = "Frozen"
+    INVALID = "Invalid"
 
 
 class Reason(StrEnum):
@@ -59,6 +62,21 @@ class Reason(StrEnum):
     # webhooks and notifications
     WEBHOOK_FAILED = "WebhookFailed"
     NOTIFICATION_FAILED = "NotificationFailed"
+    # ReleaseTrain: the run of a version set, and each member in it
+    RELEASE_STARTED = "ReleaseStarted"
+    MEMBER_STARTED = "MemberStarted"
+    MEMBER_WAITING = "MemberWaiting"
+    MEMBER_UNCHANGED = "MemberUnchanged"
+    MEMBER_PROMOTED = "MemberPromoted"
+    MEMBER_FAILED = "MemberFailed"
+    MEMBER_ROLLING_BACK = "MemberRollingBack"
+    MEMBER_ROLLED_BACK = "MemberRolledBack"
+    TRAIN_FROZEN = "TrainFrozen"
+    TRAIN_HALTED = "TrainHalted"
+    TRAIN_SUCCEEDED = "TrainSucceeded"
+    TRAIN_FAILED = "TrainFailed"
+    TRAIN_ABORTED = "TrainAborted"
+    TRAIN_INVALID = "TrainInvalid"
     # spec and adapters
     INVALID_SPEC = "InvalidSpec"
     APPLY_FAILED = "ApplyFailed"
