@@ -28,8 +28,8 @@ from rollwise.adapters.kubernetes import (
 )
 from rollwise.adapters.manifests import ServiceRef
 from rollwise.adapters.prometheus import MetricProvider
-from rollwise.adapters.webhooks import HookSender
 from rollwise.adapters.trains import release_for
+from rollwise.adapters.webhooks import HookSender
 from rollwise.adapters.workload import read_workload
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
