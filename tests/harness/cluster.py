@@ -78,14 +78,16 @@ def _create_lock() -> Iterator[None]:
 
 def taken_address_slots(clusters_dir: Path, running: Callable[[Path], bool]) -> set[int]:
     """Address slots of the clusters whose control plane still runs (a leftover directory of a
-    crashed run holds none)."""
+    crashed run holds none). A running cluster without a slot file was started by a harness
+    from before slots (another checkout): it uses slot 0's ranges."""
     taken = set()
-    for marker in clusters_dir.glob(f"*/{SLOT_FILE}"):
+    for cluster_dir in clusters_dir.glob("*/"):
+        marker = cluster_dir / SLOT_FILE
         try:
-            slot = int(marker.read_text().strip())
+            slot = int(marker.read_text().strip()) if marker.exists() else 0
         except ValueError:
-            continue
-        if running(marker.parent):
+            slot = 0
+        if running(cluster_dir):
             taken.add(slot)
     return taken
 

@@ -155,8 +155,19 @@ class Rollouts:
                 raise
             self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, manifest)
             return
-        current["spec"] = manifest["spec"]
-        self.custom.replace_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, current)
+        for attempt in range(5):
+            current["spec"] = manifest["spec"]
+            try:
+                self.custom.replace_namespaced_custom_object(
+                    GROUP, VERSION, self.ns, PLURAL, name, current
+                )
+                return
+            except ApiException as exc:
+                # The operator changed metadata (a finalizer, a request annotation's ack) since
+                # the read: read again and replace, as `kubectl apply` retries a conflict.
+                if exc.status != 409 or attempt == 4:
+                    raise
+                current = self.get(name)
 
     def request(self, name: str, action: str, request_id: str, by: str) -> None:
         """What `kubectl rollwise <action>` writes: the request annotation, never the spec."""

@@ -44,12 +44,16 @@ def test_nodes_past_a_slots_room_stay_inside_the_slot() -> None:
 
 
 def test_only_running_clusters_hold_a_slot(tmp_path: Path) -> None:
-    for name, slot in [("a", 0), ("b", 1), ("crashed", 2)]:
+    for name, slot in [("a", 1), ("b", 3), ("crashed", 2)]:
         (tmp_path / name).mkdir()
         (tmp_path / name / SLOT_FILE).write_text(f"{slot}\n")
+    taken = taken_address_slots(tmp_path, lambda d: d.name != "crashed")
+    assert taken == {1, 3}
+    assert free_address_slot(taken) == 0
+    # A running cluster of a harness from before slots uses slot 0's ranges.
     (tmp_path / "unmarked").mkdir()
     taken = taken_address_slots(tmp_path, lambda d: d.name != "crashed")
-    assert taken == {0, 1}
+    assert taken == {0, 1, 3}
     assert free_address_slot(taken) == 2
     with pytest.raises(ClusterStartError, match="address slots are taken"):
         free_address_slot(set(range(pod_http.ADDRESS_SLOTS)))
