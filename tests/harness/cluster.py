@@ -352,6 +352,10 @@ class LocalCluster:
         if result.returncode != 0:
             raise ClusterStartError(f"kwokctl start cluster {self.name} failed; see kwokctl.log")
         self._wait_api_ready(deadline=begin + timeout)
+        # The restarted kwok controller has a new identity and leaves every node whose Lease
+        # the stopped one held alone until it expires (--node-lease-duration-seconds: 200 s),
+        # so no pod would start for minutes. The stopped holder renews nothing: hand them over.
+        self.kubectl("delete", "leases", "--all", "-n", "kube-node-lease")
 
     def adopt(self) -> None:
         """Take charge of an existing cluster of this name (``cli down`` stops what ``up`` left)."""

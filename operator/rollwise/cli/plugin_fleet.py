@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from rollwise.api import GROUP, VERSION
 from rollwise.api.fleet import PLURAL, FleetRolloutStatus
 from rollwise.cli.plugin_cluster import KubeSession, PluginError, username
-from rollwise.cli.plugin_render import format_time, table
+from rollwise.cli.plugin_render import format_age, table
 from rollwise.cli.plugin_requests import actor_label, request_annotation
 from rollwise.core.model import Action
 from rollwise.core.naming import ANNOTATION_REQUEST
@@ -102,7 +102,10 @@ def _status(obj: Mapping[str, Any]) -> FleetRolloutStatus:
 
 
 def _age(at: datetime | None, now: datetime) -> str:
-    return format_time(at, now) if at is not None else "-"
+    return f"{format_age(max(0.0, (now - at).total_seconds()))} ago" if at is not None else "-"
+
+
+_IN_FLIGHT = {"Pending", "Migrating", "Progressing", "Paused", "Promoting", "RollingBack"}
 
 
 def render_fleet(obj: Mapping[str, Any], now: datetime | None = None) -> str:
@@ -125,13 +128,18 @@ def render_fleet(obj: Mapping[str, Any], now: datetime | None = None) -> str:
         if wave.approved_by:
             extra = f"approved by {wave.approved_by}"
         elif wave.soak_until and wave.phase.value == "Soaking":
-            extra = f"soak until {format_time(wave.soak_until, now)}"
+            left = max(0.0, (wave.soak_until - now).total_seconds())
+            extra = f"soaking, {format_age(left)} left"
         rows.append([wave.name, wave.phase.value, "", "", "", "", "", extra])
         for i, member in enumerate(wave.clusters):
             branch = "└─" if i == len(wave.clusters) - 1 else "├─"
             label = f"{branch} {member.name}" + (f" ({member.region})" if member.region else "")
             version = member.version or "-"
-            if member.canary_version and member.canary_version != member.version:
+            if (
+                member.canary_version
+                and member.canary_version != member.version
+                and member.member_phase in _IN_FLIGHT
+            ):
                 version += f" (canary {member.canary_version})"
             reachable = {True: "yes", False: "NO", None: "-"}[member.reachable]
             why = member.message or member.reason or ""
@@ -161,10 +169,10 @@ def render_fleet(obj: Mapping[str, Any], now: datetime | None = None) -> str:
     if status.history:
         lines += ["", "History:"]
         for entry in status.history[-12:]:
-            where = "/".join(x for x in (entry.wave, entry.cluster) if x)
+            by = "" if entry.actor == "rollwise" else f" [{entry.actor}]"
             lines.append(
-                f"  {format_time(entry.at, now):>10}  {entry.event:<22} {entry.actor:<12} "
-                f"{where + ': ' if where else ''}{entry.message or ''}"
+                f"  {entry.at.strftime('%H:%M:%S')} {_age(entry.at, now):>9}  "
+                f"{entry.event:<22} {entry.message or ''}{by}"
             )
     return "\n".join(lines) + "\n"
 
