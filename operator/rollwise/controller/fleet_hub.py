@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +44,18 @@ from rollwise.core.requests import parse_request
 
 log = logging.getLogger("rollwise.controller.fleet")
 registry = kopf.OperatorRegistry()
+
+# Fault injection for the reliability tests, unset in production: `patching:<cluster>` SIGKILLs
+# the hub right after the status write that records the cluster's previous spec (before its
+# patch); `patched:<cluster>` right after the cluster's patch (before the next status write).
+# Those two moments cannot be timed from outside the process.
+CRASH_AT = os.environ.get("ROLLWISE_FLEET_CRASH_AT", "")
+
+
+def _crash_if(moment: str) -> None:
+    if CRASH_AT and moment == CRASH_AT:
+        log.critical("%s: SIGKILL (ROLLWISE_FLEET_CRASH_AT)", moment)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class FleetReconciler:
@@ -117,6 +131,10 @@ class FleetReconciler:
             poll_s=self.poll_s,
         )
         self._write(ref, obj, plan.status, plan, now)
+        for wave in plan.status.waves:
+            for member in wave.clusters:
+                if member.phase.value == "Patching":
+                    _crash_if(f"patching:{member.name}")
         clusters = {c.name: c for c in spec.clusters}
         for patch in plan.patches:
             generation_after = self.adapter.patch_member(
@@ -132,6 +150,7 @@ class FleetReconciler:
                 generation_after,
                 extra=logs.ref(*key),
             )
+            _crash_if(f"patched:{patch.cluster}")
         if plan.patches:
             return 0.2  # read the members again at once: what the patch did is observed
         return plan.requeue_after if plan.requeue_after is not None else self.resync_s
