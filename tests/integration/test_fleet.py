@@ -137,6 +137,26 @@ def test_a_bad_version_fails_in_wave_one_and_never_reaches_wave_two(fleet: Fleet
     assert "GateFailed" in view
 
 
+def test_a_fleet_naming_an_unknown_cluster_is_invalid_and_patches_nothing(
+    fleet: FleetGround,
+) -> None:
+    service = "pay-ok"  # Healthy at 2.0.0 in every member after the first test, or at 1.0.0
+    before = {
+        name: m.service(service)["metadata"]["generation"] for name, m in fleet.members.items()
+    }
+    manifest = fleet.fleet_manifest(
+        "pay-invalid", service, "9.9.9", waves=[{"name": "all", "clusters": ["member-z"]}]
+    )
+    fleet.apply_fleet(manifest)  # the CRD cannot check names against spec.clusters; the hub does
+    status = fleet.wait_fleet_phase("pay-invalid", "Invalid", timeout=60)
+    assert "unknown cluster member-z" in status["message"]
+    assert condition(status, "Degraded")["status"] == "True"
+    after = {
+        name: m.service(service)["metadata"]["generation"] for name, m in fleet.members.items()
+    }
+    assert after == before
+
+
 def test_with_the_rollback_policy_the_promoted_cluster_returns_to_the_old_version(
     fleet: FleetGround,
 ) -> None:
