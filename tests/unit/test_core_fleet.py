@@ -522,3 +522,17 @@ def test_effective_version_falls_back_to_the_image_tag() -> None:
     )
     assert MemberSpec(None, ({"name": "a", "image": "x"},)).effective_version == "latest"
     assert replace(MemberSpec(None, ()), version="3").effective_version == "3"
+
+
+def test_a_member_spec_changed_outside_the_fleet_fails_it_instead_of_being_fought() -> None:
+    world = World(fleet_spec())
+    world.step()
+    world.step(run_members=False)  # patched
+    world.step(run_members=False)  # Progressing
+    eu = world.members["eu-1"]
+    eu.version, eu.generation = "1.5.0", eu.generation + 1  # someone applied another version
+    status = world.run()
+    assert status.phase is FleetPhase.FAILED
+    assert world.member_phase("eu-1") is MemberPhase.FAILED
+    assert "no longer asks for 2.0.0" in (status.message or "")
+    assert len(eu.patches) == 1 and eu.version == "1.5.0"

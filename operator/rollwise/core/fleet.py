@@ -739,6 +739,22 @@ def _judge_member(p: _Pass, wi: int, mi: int) -> str | None:
             wave=wave,
             cluster=member.name,
         )
+    elif not _still_asks(p, obs):
+        # Someone (a person, a GitOps sync) wrote the member's spec after the fleet did: the
+        # fleet does not fight it, and says so instead of waiting forever.
+        why = (
+            f"its ProgressiveService no longer asks for {p.spec.version} (spec.version "
+            f"{obs.spec.version}); changed outside the fleet"
+        )
+        _set_member(p, wi, mi, phase=MemberPhase.FAILED, reason="SpecChanged", message=why)
+        p.tell(
+            Reason.MEMBER_FAILED,
+            f"cluster {member.name}: {why}",
+            wave=wave,
+            cluster=member.name,
+            warning=True,
+        )
+        return f"cluster {member.name}: {why}"
     if not obs.current or (member.patched_generation or 0) > (obs.observed_generation or 0):
         return None  # the member's status is still about the spec before the patch
     if obs.phase == "Healthy" and obs.stable_version == p.spec.version:
@@ -764,6 +780,17 @@ def _judge_member(p: _Pass, wi: int, mi: int) -> str | None:
         return f"cluster {member.name}: {why}"
     _set_member(p, wi, mi, reason=obs.phase)
     return None
+
+
+def _still_asks(p: _Pass, obs: MemberObservation) -> bool:
+    """The member's spec still asks for the fleet's version (and container changes)."""
+    assert obs.spec is not None
+    if obs.spec.version != p.spec.version:
+        return False
+    try:
+        return _at(obs.spec, p.spec.version, p.target_of(obs))
+    except ValueError:
+        return False
 
 
 def _soak(p: _Pass, wi: int) -> FleetPhase | None:
