@@ -337,6 +337,8 @@ class LocalCluster:
         )
 
     def _add_nodes(self, deadline: float) -> None:
+        if self.nodes == 0:
+            return  # e.g. a fleet hub: it only stores objects, no pod ever runs there
         docs = [node_manifest(i, self.address_slot) for i in range(self.nodes)]
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
 
@@ -369,6 +371,25 @@ class LocalCluster:
         self._save_component_logs()
         self._delete()
         self._owned = False
+
+    def stop_components(self) -> None:
+        """`kwokctl stop cluster`: every component (apiserver, etcd, ...) stops; the cluster's
+        files stay, so `start_components()` brings the same cluster back on the same ports."""
+        result = self._kwokctl("stop", "cluster", timeout=90)
+        if result.returncode != 0:
+            raise ClusterStartError(f"kwokctl stop cluster {self.name} failed; see kwokctl.log")
+
+    def start_components(self, timeout: float = 120.0) -> None:
+        """`kwokctl start cluster` after `stop_components()`; waits until /readyz answers."""
+        begin = time.monotonic()
+        result = self._kwokctl("start", "cluster", f"--timeout={int(timeout)}s", timeout=timeout)
+        if result.returncode != 0:
+            raise ClusterStartError(f"kwokctl start cluster {self.name} failed; see kwokctl.log")
+        self._wait_api_ready(deadline=begin + timeout)
+        # The restarted kwok controller has a new identity and leaves every node whose Lease
+        # the stopped one held alone until it expires (--node-lease-duration-seconds: 200 s),
+        # so no pod would start for minutes. The stopped holder renews nothing: hand them over.
+        self.kubectl("delete", "leases", "--all", "-n", "kube-node-lease")
 
     def adopt(self) -> None:
         """Take charge of an existing cluster of this name (``cli down`` stops what ``up`` left)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rollwise.api import GROUP, VERSION, gates, service, train
+from rollwise.api import GROUP, VERSION, fleet, gates, service, train
 
 Schema = dict[str, Any]
 _DROP = {"title", "default", "examples", "example"}
@@ -190,9 +190,26 @@ def build_crds() -> dict[str, Schema]:
             _AGE,
         ],
     )
+    fleet_rollout = _crd(
+        fleet.KIND,
+        fleet.PLURAL,
+        "Namespaced",
+        fleet.FleetRolloutSpec,
+        fleet.FleetRolloutStatus,
+        fleet.SHORT_NAMES,
+        [
+            _column("Phase", ".status.phase"),
+            _column("Version", ".spec.version"),
+            _column("Wave", ".status.currentWave"),
+            _column("Message", ".status.message"),
+            _column("Policy", ".spec.onFailure", priority=1),
+            _AGE,
+        ],
+    )
     return {
         f"{GROUP}_{service.PLURAL}.yaml": psvc,
         f"{GROUP}_{train.PLURAL}.yaml": release_train,
+        f"{GROUP}_{fleet.PLURAL}.yaml": fleet_rollout,
         f"{GROUP}_{gates.PLURAL}.yaml": gate,
         f"{GROUP}_{gates.CLUSTER_PLURAL}.yaml": cluster_gate,
     }

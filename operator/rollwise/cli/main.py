@@ -40,6 +40,26 @@ def _parser() -> argparse.ArgumentParser:
         "gates of namespaced MetricGates may call; repeatable or comma-separated. "
         "ClusterMetricGates may call any URL; without this, namespaced web gates are refused",
     )
+    fleet = run.add_argument_group("fleet hub (FleetRollouts across member clusters)")
+    fleet.add_argument(
+        "--fleet-hub",
+        action="store_true",
+        help="run the FleetRollout controller of a hub, not the ProgressiveService one",
+    )
+    fleet.add_argument(
+        "--fleet-poll-interval",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="how often a FleetRollout in flight reads its member clusters",
+    )
+    fleet.add_argument(
+        "--fleet-resync-interval",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="how often a settled FleetRollout refreshes what its members run",
+    )
     elect = run.add_argument_group("leader election (for more than one replica)")
     elect.add_argument(
         "--leader-elect",
@@ -77,6 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.namespaces and not args.all_namespaces:
         print("rollwise run: give --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
         return 2
+    if args.fleet_hub:
+        from rollwise.controller.fleet_hub import run_fleet_hub
+        from rollwise.controller.logs import configure
+        from rollwise.controller.settings import OperatorSettings
+
+        try:
+            settings = OperatorSettings.from_args(args)
+        except ValueError as err:
+            print(f"rollwise run: {err}", file=sys.stderr)
+            return 2
+        configure(settings.log_level, settings.log_format)
+        return run_fleet_hub(settings, args.fleet_poll_interval, args.fleet_resync_interval)
     from rollwise.controller.runner import run_operator
 
     return run_operator(args)

@@ -5,6 +5,7 @@
     kubectl rollwise history payment
     kubectl rollwise promote|abort|retry|pause|resume payment [--wait] [--timeout 120]
     kubectl rollwise train status|promote|abort|retry shop [-o json|yaml]
+    kubectl rollwise fleet status|promote|abort NAME     (a FleetRollout, on the hub)
 
 Requests are written to the `rollwise.dev/request` annotation, never to the spec, so GitOps
 tools see no drift; the operator acts once per request id and acknowledges in status.
@@ -36,6 +37,7 @@ from rollwise.cli.plugin_cluster import (
     username,
     write_request,
 )
+from rollwise.cli.plugin_fleet import add_fleet_commands, run_fleet
 from rollwise.cli.plugin_render import render_history, render_status, status_is_current
 from rollwise.cli.plugin_requests import (
     acknowledgement_of,
@@ -151,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="S",
             help=f"with --wait: give up after S seconds (default {DEFAULT_WAIT_TIMEOUT_S:g})",
         )
+    add_fleet_commands(
+        commands, lambda sub: _add_connection_flags(sub, on_subcommand=True), _seconds
+    )
     return parser
 
 
@@ -273,6 +278,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Dispatch one parsed command line."""
     session = open_session(args.kubeconfig, args.context, args.namespace)
     command: str = args.command
+    if command == "fleet":
+        return run_fleet(session, args, out, err)
     if command == "status":
         return show_status(session, args.name, args.output, out)
     if command == "history":
