@@ -317,3 +317,13 @@ def test_history_lists_every_entry_with_actor_step_weight_and_message() -> None:
 
 def test_history_of_a_new_service_says_there_is_none() -> None:
     assert render_history(service(None)) == "ProgressiveService shop/payment: no history yet\n"
+
+
+def test_status_shows_the_mirror_share_only_while_mirroring() -> None:
+    mirroring = analysing().model_copy(update={"mirror_percent": 50, "canary_weight": 0})
+
+    assert "Mirror:     50% of stable's requests copied to canary" in render_status(
+        service(mirroring), NOW
+    )
+    assert "Mirror:" not in render_status(service(analysing()), NOW)
+    assert describe_progress(0, [CanaryStep(set_mirror=50)]) == "1/1 setMirror 50"
