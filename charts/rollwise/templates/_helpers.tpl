@@ -114,6 +114,10 @@ No Secrets, no wildcards. Shared by the ClusterRole (cluster scope) and each Rol
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# ...and the TraefikService <name>-mirror it owns for setMirror with mirrorWith: TraefikService.
+- apiGroups: ["traefik.io"]
+  resources: ["traefikservices"]
+  verbs: ["get", "create", "patch", "delete"]
 {{- end }}
 
 {{/* Cluster-scoped reads, needed in both modes. */}}

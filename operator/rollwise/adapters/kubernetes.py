@@ -156,6 +156,7 @@ class Workloads:
     jobs: dict[str, JobState] = field(default_factory=dict)
     services: EnsureServices | None = None
     router_weight: int | None = None
+    router_mirror: int | None = 0
 
 
 class InvalidGateError(AdapterError):
@@ -249,11 +250,13 @@ class KubernetesAdapter:
             pods = self._owned(PODS, ref, fresh=fresh)
             rs_states = replica_set_states(replica_sets, pods, ref.uid)
             job_list = job_states(jobs, pods, ref.uid, prefer=migration_job)
+        reading = self.routers.for_spec(spec).read(ref, spec)
         return Workloads(
             replica_sets=rs_states,
             jobs=job_list,
             services=observed_services(ref, spec, services),
-            router_weight=self.routers.for_spec(spec).read_weight(ref, spec),
+            router_weight=reading.weight,
+            router_mirror=reading.mirror,
         )
 
     def read_gate(self, namespace: str, name: str, cluster: bool) -> MetricGateSpec | None:

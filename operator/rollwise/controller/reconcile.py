@@ -311,6 +311,7 @@ class Reconciler:
             request_error=request_error,
             services=workloads.services,
             router_weight=workloads.router_weight,
+            router_mirror=workloads.router_mirror,
         )
 
     def _due_fresh(self, key: Key) -> bool:
