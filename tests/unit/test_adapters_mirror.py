@@ -189,3 +189,25 @@ def test_a_traefik_service_edited_or_not_ours_reads_as_unknown() -> None:
     assert traefik_service_percent(edited, REF, TRAEFIK) is None
     assert traefik_service_percent(foreign, REF, TRAEFIK) is None
     assert traefik_service_percent(None, REF, TRAEFIK) is None
+
+
+def test_traefik_native_lb_is_set_on_both_service_references_when_asked_for() -> None:
+    native = Backends(
+        stable=STABLE,
+        canary=CANARY,
+        port=80,
+        mirror_with="TraefikService",
+        mirror_service="payment-mirror",
+        native_lb=True,
+    )
+
+    service = traefik_mirror_service(REF, native, 25)
+
+    assert service["spec"]["mirroring"] == {
+        "name": STABLE,
+        "port": 80,
+        "nativeLB": True,
+        "mirrors": [{"name": CANARY, "port": 80, "nativeLB": True, "percent": 25}],
+    }
+    assert traefik_service_percent(service, REF, native) == 25
+    assert traefik_service_percent(service, REF, TRAEFIK) is None

@@ -169,3 +169,22 @@ def test_mirror_with_defaults_to_the_standard_filter_and_keeps_the_wire_form() -
         routing={"gatewayAPI": {"httpRoute": "p", "mirrorWith": "TraefikService"}},
     )
     assert traefik.strategy.canary.traffic_routing.gateway_api.mirror_mode == "TraefikService"  # type: ignore[union-attr]
+
+
+def test_traefik_native_lb_needs_mirror_with_traefik_service() -> None:
+    with pytest.raises(ValidationError, match="traefikNativeLB applies to mirrorWith"):
+        mirror_spec(
+            {"setMirror": 10}, routing={"gatewayAPI": {"httpRoute": "p", "traefikNativeLB": True}}
+        )
+    spec = mirror_spec(
+        {"setMirror": 10},
+        routing={
+            "gatewayAPI": {
+                "httpRoute": "p",
+                "mirrorWith": "TraefikService",
+                "traefikNativeLB": True,
+            }
+        },
+    )
+    wire = spec.to_wire()["strategy"]["canary"]["trafficRouting"]["gatewayAPI"]
+    assert wire["traefikNativeLB"] is True

@@ -291,6 +291,7 @@ class Backends:
     port: int
     mirror_with: MirrorWith = "RequestMirror"
     mirror_service: str = ""
+    native_lb: bool = False  # Traefik's nativeLB on the TraefikService's Service references
 
     @classmethod
     def of(cls, ref: ServiceRef, spec: ServiceSpec) -> Backends:
@@ -302,6 +303,7 @@ class Backends:
             port=spec.service.port,
             mirror_with=route.mirror_mode if route is not None else "RequestMirror",
             mirror_service=mirror_service_name(ref.name),
+            native_lb=bool(route and route.traefik_native_lb),
         )
 
 
@@ -433,6 +435,7 @@ def service_mirror_refs(rules: list[Manifest], b: Backends) -> bool | None:
 def traefik_mirror_service(ref: ServiceRef, b: Backends, percent: int) -> Manifest:
     """The TraefikService that answers from stable and copies `percent` of those requests to
     the canary (Traefik discards the copies' responses); owned by the ProgressiveService."""
+    lb: Manifest = {"nativeLB": True} if b.native_lb else {}
     return {
         "apiVersion": f"{TRAEFIK_GROUP}/v1alpha1",
         "kind": TRAEFIK_SERVICE,
@@ -446,7 +449,8 @@ def traefik_mirror_service(ref: ServiceRef, b: Backends, percent: int) -> Manife
             "mirroring": {
                 "name": b.stable,
                 "port": b.port,
-                "mirrors": [{"name": b.canary, "port": b.port, "percent": percent}],
+                **lb,
+                "mirrors": [{"name": b.canary, "port": b.port, **lb, "percent": percent}],
             }
         },
     }

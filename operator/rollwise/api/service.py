@@ -186,6 +186,18 @@ class HTTPRouteRef(ApiModel):
     """The user's HTTPRoute: rollwise sets its stable/canary weights and owns its rules named
     rollwise-canary-<n> (canaryMatches)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.traefikNativeLB) || "
+                    "(has(self.mirrorWith) && self.mirrorWith == 'TraefikService')",
+                    "message": "traefikNativeLB applies to mirrorWith: TraefikService only",
+                }
+            ]
+        }
+    )
+
     http_route: str = Field(min_length=1)
     canary_matches: list[CanaryMatch] | None = Field(default=None, max_length=8)
     # None rather than the default when absent, so the wire form is what the user wrote.
@@ -198,6 +210,21 @@ class HTTPRouteRef(ApiModel):
         "backendRef while mirroring (Traefik implements no RequestMirror filter). "
         "Default RequestMirror.",
     )
+
+    traefik_native_lb: bool | None = Field(
+        default=None,
+        alias="traefikNativeLB",
+        description="mirrorWith: TraefikService only: set Traefik's nativeLB (the Services' "
+        "ClusterIPs instead of their endpoints) on the TraefikService's Service references. Set "
+        "it when your Traefik runs with nativeLBByDefault: Traefik v3.6 does not apply "
+        "providers.kubernetesCRD.nativeLBByDefault to TraefikServices.",
+    )
+
+    @model_validator(mode="after")
+    def _native_lb_with_traefik_service(self) -> HTTPRouteRef:
+        if self.traefik_native_lb is not None and self.mirror_with != "TraefikService":
+            raise ValueError("traefikNativeLB applies to mirrorWith: TraefikService only")
+        return self
 
     @property
     def mirror_mode(self) -> Literal["RequestMirror", "TraefikService"]:
