@@ -7,12 +7,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from rollwise.adapters.manifests import ServiceRef
 from rollwise.adapters.routers import (
     Backends,
     filter_mirror,
     httproute_rules,
     httproute_weight,
+    service_mirror,
     service_mirror_refs,
     traefik_mirror_service,
     traefik_service_percent,
@@ -211,3 +214,30 @@ def test_traefik_native_lb_is_set_on_both_service_references_when_asked_for() ->
     }
     assert traefik_service_percent(service, REF, native) == 25
     assert traefik_service_percent(service, REF, TRAEFIK) is None
+
+
+def test_at_zero_the_traefik_service_stays_with_no_mirror_at_all() -> None:
+    service = traefik_mirror_service(REF, TRAEFIK, 0)
+    stored = copy.deepcopy(service)
+    stored["spec"]["mirroring"]["mirrors"] = []
+
+    assert service["spec"] == {"mirroring": {"name": STABLE, "port": 80}}
+    assert traefik_service_percent(service, REF, TRAEFIK) == 0
+    assert traefik_service_percent(stored, REF, TRAEFIK) == 0
+
+
+@pytest.mark.parametrize(
+    ("through", "percent", "reading"),
+    [
+        (True, 50, 50),  # mirroring
+        (False, 0, 0),  # not mirroring: the TraefikService waits with no mirror
+        (False, 50, None),  # TraefikService written, route not yet through it
+        (True, 0, None),  # route still through a TraefikService that mirrors nothing
+        (False, None, None),  # TraefikService missing, foreign or edited
+        (True, None, None),
+    ],
+)
+def test_the_traefik_mirror_in_force_needs_the_route_and_the_service_to_agree(
+    through: bool, percent: int | None, reading: int | None
+) -> None:
+    assert service_mirror(through, percent) == reading

@@ -4,7 +4,7 @@ One small Protocol, one implementation per `spec.strategy.canary.trafficRouting`
 a factory. Routers split between the Services `<name>-stable` and `<name>-canary` (their
 selectors are kept by EnsureServices), so a router only ever moves weights. The user owns the
 route objects; rollwise patches only the weights, except for nginx, where it owns the canary
-Ingress it creates beside the user's, and the gatewayAPI router's setMirror with
+Ingress it creates beside the user's, and the gatewayAPI router with
 `mirrorWith: TraefikService`, where it owns the TraefikService `<name>-mirror`.
 """
 
@@ -434,8 +434,10 @@ def service_mirror_refs(rules: list[Manifest], b: Backends) -> bool | None:
 
 def traefik_mirror_service(ref: ServiceRef, b: Backends, percent: int) -> Manifest:
     """The TraefikService that answers from stable and copies `percent` of those requests to
-    the canary (Traefik discards the copies' responses); owned by the ProgressiveService."""
+    the canary (Traefik discards the copies' responses); at 0 it has no mirror at all. Owned
+    by the ProgressiveService."""
     lb: Manifest = {"nativeLB": True} if b.native_lb else {}
+    mirrors = [{"name": b.canary, "port": b.port, **lb, "percent": percent}] if percent else []
     return {
         "apiVersion": f"{TRAEFIK_GROUP}/v1alpha1",
         "kind": TRAEFIK_SERVICE,
@@ -450,23 +452,35 @@ def traefik_mirror_service(ref: ServiceRef, b: Backends, percent: int) -> Manife
                 "name": b.stable,
                 "port": b.port,
                 **lb,
-                "mirrors": [{"name": b.canary, "port": b.port, **lb, "percent": percent}],
+                **({"mirrors": mirrors} if mirrors else {}),
             }
         },
     }
 
 
 def traefik_service_percent(obj: Manifest | None, ref: ServiceRef, b: Backends) -> int | None:
-    """The share the mirror TraefikService copies, if it is ours and exactly as rollwise
-    writes it; None otherwise."""
+    """The share the mirror TraefikService copies (0: no mirror), if it is ours and exactly as
+    rollwise writes it; None otherwise."""
     if obj is None or not is_owned_by(obj, ref.uid):
         return None
     mirrors = ((obj.get("spec") or {}).get("mirroring") or {}).get("mirrors") or []
-    percent = mirrors[0].get("percent") if len(mirrors) == 1 else None
-    if not isinstance(percent, int) or not 0 < percent <= 100:
+    percent = mirrors[0].get("percent") if len(mirrors) == 1 else 0 if not mirrors else None
+    if not isinstance(percent, int) or not 0 <= percent <= 100:
         return None
-    wanted = traefik_mirror_service(ref, b, percent)["spec"]
-    return percent if obj.get("spec") == wanted else None
+    spec = obj.get("spec") or {}
+    if spec.get("mirroring", {}).get("mirrors") == []:  # an empty list is no mirror too
+        spec = {**spec, "mirroring": {k: v for k, v in spec["mirroring"].items() if k != "mirrors"}}
+    return percent if spec == traefik_mirror_service(ref, b, percent)["spec"] else None
+
+
+def service_mirror(through: bool, percent: int | None) -> int | None:
+    """The share mirrored with mirrorWith: TraefikService: the TraefikService's when the route
+    goes through it, 0 when neither mirrors; None for a half-done change (a crash between the
+    two writes), a TraefikService that is missing, foreign or edited, or a route through one
+    that mirrors nothing: the next write completes it."""
+    if percent is None or through != (percent > 0):
+        return None
+    return percent
 
 
 def httproute_rules(
@@ -517,23 +531,26 @@ class GatewayAPIRouter:
             return RouterReading(weight, filters if through is False else None)
         if filters != 0 or through is None:
             return RouterReading(weight, None)
+        # The TraefikService is kept from the first pass on (with no mirror while not
+        # mirroring): missing, foreign or edited, it reads as unknown and is written again.
         service = self._api.get(TRAEFIK_SERVICES, ref.namespace, b.mirror_service)
-        if through:
-            return RouterReading(weight, traefik_service_percent(service, ref, b))
-        # Not mirroring: a TraefikService of ours left behind (a crash after the route was
-        # patched) reads as unknown, so the next write removes it.
-        lingering = service is not None and is_owned_by(service, ref.uid)
-        return RouterReading(weight, None if lingering else 0)
+        return RouterReading(
+            weight, service_mirror(through, traefik_service_percent(service, ref, b))
+        )
 
     def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
         name = self._route_name(spec)
         b = Backends.of(ref, spec)
         field = f"{_ROUTING_FIELD}.gatewayAPI.httpRoute"
         traefik = b.mirror_with == "TraefikService"
-        # The TraefikService exists before the route points at it, and goes only after the
-        # route no longer does: no request is ever routed to a service that is not there.
-        if traefik and action.mirror > 0:
-            self._ensure_mirror_service(ref, b, action.mirror)
+        route_mirror = action.mirror
+        # Traefik loads the route (Gateway provider) and the TraefikService (CRD provider)
+        # independently, and a route naming a service it has not loaded answers 404. So the
+        # TraefikService is never deleted (at 0 it has no mirror; the garbage collector takes
+        # it with the ProgressiveService), it exists long before a setMirror step (from the
+        # first pass), and one created just now is pointed at only by a later pass.
+        if traefik and action.mirror > 0 and self._ensure_mirror_service(ref, b, action.mirror):
+            route_mirror = 0
         _patch_weights(
             self._api,
             HTTP_ROUTES,
@@ -545,16 +562,17 @@ class GatewayAPIRouter:
                     (route.get("spec") or {}).get("rules") or [],
                     b,
                     action.weight,
-                    action.mirror,
+                    route_mirror,
                     self._matches(spec),
                 )
             },
             fix=f"add a rule with backendRefs to Service {b.stable} (rollwise adds {b.canary})",
         )
         if traefik and action.mirror == 0:
-            self._remove_mirror_service(ref, b)
+            self._ensure_mirror_service(ref, b, 0)
 
-    def _ensure_mirror_service(self, ref: ServiceRef, b: Backends, percent: int) -> None:
+    def _ensure_mirror_service(self, ref: ServiceRef, b: Backends, percent: int) -> bool:
+        """The mirror TraefikService at `percent`; True when it was created just now."""
         wanted = traefik_mirror_service(ref, b, percent)
         obj = TRAEFIK_SERVICES.describe(ref.namespace, b.mirror_service)
         try:
@@ -562,7 +580,7 @@ class GatewayAPIRouter:
             if current is None:
                 current = create_or_adopt(self._api, TRAEFIK_SERVICES, ref, wanted)
                 if current is None:
-                    return
+                    return True
         except AdapterError as err:
             if err.status != 404:
                 raise
@@ -578,18 +596,7 @@ class GatewayAPIRouter:
         patch = merge_patch(current.get("spec") or {}, wanted["spec"])
         if patch:
             self._api.patch(TRAEFIK_SERVICES, ref.namespace, b.mirror_service, {"spec": patch})
-
-    def _remove_mirror_service(self, ref: ServiceRef, b: Backends) -> None:
-        current = self._api.get(TRAEFIK_SERVICES, ref.namespace, b.mirror_service)
-        if current is None or not is_owned_by(current, ref.uid):
-            return
-        uid = (current.get("metadata") or {}).get("uid")
-        self._api.delete(
-            TRAEFIK_SERVICES,
-            ref.namespace,
-            b.mirror_service,
-            {"propagationPolicy": "Background", "preconditions": {"uid": uid}},
-        )
+        return False
 
 
 # ----------------------------------------------------------------------------- Istio
