@@ -595,15 +595,19 @@ def test_mirroring_copies_requests_to_the_canary_while_every_response_comes_from
         return pod_counts(simulator, ns).get(canary, 0)
 
     copies_service = f"{ns}-{NAME}-canary-{PORT}@kubernetescrd"
+    main_service = f"{ns}-{NAME}-stable-{PORT}@kubernetescrd"
     traefik_before = traefik_requests(traefik, copies_service)
+    main_before = traefik_requests(traefik, main_service)
     before = pod_counts(simulator, ns)
     result = load.send(traefik.url, requests=MIRROR_REQUESTS, rate=RATE, headers=route.headers)
     copies = settled(canary_count, timeout=30, message="copies at the canary") - before.get(
         canary, 0
     )
     after = pod_counts(simulator, ns)
-    # A gate on Traefik's metrics sees the copies under the CRD provider's canary service.
+    # A gate on Traefik's metrics sees the copies under the CRD provider's canary service,
+    # and the answered requests under its stable one.
     assert traefik_requests(traefik, copies_service) - traefik_before == copies
+    assert traefik_requests(traefik, main_service) - main_before == MIRROR_REQUESTS
 
     assert result.by_status() == {200: MIRROR_REQUESTS}, result.by_status()
     assert result.by_revision() == {stable: MIRROR_REQUESTS}, "a client got a canary response"
