@@ -155,6 +155,24 @@ build_traefik() {
   say "traefik: $("$traefik_dir/traefik" version 2>/dev/null | head -n1)"
   fi
   gateway_crds
+  traefik_crds
+}
+
+traefik_crds() {
+  # Traefik's own CRDs (traefik.io/v1alpha1: TraefikService, used for setMirror with
+  # mirrorWith: TraefikService, and the rest its kubernetesCRD provider watches), from the
+  # module of the Traefik version built above.
+  if [ -f "$traefik_dir/traefik-crds.yaml" ]; then say "traefik $TRAEFIK_VERSION CRDs: cached"; return; fi
+  run go mod download "github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
+  local dir
+  dir=$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  mkdir -p "$traefik_dir"
+  cp "$dir/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" \
+    "$traefik_dir/traefik-crds.yaml.tmp"
+  chmod u+w "$traefik_dir/traefik-crds.yaml.tmp"
+  mv "$traefik_dir/traefik-crds.yaml.tmp" "$traefik_dir/traefik-crds.yaml"
+  say "traefik CRDs: $(grep -c '^kind: CustomResourceDefinition' "$traefik_dir/traefik-crds.yaml") in $traefik_dir/traefik-crds.yaml"
 }
 
 gateway_crds() {

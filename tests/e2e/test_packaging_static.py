@@ -62,6 +62,7 @@ NAMESPACED_PERMISSIONS = (
     | _grants("gateway.networking.k8s.io", "httproutes", "get list watch patch update")
     | _grants("networking.k8s.io", "ingresses", "get list watch create patch update delete")
     | _grants("networking.istio.io", "virtualservices", "get list watch patch update")
+    | _grants("traefik.io", "traefikservices", "get create patch")
 )
 # Cluster-scoped reads, needed whatever the operator watches.
 CLUSTER_SCOPED_PERMISSIONS = _grants("rollwise.dev", "clustermetricgates", "get list watch") | (

@@ -118,6 +118,11 @@ class Binaries:
         """The Gateway API CRDs (standard channel) Traefik is built against."""
         return self.traefik_bin / "gateway-crds.yaml"
 
+    @property
+    def traefik_crds(self) -> Path:
+        """Traefik's own CRDs (traefik.io/v1alpha1), from the same Traefik module version."""
+        return self.traefik_bin / "traefik-crds.yaml"
+
     def bin_dirs(self) -> tuple[Path, ...]:
         """The cache folders holding our builds (a process running from one is ours)."""
         return (self.kube_bin, self.kwok_bin, self.etcd_bin, self.helm_bin, self.traefik_bin)

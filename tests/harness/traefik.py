@@ -5,6 +5,13 @@ process, out of cluster: its ``kubernetesGateway`` provider gets the apiserver's
 cluster CA and a ServiceAccount token bound to a ClusterRole with exactly what the provider
 watches and writes, so it is an RBAC-checked client like any in-cluster controller.
 
+Its ``kubernetesCRD`` provider runs beside it (Traefik's own CRDs, same version): an
+HTTPRoute backendRef ``{group: traefik.io, kind: TraefikService, name: N}`` then resolves to
+that provider's TraefikService ``<namespace>-N@kubernetescrd``, which is how rollwise mirrors
+on Traefik (its Gateway API provider implements no RequestMirror filter: an unsupported filter
+makes the rule answer 500 from an error service, see ``loadMiddlewares`` in
+pkg/provider/kubernetes/gateway/httproute.go).
+
 Routing facts the tests rely on:
 - one entrypoint ``web`` on a free 127.0.0.1 port; the Gateway ``rollwise-gateway/gateway`` has
   one HTTP listener on that port (Traefik matches listeners to entrypoints by port) and accepts
@@ -50,11 +57,25 @@ GATEWAY_CRDS = (
     "referencegrants.gateway.networking.k8s.io",
     "backendtlspolicies.gateway.networking.k8s.io",
 )
+# Every kind the kubernetesCRD provider watches: it waits for all of their informers.
+TRAEFIK_KINDS = (
+    "ingressroutes",
+    "ingressroutetcps",
+    "ingressrouteudps",
+    "middlewares",
+    "middlewaretcps",
+    "serverstransports",
+    "serverstransporttcps",
+    "tlsoptions",
+    "tlsstores",
+    "traefikservices",
+)
 
 
 def rbac_manifests() -> list[dict[str, Any]]:
-    """ServiceAccount, ClusterRole and binding: what Traefik's Gateway provider reads and writes
-    (its informers in pkg/provider/kubernetes/gateway/client.go)."""
+    """ServiceAccount, ClusterRole and binding: what Traefik's Gateway and kubernetesCRD
+    providers read and write (their informers in pkg/provider/kubernetes/gateway/client.go and
+    crd/client.go; cluster-scoped lookups of the CRD provider are off)."""
     gateway_group = "gateway.networking.k8s.io"
     read = ["get", "list", "watch"]
     return [
@@ -75,6 +96,7 @@ def rbac_manifests() -> list[dict[str, Any]]:
                     "verbs": read,
                 },
                 {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
+                {"apiGroups": ["traefik.io"], "resources": list(TRAEFIK_KINDS), "verbs": read},
                 {
                     "apiGroups": [gateway_group],
                     "resources": [
@@ -169,6 +191,7 @@ class TraefikGateway:
         self.api_port = free_port()
         self.binary = paths.binaries().traefik
         self.crds = paths.binaries().gateway_crds
+        self.traefik_crds = paths.binaries().traefik_crds
         self.config_path = self.state_dir / "traefik.yml"
         self.log_path = log_dir / "traefik.log"
         self._process = ManagedProcess(
@@ -197,10 +220,14 @@ class TraefikGateway:
         return self._process
 
     def install_crds(self) -> None:
-        """The Gateway API CRDs (standard channel), server-side: they exceed the client-side
-        apply annotation limit."""
+        """The Gateway API CRDs (standard channel) and Traefik's own, server-side: they exceed
+        the client-side apply annotation limit."""
         self.cluster.kubectl("apply", "--server-side", "-f", str(self.crds), timeout=120)
-        self.cluster.wait_established(*(f"crd/{name}" for name in GATEWAY_CRDS))
+        self.cluster.kubectl("apply", "--server-side", "-f", str(self.traefik_crds), timeout=120)
+        self.cluster.wait_established(
+            *(f"crd/{name}" for name in GATEWAY_CRDS),
+            *(f"crd/{kind}.traefik.io" for kind in TRAEFIK_KINDS),
+        )
 
     def _token(self) -> str:
         return self.cluster.kubectl(
@@ -223,7 +250,14 @@ class TraefikGateway:
                 "web": {"address": f"127.0.0.1:{self.web_port}"},
                 "traefik": {"address": f"127.0.0.1:{self.api_port}"},
             },
-            "providers": {"kubernetesGateway": provider},
+            "providers": {
+                "kubernetesGateway": provider,
+                # TraefikServices (mirroring); no Nodes or IngressClasses are looked up.
+                "kubernetesCRD": {
+                    **{k: v for k, v in provider.items() if k != "statusAddress"},
+                    "disableClusterScopeResources": True,
+                },
+            },
             "metrics": {
                 "prometheus": {
                     "entryPoint": "traefik",
@@ -260,10 +294,11 @@ class TraefikGateway:
 
     def binary_check(self) -> None:
         paths.binaries().require("traefik")
-        if not self.crds.exists():
-            raise paths.MissingBinaryError(
-                f"not built yet: Gateway API CRDs ({self.crds}) -- run `make tools`"
-            )
+        for crds, what in ((self.crds, "Gateway API"), (self.traefik_crds, "Traefik")):
+            if not crds.exists():
+                raise paths.MissingBinaryError(
+                    f"not built yet: {what} CRDs ({crds}) -- run `make tools`"
+                )
 
     def gateway_programmed(self) -> bool:
         gateway = yaml.safe_load(

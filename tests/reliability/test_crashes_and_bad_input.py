@@ -122,6 +122,17 @@ def test_operator_killed_mid_abort_finishes_the_rollback_once(
             "trafficRouting",
         ),
         (lambda s: s["template"]["spec"].update(containers=[]), "containers"),
+        (
+            lambda s: s["strategy"]["canary"]["steps"].append({"setMirror": 10}),
+            "setMirror steps need trafficRouting.gatewayAPI",
+        ),
+        (lambda s: s["strategy"]["canary"]["steps"].append({"setMirror": 101}), "setMirror"),
+        (
+            lambda s: s["strategy"]["canary"].update(
+                trafficRouting={"gatewayAPI": {"httpRoute": "x", "traefikNativeLB": True}}
+            ),
+            "traefikNativeLB applies to mirrorWith: TraefikService only",
+        ),
     ],
 )
 def test_invalid_specs_are_rejected_by_the_apiserver_naming_the_field(

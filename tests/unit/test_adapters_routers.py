@@ -219,6 +219,7 @@ def test_the_replicas_router_has_no_weight_to_read_or_write() -> None:
     router = RouterFactory(api=None).for_spec(spec)  # type: ignore[arg-type]
 
     assert router.read_weight(REF, spec) is None
+    assert router.read(REF, spec).weight is None
 
 
 # ----------------------------------------------------------------------------- canary matches

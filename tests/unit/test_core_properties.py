@@ -40,12 +40,19 @@ steps = st.one_of(
 routers = st.sampled_from(
     [{"replicas": {}}, {"gatewayAPI": {"httpRoute": "payment"}}, {"nginx": {"ingress": "payment"}}]
 )
+# setMirror is valid with the gatewayAPI router only.
+mirror_steps = st.builds(lambda m: {"setMirror": m}, weights)
 
 
 @st.composite
-def specs(draw: st.DrawFn) -> Any:
-    step_list = draw(st.lists(steps, min_size=1, max_size=5))
-    canary: dict[str, Any] = {"steps": step_list, "trafficRouting": draw(routers)}
+def specs(draw: st.DrawFn, mirroring: bool = False) -> Any:
+    """A random spec; `mirroring`: the gatewayAPI router, mirroring from the first step on."""
+    router = {"gatewayAPI": {"httpRoute": "payment"}} if mirroring else draw(routers)
+    kinds = st.one_of(steps, mirror_steps) if "gatewayAPI" in router else steps
+    step_list = draw(st.lists(kinds, min_size=1, max_size=5))
+    if mirroring:
+        step_list.insert(0, {"setMirror": draw(st.integers(min_value=1, max_value=100))})
+    canary: dict[str, Any] = {"steps": step_list, "trafficRouting": router}
     if draw(st.booleans()):
         starting = draw(st.integers(min_value=0, max_value=len(step_list) - 1))
         canary["analysis"] = {"gates": [{"name": "latency"}], "startingStep": starting}
@@ -112,10 +119,12 @@ class Story:
 
 
 @st.composite
-def stories(draw: st.DrawFn, jobs_deleted: bool = True) -> Story:
-    """A random story; with `jobs_deleted`, someone may delete the migration Jobs."""
+def stories(draw: st.DrawFn, jobs_deleted: bool = True, mirroring: bool = False) -> Story:
+    """A random story; with `jobs_deleted`, someone may delete the migration Jobs; with
+    `mirroring`, the spec mirrors from its first step on."""
     world = World(
-        spec=draw(specs()), gates={"error-rate": gate_from(), "latency": gate_from(count=0)}
+        spec=draw(specs(mirroring)),
+        gates={"error-rate": gate_from(), "latency": gate_from(count=0)},
     )
     story = draw(change_lists)
     if not jobs_deleted:
@@ -134,7 +143,9 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 def test_weights_stay_within_zero_and_one_hundred(story: Story) -> None:
     for world in story.play():
         assert 0 <= world.status.canary_weight <= 100
+        assert 0 <= world.status.mirror_percent <= 100
         assert all(0 <= a.weight <= 100 for a in world.actions(SetRouterWeight))
+        assert all(0 <= a.mirror <= 100 for a in world.actions(SetRouterWeight))
 
 
 @settings(max_examples=300, deadline=None)
@@ -162,7 +173,7 @@ def drains(pass_: Pass, canary: str) -> bool:
     """The plan takes traffic away from the canary that the world was still sending it."""
     seen = pass_.observed
     main_had_canary = seen.services is None or seen.services.main_revisions == ()
-    router_had_canary = (seen.router_weight or 0) > 0
+    router_had_canary = (seen.router_weight or 0) > 0 or (seen.router_mirror or 0) > 0
     return any(
         (
             isinstance(a, EnsureServices)
@@ -170,7 +181,9 @@ def drains(pass_: Pass, canary: str) -> bool:
             and canary not in a.main_revisions
             and main_had_canary
         )
-        or (isinstance(a, SetRouterWeight) and a.weight == 0 and router_had_canary)
+        or (
+            isinstance(a, SetRouterWeight) and a.weight == 0 and a.mirror == 0 and router_had_canary
+        )
         for a in pass_.plan.actions
     )
 
@@ -185,7 +198,7 @@ def lowers(pass_: Pass, canary: str) -> bool:
 
 
 @PROPERTY
-@given(stories())
+@given(st.one_of(stories(), stories(mirroring=True)))
 def test_an_abort_drains_traffic_before_it_scales_the_canary_down(story: Story) -> None:
     for world in story.play():
         last = world.passes[-1]
@@ -196,6 +209,19 @@ def test_an_abort_drains_traffic_before_it_scales_the_canary_down(story: Story) 
         assert not (drains(last, canary) and lowers(last, canary)), last.plan.actions
         if last.before.canary_weight > 0:
             assert not lowers(last, canary), last.plan.actions
+
+
+@PROPERTY
+@given(stories(mirroring=True))
+def test_no_copy_of_a_request_is_mirrored_to_a_canary_outside_its_steps(story: Story) -> None:
+    """Aborting, rolled back, promoting or steady: the status and the router mirror nothing."""
+    for world in story.play():
+        status = world.status
+        if status.phase not in (*ABORTING, Phase.PROMOTING, Phase.HEALTHY):
+            continue
+        assert status.mirror_percent == 0
+        if world.spec.strategy.canary.traffic_routing.kind != "replicas":
+            assert world.router_mirror == 0, world.passes[-1].plan.actions
 
 
 # ----------------------------------------------------------------------------- migrations
@@ -237,13 +263,15 @@ def test_deciding_again_on_its_own_output_changes_nothing(story: Story) -> None:
     samples), deciding again plans no action, no Event and the same status. One transition is
     two passes on purpose: an abort records the drained traffic (weight 0) in status before the
     canary is scaled down, so when abortScaleDownDelaySeconds has already passed, the pass after
-    the drain scales down; deciding after that follow-up is idle again."""
+    the drain scales down; deciding after that follow-up is idle again. The drain is the pass
+    that recorded scaleDownAt (at the abort, or later under the replicas router, once stable
+    covers or progressDeadlineSeconds passed)."""
     for world in story.play():
         again = world.decide_again()
         drained_now = (
             world.status.phase is Phase.ROLLING_BACK
-            and world.status.abort is not None
-            and world.status.abort.at == world.now
+            and world.status.scale_down_at is not None
+            and world.passes[-1].before.scale_down_at is None
         )
         if drained_now and (again.actions or again.status != world.status):
             world.apply(again)

@@ -367,3 +367,13 @@ def test_a_train_renders_as_a_tree_of_its_members_with_history() -> None:
     assert "└─ web" in lines[db + 2] and "[after api, db]" in lines[db + 2]
     assert "waiting for api" in lines[db + 2]
     assert "MemberStarted" in text and "alice" in text
+
+
+def test_status_shows_the_mirror_share_only_while_mirroring() -> None:
+    mirroring = analysing().model_copy(update={"mirror_percent": 50, "canary_weight": 0})
+
+    assert "Mirror:     50% of stable's requests copied to canary" in render_status(
+        service(mirroring), NOW
+    )
+    assert "Mirror:" not in render_status(service(analysing()), NOW)
+    assert describe_progress(0, [CanaryStep(set_mirror=50)]) == "1/1 setMirror 50"

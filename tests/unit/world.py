@@ -122,6 +122,7 @@ class World:
     jobs: dict[str, JobState] = field(default_factory=dict)
     services: EnsureServices | None = None
     router_weight: int | None = None
+    router_mirror: int | None = 0
     gates: dict[str, MetricGateSpec | None] = field(
         default_factory=lambda: {"error-rate": gate_from()}
     )
@@ -163,6 +164,7 @@ class World:
             request_error=self.request_error,
             services=self.services,
             router_weight=self.router_weight,
+            router_mirror=self.router_mirror,
             workload=self.workload,
             deleting=self.deleting,
             hook_outcomes=self.outcomes,
@@ -215,6 +217,7 @@ class World:
                 self.services = action
             elif isinstance(action, SetRouterWeight):
                 self.router_weight = action.weight
+                self.router_mirror = action.mirror
             elif isinstance(action, AdoptWorkload) and self.workload is not None:
                 self.workload = replace(self.workload, adopted=True)
             elif isinstance(action, ScaleWorkload) and self.workload is not None:

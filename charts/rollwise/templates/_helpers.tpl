@@ -125,6 +125,11 @@ No Secrets, no wildcards. Shared by the ClusterRole (cluster scope) and each Rol
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# ...and the TraefikService <name>-mirror it owns for mirrorWith: TraefikService (never
+# deleted by the operator: the garbage collector takes it with the ProgressiveService).
+- apiGroups: ["traefik.io"]
+  resources: ["traefikservices"]
+  verbs: ["get", "create", "patch"]
 {{- end }}
 
 {{/* Cluster-scoped reads, needed in both modes. */}}

@@ -71,6 +71,9 @@ SERVICES = Resource("Service", "", "v1", "services")
 EVENTS = Resource("Event", "", "v1", "events")
 INGRESSES = Resource("Ingress", "networking.k8s.io", "v1", "ingresses")
 HTTP_ROUTES = Resource("HTTPRoute", "gateway.networking.k8s.io", "v1", "httproutes")
+# Traefik's own kind, for mirrorWith: TraefikService (its Gateway API provider has no
+# RequestMirror filter).
+TRAEFIK_SERVICES = Resource("TraefikService", "traefik.io", "v1alpha1", "traefikservices")
 # v1beta1 is served by every Istio release that has v1 (1.22+) and by the older ones too.
 VIRTUAL_SERVICES = Resource("VirtualService", "networking.istio.io", "v1beta1", "virtualservices")
 

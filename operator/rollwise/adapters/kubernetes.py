@@ -166,6 +166,7 @@ class Workloads:
     gate_jobs: dict[str, GateJobState] = field(default_factory=dict)
     services: EnsureServices | None = None
     router_weight: int | None = None
+    router_mirror: int | None = 0
 
 
 class InvalidGateError(AdapterError):
@@ -274,12 +275,14 @@ class KubernetesAdapter:
             gate_jobs = gate_job_states(
                 [j for j in jobs if is_gate_job(j)], pods, ref.uid, log_tails=tails
             )
+        reading = self.routers.for_spec(spec).read(ref, spec)
         return Workloads(
             replica_sets=rs_states,
             jobs=job_list,
             gate_jobs=gate_jobs,
             services=observed_services(ref, spec, services),
-            router_weight=self.routers.for_spec(spec).read_weight(ref, spec),
+            router_weight=reading.weight,
+            router_mirror=reading.mirror,
         )
 
     def _failed_job_log(self, ref: ServiceRef, job_name: str, pods: list[Manifest]) -> str | None:

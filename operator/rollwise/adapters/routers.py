@@ -4,7 +4,8 @@ One small Protocol, one implementation per `spec.strategy.canary.trafficRouting`
 a factory. Routers split between the Services `<name>-stable` and `<name>-canary` (their
 selectors are kept by EnsureServices), so a router only ever moves weights. The user owns the
 route objects; rollwise patches only the weights, except for nginx, where it owns the canary
-Ingress it creates beside the user's.
+Ingress it creates beside the user's, and the gatewayAPI router with
+`mirrorWith: TraefikService`, where it owns the TraefikService `<name>-mirror`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from rollwise.adapters.adoption import create_or_adopt
 from rollwise.adapters.errors import AdapterError, NotOwnedError, ObjectMissingError
-from rollwise.adapters.kubeapi import HTTP_ROUTES, INGRESSES, VIRTUAL_SERVICES, KubeApi
+from rollwise.adapters.kubeapi import (
+    HTTP_ROUTES,
+    INGRESSES,
+    TRAEFIK_SERVICES,
+    VIRTUAL_SERVICES,
+    KubeApi,
+)
 from rollwise.adapters.manifests import (
     Manifest,
     ServiceRef,
@@ -38,15 +46,25 @@ class RouteError(ValueError):
     """A route object cannot be split between stable and canary as it is written."""
 
 
+@dataclass(frozen=True)
+class RouterReading:
+    """What a router does now: the canary weight and the share of stable's requests it copies
+    to the canary; each None when unknown, missing or inconsistent (a write repairs it)."""
+
+    weight: int | None
+    mirror: int | None = 0
+
+
 class Router(Protocol):
     """Reads and sets the canary weight (0-100) of one traffic router."""
 
-    def read_weight(self, ref: ServiceRef, spec: ServiceSpec) -> int | None:
-        """The canary weight in force; None when unknown, missing or inconsistent."""
+    def read(self, ref: ServiceRef, spec: ServiceSpec) -> RouterReading:
+        """The weight and mirror share in force."""
         ...
 
     def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
-        """Set the canary weight; raises AdapterError naming the object and what to fix."""
+        """Set the canary weight and mirror share; raises AdapterError naming the object and
+        what to fix."""
         ...
 
 
@@ -63,6 +81,9 @@ class ReplicasRouter:
 
     def read_weight(self, ref: ServiceRef, spec: ServiceSpec) -> int | None:
         return None
+
+    def read(self, ref: ServiceRef, spec: ServiceSpec) -> RouterReading:
+        return RouterReading(weight=None)
 
     def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
         return None
@@ -248,8 +269,238 @@ def _same_rules(have: list[Manifest], wanted: list[Manifest]) -> bool:
     return [normal(r) for r in have] == [normal(r) for r in wanted]
 
 
+# ----------------------------------------------------------------------------- mirroring
+
+MirrorWith = Literal["RequestMirror", "TraefikService"]
+TRAEFIK_GROUP = "traefik.io"
+TRAEFIK_SERVICE = "TraefikService"
+_REF_IDENTITY = ("group", "kind", "name", "namespace", "port")
+
+
+def mirror_service_name(name: str) -> str:
+    """The TraefikService rollwise owns for `mirrorWith: TraefikService`."""
+    return f"{name}-mirror"
+
+
+@dataclass(frozen=True)
+class Backends:
+    """The Services a route splits and mirrors between, and how setMirror copies requests."""
+
+    stable: str
+    canary: str
+    port: int
+    mirror_with: MirrorWith = "RequestMirror"
+    mirror_service: str = ""
+    native_lb: bool = False  # Traefik's nativeLB on the TraefikService's Service references
+
+    @classmethod
+    def of(cls, ref: ServiceRef, spec: ServiceSpec) -> Backends:
+        stable, canary = _stable_canary(ref.name)
+        route = spec.strategy.canary.traffic_routing.gateway_api
+        return cls(
+            stable=stable,
+            canary=canary,
+            port=spec.service.port,
+            mirror_with=route.mirror_mode if route is not None else "RequestMirror",
+            mirror_service=mirror_service_name(ref.name),
+            native_lb=bool(route and route.traefik_native_lb),
+        )
+
+
+def request_mirror_filter(b: Backends, percent: int) -> Manifest:
+    """The standard HTTPRequestMirrorFilter copying `percent` of a rule's requests to the
+    canary Service (group and kind written out, as the API server would default them)."""
+    return {
+        "type": "RequestMirror",
+        "requestMirror": {
+            "backendRef": {"group": "", "kind": "Service", "name": b.canary, "port": b.port},
+            "percent": percent,
+        },
+    }
+
+
+def _is_canary_mirror_filter(f: Manifest, b: Backends) -> bool:
+    """A RequestMirror filter to the canary Service: rollwise's (it owns that Service)."""
+    mirror = f.get("requestMirror") or {}
+    return f.get("type") == "RequestMirror" and _is_service_ref(
+        mirror.get("backendRef") or {}, b.canary
+    )
+
+
+def _is_mirror_service_ref(ref: Manifest, b: Backends) -> bool:
+    return (
+        ref.get("group") == TRAEFIK_GROUP
+        and ref.get("kind") == TRAEFIK_SERVICE
+        and ref.get("name") == b.mirror_service
+    )
+
+
+def _rest(ref: Manifest) -> Manifest:
+    """A backendRef without what names its target (weight and filters stay)."""
+    return {k: v for k, v in ref.items() if k not in _REF_IDENTITY}
+
+
+def unmirrored_rules(rules: list[Manifest], b: Backends) -> list[Manifest]:
+    """The rules as the user wrote them before any setMirror: rollwise's RequestMirror filters
+    removed, and the mirror TraefikService in place of the stable Service put back."""
+    out: list[Manifest] = []
+    for rule in rules:
+        if is_canary_match_rule(rule):
+            out.append(rule)
+            continue
+        rule = dict(rule)
+        if any(_is_mirror_service_ref(r, b) for r in rule.get("backendRefs") or []):
+            rule["backendRefs"] = [
+                {**_rest(r), "group": "", "kind": "Service", "name": b.stable, "port": b.port}
+                if _is_mirror_service_ref(r, b)
+                else r
+                for r in rule["backendRefs"]
+            ]
+        filters = rule.get("filters") or []
+        if any(_is_canary_mirror_filter(f, b) for f in filters):
+            kept = [f for f in filters if not _is_canary_mirror_filter(f, b)]
+            if kept:
+                rule["filters"] = kept
+            else:
+                rule.pop("filters")
+        out.append(rule)
+    return out
+
+
+def mirrored_rules(rules: list[Manifest], b: Backends, percent: int) -> list[Manifest]:
+    """Every user rule routing to stable copies `percent` of its requests to the canary:
+    with a RequestMirror filter, or through the mirror TraefikService in place of the stable
+    Service (whose responses are the ones clients get)."""
+    if percent <= 0:
+        return rules
+    out: list[Manifest] = []
+    for rule in rules:
+        refs = rule.get("backendRefs") or []
+        if is_canary_match_rule(rule) or not any(_is_service_ref(r, b.stable) for r in refs):
+            out.append(rule)
+        elif b.mirror_with == "RequestMirror":
+            filters = [*(rule.get("filters") or []), request_mirror_filter(b, percent)]
+            out.append({**rule, "filters": filters})
+        else:
+            mirror_ref = {"group": TRAEFIK_GROUP, "kind": TRAEFIK_SERVICE, "name": b.mirror_service}
+            out.append(
+                {
+                    **rule,
+                    "backendRefs": [
+                        {**_rest(r), **mirror_ref} if _is_service_ref(r, b.stable) else r
+                        for r in refs
+                    ],
+                }
+            )
+    return out
+
+
+def _routes_stable(rule: Manifest, b: Backends) -> bool:
+    refs = rule.get("backendRefs") or []
+    return not is_canary_match_rule(rule) and any(
+        _is_service_ref(r, b.stable) or _is_mirror_service_ref(r, b) for r in refs
+    )
+
+
+def filter_mirror(rules: list[Manifest], b: Backends) -> int | None:
+    """The share rollwise's RequestMirror filters copy: p when every rule routing to stable
+    has one at p, 0 when none has any, None otherwise."""
+    seen: list[tuple[int, ...]] = []
+    for rule in rules:
+        if _routes_stable(rule, b):
+            ours = [f for f in rule.get("filters") or [] if _is_canary_mirror_filter(f, b)]
+            seen.append(tuple(int((f["requestMirror"]).get("percent", -1)) for f in ours))
+    if all(not s for s in seen):
+        return 0
+    shares = {s for s in seen}
+    if len(shares) != 1:
+        return None
+    [only] = shares
+    return only[0] if len(only) == 1 and 0 < only[0] <= 100 else None
+
+
+def service_mirror_refs(rules: list[Manifest], b: Backends) -> bool | None:
+    """True when every rule routing to stable goes through the mirror TraefikService, False
+    when none does, None when some do."""
+    through = [
+        any(_is_mirror_service_ref(r, b) for r in rule.get("backendRefs") or [])
+        for rule in rules
+        if _routes_stable(rule, b)
+    ]
+    if all(through) and through:
+        return True
+    return None if any(through) else False
+
+
+def traefik_mirror_service(ref: ServiceRef, b: Backends, percent: int) -> Manifest:
+    """The TraefikService that answers from stable and copies `percent` of those requests to
+    the canary (Traefik discards the copies' responses); at 0 it has no mirror at all. Owned
+    by the ProgressiveService."""
+    lb: Manifest = {"nativeLB": True} if b.native_lb else {}
+    mirrors = [{"name": b.canary, "port": b.port, **lb, "percent": percent}] if percent else []
+    return {
+        "apiVersion": f"{TRAEFIK_GROUP}/v1alpha1",
+        "kind": TRAEFIK_SERVICE,
+        "metadata": {
+            "name": b.mirror_service,
+            "namespace": ref.namespace,
+            "labels": service_labels(ref.name),
+            "ownerReferences": [owner_reference(ref)],
+        },
+        "spec": {
+            "mirroring": {
+                "name": b.stable,
+                "port": b.port,
+                **lb,
+                **({"mirrors": mirrors} if mirrors else {}),
+            }
+        },
+    }
+
+
+def traefik_service_percent(obj: Manifest | None, ref: ServiceRef, b: Backends) -> int | None:
+    """The share the mirror TraefikService copies (0: no mirror), if it is ours and exactly as
+    rollwise writes it; None otherwise."""
+    if obj is None or not is_owned_by(obj, ref.uid):
+        return None
+    mirrors = ((obj.get("spec") or {}).get("mirroring") or {}).get("mirrors") or []
+    percent = mirrors[0].get("percent") if len(mirrors) == 1 else 0 if not mirrors else None
+    if not isinstance(percent, int) or not 0 <= percent <= 100:
+        return None
+    spec = obj.get("spec") or {}
+    if spec.get("mirroring", {}).get("mirrors") == []:  # an empty list is no mirror too
+        spec = {**spec, "mirroring": {k: v for k, v in spec["mirroring"].items() if k != "mirrors"}}
+    return percent if spec == traefik_mirror_service(ref, b, percent)["spec"] else None
+
+
+def service_mirror(through: bool, percent: int | None) -> int | None:
+    """The share mirrored with mirrorWith: TraefikService: the TraefikService's when the route
+    goes through it, 0 when neither mirrors; None for a half-done change (a crash between the
+    two writes), a TraefikService that is missing, foreign or edited, or a route through one
+    that mirrors nothing: the next write completes it."""
+    if percent is None or through != (percent > 0):
+        return None
+    return percent
+
+
+def httproute_rules(
+    rules: list[Manifest],
+    b: Backends,
+    weight: int,
+    mirror: int,
+    matches: Sequence[CanaryMatch] = (),
+) -> list[Manifest]:
+    """The whole rule set for a weight and a mirror share: the split (and canary match rules)
+    computed on the rules as the user wrote them, then the mirroring, if any."""
+    split = httproute_rules_with_weight(
+        unmirrored_rules(rules, b), b.stable, b.canary, weight, matches
+    )
+    return mirrored_rules(split, b, mirror)
+
+
 class GatewayAPIRouter:
-    """backendRefs weights on `<name>-stable` / `<name>-canary` in the user's HTTPRoute."""
+    """backendRefs weights on `<name>-stable` / `<name>-canary` in the user's HTTPRoute, and
+    setMirror as a RequestMirror filter or through a TraefikService rollwise owns."""
 
     def __init__(self, api: KubeApi) -> None:
         self._api = api
@@ -265,15 +516,41 @@ class GatewayAPIRouter:
         return ref.canary_matches or ()
 
     def read_weight(self, ref: ServiceRef, spec: ServiceSpec) -> int | None:
+        return self.read(ref, spec).weight
+
+    def read(self, ref: ServiceRef, spec: ServiceSpec) -> RouterReading:
         route = self._api.get(HTTP_ROUTES, ref.namespace, self._route_name(spec))
         if route is None:
-            return None
-        return httproute_weight(route, *_stable_canary(ref.name), self._matches(spec))
+            return RouterReading(weight=None, mirror=None)
+        b = Backends.of(ref, spec)
+        rules = (route.get("spec") or {}).get("rules") or []
+        base = {"spec": {"rules": unmirrored_rules(rules, b)}}
+        weight = httproute_weight(base, b.stable, b.canary, self._matches(spec))
+        filters, through = filter_mirror(rules, b), service_mirror_refs(rules, b)
+        if b.mirror_with == "RequestMirror":
+            return RouterReading(weight, filters if through is False else None)
+        if filters != 0 or through is None:
+            return RouterReading(weight, None)
+        # The TraefikService is kept from the first pass on (with no mirror while not
+        # mirroring): missing, foreign or edited, it reads as unknown and is written again.
+        service = self._api.get(TRAEFIK_SERVICES, ref.namespace, b.mirror_service)
+        return RouterReading(
+            weight, service_mirror(through, traefik_service_percent(service, ref, b))
+        )
 
     def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
         name = self._route_name(spec)
-        stable, canary = _stable_canary(ref.name)
+        b = Backends.of(ref, spec)
         field = f"{_ROUTING_FIELD}.gatewayAPI.httpRoute"
+        traefik = b.mirror_with == "TraefikService"
+        route_mirror = action.mirror
+        # Traefik loads the route (Gateway provider) and the TraefikService (CRD provider)
+        # independently, and a route naming a service it has not loaded answers 404. So the
+        # TraefikService is never deleted (at 0 it has no mirror; the garbage collector takes
+        # it with the ProgressiveService), it exists long before a setMirror step (from the
+        # first pass), and one created just now is pointed at only by a later pass.
+        if traefik and action.mirror > 0 and self._ensure_mirror_service(ref, b, action.mirror):
+            route_mirror = 0
         _patch_weights(
             self._api,
             HTTP_ROUTES,
@@ -281,16 +558,45 @@ class GatewayAPIRouter:
             name,
             field,
             lambda route: {
-                "rules": httproute_rules_with_weight(
+                "rules": httproute_rules(
                     (route.get("spec") or {}).get("rules") or [],
-                    stable,
-                    canary,
+                    b,
                     action.weight,
+                    route_mirror,
                     self._matches(spec),
                 )
             },
-            fix=f"add a rule with backendRefs to Service {stable} (rollwise adds {canary})",
+            fix=f"add a rule with backendRefs to Service {b.stable} (rollwise adds {b.canary})",
         )
+        if traefik and action.mirror == 0:
+            self._ensure_mirror_service(ref, b, 0)
+
+    def _ensure_mirror_service(self, ref: ServiceRef, b: Backends, percent: int) -> bool:
+        """The mirror TraefikService at `percent`; True when it was created just now."""
+        wanted = traefik_mirror_service(ref, b, percent)
+        obj = TRAEFIK_SERVICES.describe(ref.namespace, b.mirror_service)
+        try:
+            current = self._api.get(TRAEFIK_SERVICES, ref.namespace, b.mirror_service)
+            if current is None:
+                current = create_or_adopt(self._api, TRAEFIK_SERVICES, ref, wanted)
+                if current is None:
+                    return True
+        except AdapterError as err:
+            if err.status != 404:
+                raise
+            raise AdapterError(
+                obj,
+                "the TraefikService kind (traefik.io/v1alpha1) is not served",
+                field=f"{_ROUTING_FIELD}.gatewayAPI.mirrorWith",
+                fix="install Traefik's CRDs and enable its kubernetesCRD provider, "
+                "or use mirrorWith: RequestMirror",
+            ) from err
+        if not is_owned_by(current, ref.uid):
+            raise NotOwnedError(obj)
+        patch = merge_patch(current.get("spec") or {}, wanted["spec"])
+        if patch:
+            self._api.patch(TRAEFIK_SERVICES, ref.namespace, b.mirror_service, {"spec": patch})
+        return False
 
 
 # ----------------------------------------------------------------------------- Istio
@@ -340,6 +646,9 @@ class IstioRouter:
         if vs is None:
             return None
         return virtualservice_weight(vs, ref.namespace, *_stable_canary(ref.name))
+
+    def read(self, ref: ServiceRef, spec: ServiceSpec) -> RouterReading:
+        return RouterReading(weight=self.read_weight(ref, spec))
 
     def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
         stable, canary = _stable_canary(ref.name)
@@ -514,6 +823,9 @@ class NginxRouter:
         except RouteError:
             return None
         return None if _nginx_patch(current, wanted) else weight
+
+    def read(self, ref: ServiceRef, spec: ServiceSpec) -> RouterReading:
+        return RouterReading(weight=self.read_weight(ref, spec))
 
     def set_weight(self, ref: ServiceRef, spec: ServiceSpec, action: SetRouterWeight) -> None:
         name = self._ingress_name(spec)

@@ -151,6 +151,7 @@ def build_crds() -> dict[str, Schema]:
             _column("Stable", ".status.stable.version"),
             _column("Canary", ".status.canary.version"),
             _column("Weight", ".status.canaryWeight", "integer"),
+            _column("Mirror", ".status.mirrorPercent", "integer", priority=1),
             _column("Step", ".status.currentStepIndex", "integer"),
             _column("Replicas", ".spec.replicas", "integer"),
             _column("Stable-Pods", ".status.stable.replicas", "integer", priority=1),

@@ -88,15 +88,16 @@ class AnalysisStep(ApiModel):
 
 
 class CanaryStep(ApiModel):
-    """Exactly one of setWeight, pause, analysis."""
+    """Exactly one of setWeight, pause, analysis, setMirror."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "[has(self.setWeight), has(self.pause), has(self.analysis)]"
-                    ".filter(x, x).size() == 1",
-                    "message": "each step sets exactly one of setWeight, pause, analysis",
+                    "rule": "[has(self.setWeight), has(self.pause), has(self.analysis),"
+                    " has(self.setMirror)].filter(x, x).size() == 1",
+                    "message": "each step sets exactly one of setWeight, pause, analysis, "
+                    "setMirror",
                 }
             ]
         }
@@ -104,12 +105,22 @@ class CanaryStep(ApiModel):
     set_weight: int | None = Field(default=None, ge=0, le=100)
     pause: PauseStep | None = None
     analysis: AnalysisStep | None = None
+    set_mirror: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Copy this percentage of stable's requests to the canary (responses "
+        "discarded) until a later setMirror changes it; promotion and abort set it to 0. "
+        "gatewayAPI router only.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CanaryStep:
-        given = [x is not None for x in (self.set_weight, self.pause, self.analysis)]
+        given = [
+            x is not None for x in (self.set_weight, self.pause, self.analysis, self.set_mirror)
+        ]
         if sum(given) != 1:
-            raise ValueError("each step sets exactly one of setWeight, pause, analysis")
+            raise ValueError("each step sets exactly one of setWeight, pause, analysis, setMirror")
         return self
 
 
@@ -176,8 +187,50 @@ class HTTPRouteRef(ApiModel):
     """The user's HTTPRoute: rollwise sets its stable/canary weights and owns its rules named
     rollwise-canary-<n> (canaryMatches)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.traefikNativeLB) || "
+                    "(has(self.mirrorWith) && self.mirrorWith == 'TraefikService')",
+                    "message": "traefikNativeLB applies to mirrorWith: TraefikService only",
+                }
+            ]
+        }
+    )
+
     http_route: str = Field(min_length=1)
     canary_matches: list[CanaryMatch] | None = Field(default=None, max_length=8)
+    # None rather than the default when absent, so the wire form is what the user wrote.
+    mirror_with: Literal["RequestMirror", "TraefikService"] | None = Field(
+        default=None,
+        description="How setMirror copies requests: RequestMirror, the standard "
+        "HTTPRequestMirrorFilter (percent) on each rule routing to stable, for "
+        "implementations that support it; TraefikService, a traefik.io TraefikService "
+        "<name>-mirror (mirroring) that rollwise owns and puts in place of the stable "
+        "backendRef while mirroring (Traefik implements no RequestMirror filter). "
+        "Default RequestMirror.",
+    )
+
+    traefik_native_lb: bool | None = Field(
+        default=None,
+        alias="traefikNativeLB",
+        description="mirrorWith: TraefikService only: set Traefik's nativeLB (the Services' "
+        "ClusterIPs instead of their endpoints) on the TraefikService's Service references. Set "
+        "it when your Traefik runs with nativeLBByDefault: Traefik v3.6 does not apply "
+        "providers.kubernetesCRD.nativeLBByDefault to TraefikServices.",
+    )
+
+    @model_validator(mode="after")
+    def _native_lb_with_traefik_service(self) -> HTTPRouteRef:
+        if self.traefik_native_lb is not None and self.mirror_with != "TraefikService":
+            raise ValueError("traefikNativeLB applies to mirrorWith: TraefikService only")
+        return self
+
+    @property
+    def mirror_mode(self) -> Literal["RequestMirror", "TraefikService"]:
+        """How setMirror copies requests; RequestMirror when mirrorWith is not set."""
+        return self.mirror_with or "RequestMirror"
 
 
 class IngressRef(ApiModel):
@@ -243,6 +296,9 @@ _SURGE_DOC = (
     "maxUnavailable, as Deployments do)"
 )
 _PERCENT = r"^(100|[1-9]?[0-9])%$"
+_MIRROR_ROUTER = (
+    "setMirror steps need trafficRouting.gatewayAPI: only a data plane can copy requests"
+)
 
 
 class WebhookType(StrEnum):
@@ -336,7 +392,12 @@ class CanaryStrategy(ApiModel):
                     "string(self.maxSurge) in ['0', '0%'] && "
                     "string(self.maxUnavailable) in ['0', '0%'])",
                     "message": "maxSurge and maxUnavailable cannot both be 0: no pod could move",
-                }
+                },
+                {
+                    "rule": "!self.steps.exists(s, has(s.setMirror)) || "
+                    "(has(self.trafficRouting) && has(self.trafficRouting.gatewayAPI))",
+                    "message": _MIRROR_ROUTER,
+                },
             ]
         }
     )
@@ -378,6 +439,13 @@ class CanaryStrategy(ApiModel):
                 )
         if str(self.max_surge) in ("0", "0%") and str(self.max_unavailable) in ("0", "0%"):
             raise ValueError("maxSurge and maxUnavailable cannot both be 0: no pod could move")
+        return self
+
+    @model_validator(mode="after")
+    def _mirror_needs_a_data_plane(self) -> CanaryStrategy:
+        mirrors = any(step.set_mirror is not None for step in self.steps)
+        if mirrors and self.traffic_routing.gateway_api is None:
+            raise ValueError(_MIRROR_ROUTER)
         return self
 
     @model_validator(mode="after")
@@ -728,6 +796,8 @@ class ServiceStatus(StatusModel):
     stable: RevisionStatus | None = None
     canary: RevisionStatus | None = None
     canary_weight: int = Field(default=0, ge=0, le=100)
+    # The share of stable's requests copied to the canary (setMirror); 0 when not mirroring.
+    mirror_percent: int = Field(default=0, ge=0, le=100)
     current_step_index: int | None = None
     step_started_at: datetime | None = None
     pause_started_at: datetime | None = None

@@ -159,6 +159,8 @@ def describe_step(step: CanaryStep | None) -> str:
         return "(unreadable step)"
     if step.set_weight is not None:
         return f"setWeight {step.set_weight}"
+    if step.set_mirror is not None:
+        return f"setMirror {step.set_mirror}"
     if step.pause is not None:
         return f"pause {step.pause.duration}" if step.pause.duration else "pause (until promote)"
     if step.analysis is not None:
@@ -276,6 +278,8 @@ def render_status(obj: Mapping[str, Any], now: datetime | None = None) -> str:
 
     lines.append(f"Step:       {describe_progress(status.current_step_index, view.steps)}")
     lines.append(f"Weight:     {status.canary_weight}% to canary")
+    if status.mirror_percent:
+        lines.append(f"Mirror:     {status.mirror_percent}% of stable's requests copied to canary")
     if status.pause_started_at is not None:
         by = " (paused by request)" if status.paused_by_request else ""
         lines.append(f"Paused:     since {format_time(status.pause_started_at, now)}{by}")

@@ -335,6 +335,7 @@ class Reconciler:
             request_error=request_error,
             services=workloads.services,
             router_weight=workloads.router_weight,
+            router_mirror=workloads.router_mirror,
         )
 
     def _with_train_release(self, spec: ServiceSpec, namespace: str, name: str) -> ServiceSpec:

@@ -46,6 +46,9 @@ def drain(p: Pass) -> bool:
     status = p.status
     canary, stable, abort = status.canary, status.stable, status.abort
     assert canary is not None and stable is not None and abort is not None
+    # Copies of stable's requests stop at once, whatever the weight still has to wait for:
+    # nothing is left pointing at an aborted canary (every router call below mirrors 0).
+    p.set(mirror_percent=0)
     if status.scale_down_at is not None:
         p.services(stable.revision, canary.revision, include_canary=False)
         p.router(stable.revision, canary.revision, 0)
@@ -190,6 +193,7 @@ def supersede_canary(p: Pass, revision: str) -> bool:
             analysis=[],
             phase=Phase.PENDING,
             canary_weight=0,
+            mirror_percent=0,
             scale_down_at=None,
         )
         return True

@@ -166,6 +166,8 @@ class Observed:
     services: EnsureServices | None = None
     # The canary weight a traffic router currently has; None for the replicas router.
     router_weight: int | None = None
+    # The share of stable's requests the router copies to the canary; None when unknown.
+    router_mirror: int | None = 0
     # spec.workloadRef's Deployment; None when there is none or it could not be found.
     workload: WorkloadState | None = None
     # The ProgressiveService is being deleted (only a workloadRef's finalizer holds it).
@@ -206,11 +208,13 @@ class EnsureServices:
 
 @dataclass(frozen=True)
 class SetRouterWeight:
-    """Set the canary weight at a traffic router (gatewayAPI, nginx, istio)."""
+    """Set the canary weight at a traffic router (gatewayAPI, nginx, istio), and the share of
+    stable's requests copied to the canary (`mirror`, gatewayAPI only; 0: no copies)."""
 
     stable_revision: str
     canary_revision: str | None
     weight: int
+    mirror: int = 0
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class StatusChanges(TypedDict, total=False):
     stable: RevisionStatus | None
     canary: RevisionStatus | None
     canary_weight: int
+    mirror_percent: int
     current_step_index: int | None
     step_started_at: datetime | None
     pause_started_at: datetime | None
@@ -180,11 +181,16 @@ class Pass:
             main_revisions=() if include_canary and canary else (stable,),
         )
 
-    def router(self, stable: str, canary: str | None, weight: int) -> None:
+    def router(self, stable: str, canary: str | None, weight: int, mirror: int = 0) -> None:
+        """Want the router at this weight and mirror share (no mirror unless asked for: a
+        drain or a steady state copies nothing to any canary)."""
         if self.spec.strategy.canary.traffic_routing.kind == "replicas":
             return
         self.router_weight = SetRouterWeight(
-            stable_revision=stable, canary_revision=canary, weight=weight
+            stable_revision=stable,
+            canary_revision=canary,
+            weight=weight,
+            mirror=mirror if canary else 0,
         )
 
     def ordered_actions(self) -> tuple[PlanAction, ...]:
@@ -205,6 +211,7 @@ class Pass:
             traffic.append(self.wanted_services)
         if self.router_weight is not None and (
             self.observed.router_weight != self.router_weight.weight
+            or self.observed.router_mirror != self.router_weight.mirror
         ):
             traffic.append(self.router_weight)
         deletes: list[PlanAction] = [

@@ -31,7 +31,8 @@ def begin_promotion(p: Pass, revision: str) -> tuple[bool, str]:
         p.set(phase=Phase.PROGRESSING, message=message)
         return False, message
     message = f"promoting {canary.version}: scaling it to {p.spec.replicas} replicas"
-    p.set(phase=Phase.PROMOTING, canary_weight=100, message=message)
+    # Copies of stable's requests end: the canary takes all of them now.
+    p.set(phase=Phase.PROMOTING, canary_weight=100, mirror_percent=0, message=message)
     keep_workloads(p, revision)
     return True, message
 

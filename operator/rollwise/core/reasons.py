@@ -23,6 +23,7 @@ class Reason(StrEnum):
     INITIAL_DEPLOY = "InitialDeploy"
     STEP_COMPLETED = "StepCompleted"
     WEIGHT_SET = "WeightSet"
+    MIRROR_SET = "MirrorSet"
     PAUSED = "Paused"
     RESUMED = "Resumed"
     PROMOTING = "Promoting"

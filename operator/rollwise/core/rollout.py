@@ -64,6 +64,7 @@ def run_rollout(p: Pass, revision: str) -> None:
             pause_started_at=None,
             analysis=[],
             canary_weight=0,
+            mirror_percent=0,
             scale_down_at=None,
             schema_ahead_of_app=False,
             paused_by_request=False,
@@ -94,6 +95,7 @@ def run_rollout(p: Pass, revision: str) -> None:
             pause_started_at=None,
             analysis=[],
             canary_weight=0,
+            mirror_percent=0,
             phase=Phase.PROGRESSING,
         )
         starts = start_step(p, revision, 0)

@@ -46,6 +46,7 @@ def keep_steady(p: Pass, revision: str) -> None:
         stable=stable.model_copy(update={"replicas": spec.replicas, "ready_replicas": ready}),
         canary=None,
         canary_weight=0,
+        mirror_percent=0,
         current_step_index=None,
         step_started_at=None,
         pause_started_at=None,

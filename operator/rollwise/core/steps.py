@@ -11,9 +11,8 @@ from rollwise.core.model import Action
 from rollwise.core.passes import ACTOR, WATCH_FALLBACK_S, Pass, seconds
 from rollwise.core.promotion import begin_promotion, promote
 from rollwise.core.reasons import Reason
-from rollwise.core.replicas import canary_replicas_for
 from rollwise.core.requests import ack, pending_request
-from rollwise.core.workloads import at_targets, keep_workloads
+from rollwise.core.workloads import at_targets, keep_workloads, targets
 
 
 def steps_of(p: Pass) -> list[CanaryStep]:
@@ -23,6 +22,8 @@ def steps_of(p: Pass) -> list[CanaryStep]:
 def step_kind(step: CanaryStep) -> str:
     if step.set_weight is not None:
         return "setWeight"
+    if step.set_mirror is not None:
+        return "setMirror"
     if step.pause is not None:
         return "pause"
     return "analysis"
@@ -84,6 +85,10 @@ def start_step(p: Pass, revision: str, index: int) -> str:
         p.set(canary_weight=step.set_weight)
         keep_workloads(p, revision)
         return f"canary weight set to {step.set_weight}%"
+    if step.set_mirror is not None:
+        p.set(mirror_percent=step.set_mirror)
+        keep_workloads(p, revision)
+        return _mirror_set(step.set_mirror)
     if step.pause is not None:
         p.set(pause_started_at=p.now)
         if step.pause.duration is None:
@@ -108,7 +113,12 @@ def _step_state(p: Pass, revision: str, index: int, step: CanaryStep) -> str:
             step=index,
             weight=step.set_weight,
         )
-    if step.set_weight is not None and not status.paused_by_request:
+    if step.set_mirror is not None and status.mirror_percent != step.set_mirror:
+        p.set(mirror_percent=step.set_mirror)
+        keep_workloads(p, revision)
+        p.event(Reason.MIRROR_SET, _mirror_set(step.set_mirror), step=index)
+    sizes_canary = step.set_weight is not None or step.set_mirror is not None
+    if sizes_canary and not status.paused_by_request:
         return "done" if _pods_ready(p, revision, index) else "wait"
     if request is not None and request.action is Action.PROMOTE:
         ack(p, request, f"step {index + 1} ({step_kind(step)}) completed by request")
@@ -146,15 +156,22 @@ def _step_state(p: Pass, revision: str, index: int, step: CanaryStep) -> str:
     return "done" if gates.passed else "wait"
 
 
+def _mirror_set(percent: int) -> str:
+    if percent == 0:
+        return "mirroring to the canary stopped"
+    return f"{percent}% of stable's requests mirrored to the canary (responses discarded)"
+
+
 def _pods_ready(p: Pass, revision: str, index: int) -> bool:
     """The pods for this weight are there and the canary's are ready; past
     progressDeadlineSeconds, abort."""
     spec, status = p.spec, p.status
     if at_targets(p, revision):
         return True
-    want = canary_replicas_for(status.canary_weight, spec.replicas)
+    want, _ = targets(p)
     rs = p.observed.replica_sets.get(revision)
-    ready = rs.ready_replicas if rs else 0
+    # Ready pods within the size asked for in this pass, so deciding again says the same.
+    ready = min(rs.ready_replicas, p.asked(revision)) if rs else 0
     started = status.step_started_at or p.now
     deadline = started + seconds(spec.progress_deadline_seconds)
     if p.now >= deadline:

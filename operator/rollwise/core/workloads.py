@@ -25,12 +25,14 @@ def replicas_router(p: Pass) -> bool:
 
 
 def targets(p: Pass) -> tuple[int, int]:
-    """(canary, stable) sizes the current weight asks for; promotion asks all for the canary."""
+    """(canary, stable) sizes the current weight asks for; promotion asks all for the canary.
+    Mirrored copies are load too: the canary is sized for the larger of weight and mirror."""
     replicas = p.spec.replicas
     if p.status.phase is Phase.PROMOTING:
         canary = replicas
     else:
-        canary = canary_replicas_for(p.status.canary_weight, replicas)
+        share = max(p.status.canary_weight, p.status.mirror_percent)
+        canary = canary_replicas_for(share, replicas)
     return canary, stable_replicas_for(canary, replicas, replicas_router=replicas_router(p))
 
 
@@ -39,7 +41,9 @@ def keep_workloads(p: Pass, revision: str) -> None:
     them."""
     stable = p.status.stable
     assert stable is not None and p.status.current_step_index is not None
-    weight = 100 if p.status.phase is Phase.PROMOTING else p.status.canary_weight
+    promoting = p.status.phase is Phase.PROMOTING
+    weight = 100 if promoting else p.status.canary_weight
+    mirror = 0 if promoting else p.status.mirror_percent
     canary_want, stable_want = targets(p)
     canary_n, stable_n = canary_want, stable_want
     if replicas_router(p):
@@ -55,7 +59,7 @@ def keep_workloads(p: Pass, revision: str) -> None:
     p.scale(revision, canary_n, current=True)
     p.scale(stable.revision, stable_n, current=False)
     p.services(stable.revision, revision, include_canary=weight > 0)
-    p.router(stable.revision, revision, weight)
+    p.router(stable.revision, revision, weight, mirror)
     refresh_replicas(p)
 
 
