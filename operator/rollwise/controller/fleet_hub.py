@@ -35,6 +35,7 @@ from rollwise.api import GROUP, VERSION
 from rollwise.api import fleet as fleet_api
 from rollwise.api.fleet import FleetRolloutSpec, FleetRolloutStatus
 from rollwise.controller import logs
+from rollwise.controller.handlers import connection_info
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
 from rollwise.controller.settings import OperatorSettings
 from rollwise.core.fleet import MemberObservation, decide_fleet, invalid_fleet
@@ -250,25 +251,7 @@ async def stop_workers(memo: Any, **_: Any) -> None:
 @kopf.on.login(id="rollwise-fleet", registry=registry)
 async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
     """Kopf watches with the hub client's own credentials."""
-    config = _runtime(memo).api_client.configuration
-    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix(
-        "authorization"
-    )
-    parts = header.split(" ", 1) if header else []
-    scheme, token = (
-        (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
-    )
-    return kopf.ConnectionInfo(
-        server=config.host,
-        ca_path=config.ssl_ca_cert,
-        insecure=not config.verify_ssl,
-        username=config.username or None,
-        password=config.password or None,
-        scheme=scheme,
-        token=token,
-        certificate_path=config.cert_file,
-        private_key_path=config.key_file,
-    )
+    return connection_info(_runtime(memo).api_client.configuration)
 
 
 @kopf.on.probe(id="fleet-workers", registry=registry)

@@ -286,7 +286,11 @@ async def stop_workers(memo: Any, **_: Any) -> None:
 async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
     """Kopf's watches use the very credentials of rollwise's own client (--kubeconfig or the
     in-cluster ServiceAccount), read from its configuration."""
-    config = _runtime(memo).api_client.configuration
+    return connection_info(_runtime(memo).api_client.configuration)
+
+
+def connection_info(config: Any) -> kopf.ConnectionInfo:
+    """A kubernetes client Configuration as Kopf's ConnectionInfo (also the fleet hub's)."""
     header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix(
         "authorization"
     )

@@ -37,7 +37,8 @@ from rollwise.api.fleet import (
     WavePhase,
     WaveStatus,
 )
-from rollwise.api.service import Condition, RequestAck
+from rollwise.api.service import RequestAck
+from rollwise.core.conditions import set_condition
 from rollwise.core.model import Action, ManualRequest
 
 Container = Mapping[str, Any]
@@ -980,40 +981,6 @@ def _progress_message(p: _Pass, phase: FleetPhase, unreachable: list[MemberStatu
     return text
 
 
-def _with_condition(
-    conditions: list[Condition],
-    ctype: str,
-    value: bool,
-    reason: str,
-    message: str,
-    generation: int | None,
-    now: datetime,
-) -> list[Condition]:
-    text = "True" if value else "False"
-    previous = next((c for c in conditions if c.type == ctype), None)
-    if previous is not None and (
-        previous.status,
-        previous.reason,
-        previous.message,
-        previous.observed_generation,
-    ) == (text, reason, message, generation):
-        return conditions
-    changed_at = (
-        previous.last_transition_time if previous is not None and previous.status == text else now
-    )
-    condition = Condition(
-        type=ctype,
-        status=text,
-        reason=reason,
-        message=message,
-        observed_generation=generation,
-        last_transition_time=changed_at,
-    )
-    if previous is None:
-        return [*conditions, condition]
-    return [condition if c.type == ctype else c for c in conditions]
-
-
 def _conditions(
     status: FleetRolloutStatus,
     phase: FleetPhase,
@@ -1062,5 +1029,5 @@ def _conditions(
             unreachable_text,
         ),
     ):
-        conditions = _with_condition(conditions, ctype, value, reason, text, generation, now)
+        conditions = set_condition(conditions, ctype, value, reason, text, generation, now)
     return status.model_copy(update={"conditions": conditions})
