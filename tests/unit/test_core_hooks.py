@@ -537,3 +537,21 @@ def test_no_canary_pod_before_both_rollout_hooks_said_yes(answers: list[int | No
         if {"confirmRollout", "preRollout"} - yes:
             assert not canary_scaled_up(world)
             assert world.status.current_step_index is None
+
+
+def test_an_abort_while_a_confirm_rollout_holds_rolls_back_before_anything_ran() -> None:
+    spec = with_hooks(hook("approve", "confirmRollout"))
+    world = v2_world(spec, hook_answer=lambda call: 500)
+    world.run(passes=3, advance=5.0)
+    assert world.status.phase == "Pending"
+
+    world.request = ManualRequest(id="r1", action=Action.ABORT, by="alice")
+    world.reach("RolledBack", passes=20)
+
+    assert world.status.last_request is not None
+    assert world.status.last_request.id == "r1"
+    assert "aborted before it started" in world.status.last_request.result
+    assert world.status.abort is not None and world.status.abort.reason == "Aborted"
+    assert world.status.stable is not None and world.status.stable.version == "1.0.0"
+    assert not canary_scaled_up(world), "no canary pod, ever"
+    assert "RequestIgnored" not in world.events()

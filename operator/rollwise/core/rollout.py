@@ -76,6 +76,7 @@ def run_rollout(p: Pass, revision: str) -> None:
         confirmed = hook_gate(p, WebhookType.CONFIRM_ROLLOUT, revision, Phase.PENDING)
         if not confirmed.passed:
             p.set(phase=Phase.PENDING, message=f"{version}: {confirmed.message}")
+            _abort_if_requested(p)
             return
 
     if needs_migration(p, revision) and not migrate(p, revision):
@@ -88,6 +89,7 @@ def run_rollout(p: Pass, revision: str) -> None:
             return
         if not ready.passed:
             p.set(phase=Phase.PENDING, message=f"{version}: {ready.message}")
+            _abort_if_requested(p)
             return
         p.set(
             current_step_index=0,
@@ -152,3 +154,12 @@ def _background_breached(p: Pass) -> bool:
         return False
     begin_abort(p, breach.reason, breach.message, actor=ACTOR)
     return True
+
+
+def _abort_if_requested(p: Pass) -> None:
+    """An `abort` while a blocking hook (confirmRollout, preRollout) holds the rollout: roll
+    back before anything of the new revision served (it has no canary pod yet)."""
+    request = pending_request(p)
+    if request is not None and request.action is Action.ABORT:
+        ack(p, request, "rollout aborted before it started")
+        begin_abort(p, Reason.ABORTED, f"aborted by {request.by}", actor=request.by)
