@@ -41,7 +41,7 @@ from rollwise.controller.settings import OperatorSettings
 from rollwise.core.fleet import MemberObservation, decide_fleet, invalid_fleet
 from rollwise.core.model import ManualRequest
 from rollwise.core.naming import ANNOTATION_REQUEST
-from rollwise.core.requests import parse_request
+from rollwise.core.requests import read_request
 
 log = logging.getLogger("rollwise.controller.fleet")
 registry = kopf.OperatorRegistry()
@@ -188,14 +188,10 @@ class FleetReconciler:
 
 
 def _request(metadata: Mapping[str, Any], key: Key) -> ManualRequest | None:
-    text = (metadata.get("annotations") or {}).get(ANNOTATION_REQUEST)
-    if not isinstance(text, str):
-        return None
-    try:
-        return parse_request(text)
-    except ValueError as err:
-        log.warning("ignoring the request annotation: %s", err, extra=logs.ref(*key))
-        return None
+    request, error = read_request(metadata.get("annotations"))
+    if error is not None:
+        log.warning("ignoring the request annotation: %s", error, extra=logs.ref(*key))
+    return request
 
 
 @dataclass

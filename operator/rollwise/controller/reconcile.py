@@ -45,7 +45,6 @@ from rollwise.core.gates import verdict_of
 from rollwise.core.migration import migration_pending
 from rollwise.core.model import (
     EventRecord,
-    ManualRequest,
     MetricSample,
     Observed,
     Plan,
@@ -54,7 +53,7 @@ from rollwise.core.model import (
 )
 from rollwise.core.reasons import ConditionType, Reason
 from rollwise.core.release import apply_release
-from rollwise.core.requests import parse_request
+from rollwise.core.requests import read_request
 from rollwise.core.revision import revision_of
 
 Key = tuple[str, str]
@@ -314,14 +313,7 @@ class Reconciler:
                 # a gate it cannot measure.
                 gates[key] = None
                 gate_errors[key] = err.summary
-        request: ManualRequest | None = None
-        request_error: str | None = None
-        text = (metadata.get("annotations") or {}).get(naming.ANNOTATION_REQUEST)
-        if text:
-            try:
-                request = parse_request(text)
-            except ValueError as err:
-                request_error = str(err)
+        request, request_error = read_request(metadata.get("annotations"))
         return Observed(
             namespace=ref.namespace,
             name=ref.name,

@@ -31,9 +31,9 @@ from rollwise.api.train import TrainSpec, TrainStatus
 from rollwise.controller import logs
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
 from rollwise.core import naming
-from rollwise.core.model import EventRecord, ManualRequest
+from rollwise.core.model import EventRecord
 from rollwise.core.reasons import ConditionType, Reason
-from rollwise.core.requests import parse_request
+from rollwise.core.requests import read_request
 from rollwise.core.train import decide_train, invalid_status
 from rollwise.core.train_model import TrainObserved, TrainPlan
 
@@ -131,14 +131,7 @@ class TrainReconciler:
             members[member.service] = observe_member(
                 body, name, member, status.member(member.service)
             )
-        request: ManualRequest | None = None
-        request_error: str | None = None
-        text = (metadata.get("annotations") or {}).get(naming.ANNOTATION_REQUEST)
-        if text:
-            try:
-                request = parse_request(text)
-            except ValueError as err:
-                request_error = str(err)
+        request, request_error = read_request(metadata.get("annotations"))
         observed = TrainObserved(
             namespace=namespace,
             name=name,

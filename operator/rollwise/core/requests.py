@@ -5,9 +5,12 @@ pass acknowledges them (one action per request id, the actor in history and Even
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from rollwise.api.service import RequestAck
 from rollwise.core.model import Action, ManualRequest
+from rollwise.core.naming import ANNOTATION_REQUEST
 from rollwise.core.passes import Pass
 from rollwise.core.reasons import Reason
 
@@ -36,6 +39,20 @@ def parse_request(text: str) -> ManualRequest:
     by = raw.get("by")
     by = by if isinstance(by, str) and by else "unknown"
     return ManualRequest(id=request_id, action=parsed, by=by[:200])
+
+
+def read_request(
+    annotations: Mapping[str, Any] | None,
+) -> tuple[ManualRequest | None, str | None]:
+    """(the request in an object's annotations, or why it cannot be read); (None, None) when
+    there is none. Services, trains and fleets read it the same way."""
+    text = (annotations or {}).get(ANNOTATION_REQUEST)
+    if not text:
+        return None, None
+    try:
+        return parse_request(text), None
+    except ValueError as err:
+        return None, str(err)
 
 
 def report_invalid_request(p: Pass) -> None:
