@@ -407,6 +407,28 @@ def _set_member(p: _Pass, wave_i: int, member_i: int, **changes: Any) -> MemberS
     return member
 
 
+def _member_failed(
+    p: _Pass,
+    wave_i: int,
+    member_i: int,
+    reason: str,
+    message: str | None,
+    told: str | None = None,
+) -> str:
+    """The member Failed with `reason`; a Warning MemberFailed (`told`, else the message)
+    in Events and history; returns the failure as the wave reports it."""
+    name = p.waves[wave_i].clusters[member_i].name
+    _set_member(p, wave_i, member_i, phase=MemberPhase.FAILED, reason=reason, message=message)
+    p.tell(
+        Reason.MEMBER_FAILED,
+        f"cluster {name}: {told if told is not None else message}",
+        wave=p.waves[wave_i].name,
+        cluster=name,
+        warning=True,
+    )
+    return f"cluster {name}: {message}"
+
+
 def _set_wave(p: _Pass, wave_i: int, **changes: Any) -> WaveStatus:
     wave = p.waves[wave_i].model_copy(update=changes)
     p.waves[wave_i] = wave
@@ -626,30 +648,12 @@ def _start_member(p: _Pass, wi: int, mi: int) -> str | None:
     if obs is None or not obs.reachable:
         return None  # waits; the MemberUnreachable condition says so
     if not obs.found or obs.spec is None:
-        _set_member(
-            p, wi, mi, phase=MemberPhase.FAILED, reason="ServiceNotFound", message=obs.error
-        )
-        p.tell(
-            Reason.MEMBER_FAILED,
-            f"cluster {member.name}: {obs.error}",
-            wave=wave,
-            cluster=member.name,
-            warning=True,
-        )
-        return f"cluster {member.name}: {obs.error}"
+        return _member_failed(p, wi, mi, "ServiceNotFound", obs.error)
     try:
         target = p.target_of(obs)
     except ValueError as err:
         message = f"{p.spec.target.namespace}/{p.spec.target.service}: {err}"
-        _set_member(p, wi, mi, phase=MemberPhase.FAILED, reason="InvalidPatch", message=message)
-        p.tell(
-            Reason.MEMBER_FAILED,
-            f"cluster {member.name}: {message}",
-            wave=wave,
-            cluster=member.name,
-            warning=True,
-        )
-        return f"cluster {member.name}: {message}"
+        return _member_failed(p, wi, mi, "InvalidPatch", message)
     previous_version = obs.spec.effective_version
     if _at(obs.spec, p.spec.version, target):
         # Nothing to patch and nothing to restore: the member already asks for this version.
@@ -747,15 +751,7 @@ def _judge_member(p: _Pass, wi: int, mi: int) -> str | None:
             f"its ProgressiveService no longer asks for {p.spec.version} (spec.version "
             f"{obs.spec.version}); changed outside the fleet"
         )
-        _set_member(p, wi, mi, phase=MemberPhase.FAILED, reason="SpecChanged", message=why)
-        p.tell(
-            Reason.MEMBER_FAILED,
-            f"cluster {member.name}: {why}",
-            wave=wave,
-            cluster=member.name,
-            warning=True,
-        )
-        return f"cluster {member.name}: {why}"
+        return _member_failed(p, wi, mi, "SpecChanged", why)
     if not obs.current or (member.patched_generation or 0) > (obs.observed_generation or 0):
         return None  # the member's status is still about the spec before the patch
     if obs.phase == "Healthy" and obs.stable_version == p.spec.version:
@@ -769,16 +765,8 @@ def _judge_member(p: _Pass, wi: int, mi: int) -> str | None:
         return None
     if obs.phase in MEMBER_FAILED_PHASES:
         why = f"{obs.phase}: {obs.message}" if obs.message else str(obs.phase)
-        _set_member(p, wi, mi, phase=MemberPhase.FAILED, reason=obs.phase, message=why)
-        p.tell(
-            Reason.MEMBER_FAILED,
-            f"cluster {member.name}: {p.spec.version} did not take: {why}; stable there "
-            f"is {obs.stable_version}",
-            wave=wave,
-            cluster=member.name,
-            warning=True,
-        )
-        return f"cluster {member.name}: {why}"
+        told = f"{p.spec.version} did not take: {why}; stable there is {obs.stable_version}"
+        return _member_failed(p, wi, mi, obs.phase, why, told)
     _set_member(p, wi, mi, reason=obs.phase)
     return None
 
