@@ -12,7 +12,7 @@ from kubernetes.client import ApiClient, CustomObjectsApi
 from rollwise.adapters.adoption import create_or_adopt
 from rollwise.adapters.errors import NotOwnedError
 from rollwise.adapters.kubeapi import SERVICES, KubeApi
-from rollwise.adapters.manifests import Manifest, ServiceRef, owner_reference
+from rollwise.adapters.manifests.types import Manifest, ServiceRef, owner_reference
 from rollwise.api import GROUP, VERSION
 from rollwise.api.service import KIND, PLURAL
 

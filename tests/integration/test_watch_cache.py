@@ -16,7 +16,7 @@ from rollwise.adapters.cache import ObjectCache, prime
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import METRIC_GATES, REPLICA_SETS, SERVICES, KubeApi
 from rollwise.adapters.kubernetes import KubernetesAdapter
-from rollwise.adapters.manifests import ServiceRef
+from rollwise.adapters.manifests.types import ServiceRef
 from rollwise.api import GROUP, VERSION
 from rollwise.core import naming
 from rollwise.core.model import ScaleReplicaSet

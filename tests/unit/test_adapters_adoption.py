@@ -15,7 +15,7 @@ from rollwise.adapters.adoption import ObjectVanishedError, adopted, create_or_a
 from rollwise.adapters.errors import AdapterError, NotOwnedError
 from rollwise.adapters.kubeapi import REPLICA_SETS, KubeApi, Resource
 from rollwise.adapters.kubernetes import KubernetesAdapter
-from rollwise.adapters.manifests import Manifest, ServiceRef, owner_reference
+from rollwise.adapters.manifests.types import Manifest, ServiceRef, owner_reference
 from rollwise.core.decide import revision_of
 from rollwise.core.model import CreateMigrationJob, ScaleReplicaSet
 from tests.unit.world import spec_from

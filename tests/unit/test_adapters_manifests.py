@@ -11,22 +11,22 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from rollwise.adapters.manifests import (
-    ServiceRef,
+from rollwise.adapters.manifests.builders import (
     event_manifest,
-    is_owned_by,
-    job_states,
     merge_patch,
     migration_job_manifest,
-    observed_services,
-    owned_selector,
-    pod_failed,
-    pod_ready,
     replica_set_manifest,
-    replica_set_states,
     rfc3339,
     service_manifests,
 )
+from rollwise.adapters.manifests.readers import (
+    job_states,
+    observed_services,
+    pod_failed,
+    pod_ready,
+    replica_set_states,
+)
+from rollwise.adapters.manifests.types import ServiceRef, is_owned_by, owned_selector
 from rollwise.api.service import ServiceSpec
 from rollwise.core import naming
 from rollwise.core.model import EnsureServices, EventRecord

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from rollwise.adapters.manifests import ServiceRef
-from rollwise.adapters.routers import (
+from rollwise.adapters.manifests.types import ServiceRef
+from rollwise.adapters.routers.httproute import (
     Backends,
     filter_mirror,
     httproute_rules,

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
-from rollwise.adapters.prometheus import (
+from rollwise.adapters.providers.prometheus import (
     PrometheusProvider,
     QueryResultError,
     http_error_message,

@@ -10,18 +10,12 @@ from typing import Any
 
 import pytest
 
-from rollwise.adapters.manifests import ServiceRef
-from rollwise.adapters.routers import (
-    NGINX_CANARY,
-    NGINX_CANARY_WEIGHT,
-    RouteError,
-    RouterFactory,
-    httproute_rules_with_weight,
-    httproute_weight,
-    nginx_canary_ingress,
-    virtualservice_http_with_weight,
-    virtualservice_weight,
-)
+from rollwise.adapters.manifests.types import ServiceRef
+from rollwise.adapters.routers.httproute import httproute_rules_with_weight, httproute_weight
+from rollwise.adapters.routers.istio import virtualservice_http_with_weight, virtualservice_weight
+from rollwise.adapters.routers.nginx import NGINX_CANARY, NGINX_CANARY_WEIGHT, nginx_canary_ingress
+from rollwise.adapters.routers.registry import RouterFactory
+from rollwise.adapters.routers.router import RouteError
 from rollwise.api.service import CanaryMatch, CookieMatch, HeaderMatch, ServiceSpec
 
 REF = ServiceRef(namespace="shop", name="payment", uid="uid-1")

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from rollwise.adapters.providers import MetricProviders
-from rollwise.adapters.web import (
+from rollwise.adapters.providers.registry import MetricProviders
+from rollwise.adapters.providers.web import (
     MAX_BODY_BYTES,
     AllowedPrefix,
     WebGateAllowList,

@@ -14,7 +14,7 @@ from rollwise.adapters.kubeapi import (
     REPLICA_SETS,
     SERVICES,
 )
-from rollwise.adapters.manifests import job_states, observed_services, replica_set_states
+from rollwise.adapters.manifests.readers import job_states, observed_services, replica_set_states
 from rollwise.core import naming
 
 
@@ -179,7 +179,8 @@ def test_cluster_scoped_gates_are_found_without_a_namespace() -> None:
 
 
 def test_services_read_back_the_same_from_the_cache() -> None:
-    from rollwise.adapters.manifests import ServiceRef, service_manifests
+    from rollwise.adapters.manifests.builders import service_manifests
+    from rollwise.adapters.manifests.types import ServiceRef
     from rollwise.core.model import EnsureServices
     from tests.unit.world import spec_from
 

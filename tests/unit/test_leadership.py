@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from rollwise.adapters.cache import ServiceBodies
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import KubeApi, Resource
-from rollwise.adapters.manifests import Manifest
+from rollwise.adapters.manifests.types import Manifest
 from rollwise.controller import handlers, readiness
 from rollwise.controller.fencing import (
     FencedKubeApi,

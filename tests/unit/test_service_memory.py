@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from rollwise.adapters.cache import ServiceBodies
 from rollwise.adapters.kubeapi import KubeApi, connect
 from rollwise.adapters.kubernetes import EventRecorder
-from rollwise.adapters.manifests import ServiceRef
+from rollwise.adapters.manifests.types import ServiceRef
 from rollwise.controller import handlers
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.controller.queue import Key, WorkQueue

@@ -21,13 +21,8 @@ from kubernetes.client import ApiClient, Configuration
 
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import PROGRESSIVE_SERVICES, KubeApi, Resource
-from rollwise.adapters.manifests import (
-    COMPONENT,
-    EVENT_MESSAGE_LIMIT,
-    Manifest,
-    merge_patch,
-    rfc3339,
-)
+from rollwise.adapters.manifests.builders import merge_patch, rfc3339
+from rollwise.adapters.manifests.types import COMPONENT, EVENT_MESSAGE_LIMIT, Manifest
 from rollwise.api import API_VERSION, GROUP, VERSION
 from rollwise.api import fleet as fleet_api
 from rollwise.api.fleet import FleetCluster, FleetRolloutStatus, TargetRef

@@ -16,10 +16,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import assert_never
 
 from pydantic import ValidationError
 
-from rollwise.adapters import routers
 from rollwise.adapters.adoption import ObjectVanishedError, create_or_adopt
 from rollwise.adapters.cache import ObjectCache, ServiceBodies
 from rollwise.adapters.errors import AdapterError, NotOwnedError
@@ -35,28 +35,27 @@ from rollwise.adapters.kubeapi import (
     KubeApi,
     Resource,
 )
-from rollwise.adapters.manifests import (
-    LOG_TAIL_BYTES,
-    LOG_TAIL_LINES,
-    Manifest,
-    ServiceRef,
+from rollwise.adapters.manifests.builders import (
     event_manifest,
-    failed_pod,
-    gate_job_manifest,
-    gate_job_states,
-    is_gate_job,
-    is_owned_by,
-    job_states,
-    log_tail,
     merge_patch,
     migration_job_manifest,
-    observed_services,
-    owned_selector,
     replica_set_manifest,
-    replica_set_states,
     rfc3339,
     service_manifests,
 )
+from rollwise.adapters.manifests.readers import (
+    LOG_TAIL_BYTES,
+    LOG_TAIL_LINES,
+    failed_pod,
+    is_gate_job,
+    job_states,
+    log_tail,
+    observed_services,
+    replica_set_states,
+)
+from rollwise.adapters.manifests.types import Manifest, ServiceRef, is_owned_by, owned_selector
+from rollwise.adapters.providers.job import gate_job_manifest, gate_job_states
+from rollwise.adapters.routers.registry import RouterFactory
 from rollwise.adapters.workload import WorkloadHandover
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
@@ -198,7 +197,7 @@ class KubernetesAdapter:
         self.cache = cache
         self.bodies = bodies
         self.events = EventRecorder(api, instance or socket.gethostname())
-        self.routers = routers.RouterFactory(api)
+        self.routers = RouterFactory(api)
         self.workloads = WorkloadHandover(api)
         # Log tails of failed measurement Jobs by pod uid: a finished pod's log never changes,
         # and each pass until the Job's TTL would otherwise read it again.
@@ -339,26 +338,27 @@ class KubernetesAdapter:
 
     def apply(self, ref: ServiceRef, spec: ServiceSpec, action: PlanAction) -> None:
         """Apply one action of a Plan; idempotent, derived from what exists now."""
-        if isinstance(action, ScaleReplicaSet):
-            self._scale(ref, spec, action)
-        elif isinstance(action, DeleteReplicaSet):
-            self._delete_replica_set(ref, action)
-        elif isinstance(action, EnsureServices):
-            self._ensure_services(ref, spec, action)
-        elif isinstance(action, SetRouterWeight):
-            self.routers.for_spec(spec).set_weight(ref, spec, action)
-        elif isinstance(action, CreateMigrationJob):
-            self._create_migration_job(ref, spec, action)
-        elif isinstance(action, CreateGateJob):
-            self._create_gate_job(ref, spec, action)
-        elif isinstance(action, AdoptWorkload):
-            self.workloads.adopt(ref, action.name)
-        elif isinstance(action, ScaleWorkload):
-            self.workloads.scale(ref, action.name, action.replicas)
-        elif isinstance(action, ReleaseWorkload):
-            self.workloads.release(ref, action.name)
-        else:  # pragma: no cover - the Plan's verbs are a closed set
-            raise TypeError(f"unknown action {action!r}")
+        match action:
+            case ScaleReplicaSet():
+                self._scale(ref, spec, action)
+            case DeleteReplicaSet():
+                self._delete_replica_set(ref, action)
+            case EnsureServices():
+                self._ensure_services(ref, spec, action)
+            case SetRouterWeight():
+                self.routers.for_spec(spec).set_weight(ref, spec, action)
+            case CreateMigrationJob():
+                self._create_migration_job(ref, spec, action)
+            case CreateGateJob():
+                self._create_gate_job(ref, spec, action)
+            case AdoptWorkload():
+                self.workloads.adopt(ref, action.name)
+            case ScaleWorkload():
+                self.workloads.scale(ref, action.name, action.replicas)
+            case ReleaseWorkload():
+                self.workloads.release(ref, action.name)
+            case _:
+                assert_never(action)
 
     def _scale(self, ref: ServiceRef, spec: ServiceSpec, action: ScaleReplicaSet) -> None:
         name = naming.replica_set_name(ref.name, action.revision)

@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
-from rollwise.api.base import ApiModel, StatusModel
+from rollwise.api.base import ApiModel, StatusModel, one_of
 from rollwise.api.durations import Duration, parse_duration
 
 KIND = "ProgressiveService"
@@ -87,21 +87,13 @@ class AnalysisStep(ApiModel):
     gates: list[GateRef] = Field(min_length=1, max_length=10)
 
 
+ONE_STEP = one_of("each step", "setWeight", "pause", "analysis", "setMirror")
+
+
 class CanaryStep(ApiModel):
     """Exactly one of setWeight, pause, analysis, setMirror."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "[has(self.setWeight), has(self.pause), has(self.analysis),"
-                    " has(self.setMirror)].filter(x, x).size() == 1",
-                    "message": "each step sets exactly one of setWeight, pause, analysis, "
-                    "setMirror",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [ONE_STEP.rule()]})
     set_weight: int | None = Field(default=None, ge=0, le=100)
     pause: PauseStep | None = None
     analysis: AnalysisStep | None = None
@@ -116,11 +108,7 @@ class CanaryStep(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CanaryStep:
-        given = [
-            x is not None for x in (self.set_weight, self.pause, self.analysis, self.set_mirror)
-        ]
-        if sum(given) != 1:
-            raise ValueError("each step sets exactly one of setWeight, pause, analysis, setMirror")
+        ONE_STEP.check(self)
         return self
 
 
@@ -245,18 +233,26 @@ class ReplicaRouting(ApiModel):
     """Weight approximated by the canary's share of ready pods."""
 
 
+class RouterKind(StrEnum):
+    """A traffic router: the one-of of `trafficRouting`."""
+
+    REPLICAS = "replicas"
+    GATEWAY_API = "gatewayAPI"
+    NGINX = "nginx"
+    ISTIO = "istio"
+
+
+# None given is the replicas router (the CRD defaults trafficRouting to it).
+ONE_ROUTER = one_of("trafficRouting", *RouterKind, required=False)
+
+
 class TrafficRouting(ApiModel):
     """Exactly one router. Immutable: switching routers mid-flight would orphan weights."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {
-                    "rule": "[has(self.replicas), has(self.gatewayAPI), has(self.nginx),"
-                    " has(self.istio)].filter(x, x).size() == 1",
-                    "message": "trafficRouting sets exactly one of replicas, gatewayAPI, "
-                    "nginx, istio",
-                },
+                ONE_ROUTER.rule(),
                 {
                     "rule": "self == oldSelf",
                     "message": "trafficRouting is immutable; create a new ProgressiveService "
@@ -272,23 +268,19 @@ class TrafficRouting(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> TrafficRouting:
-        given = [x is not None for x in (self.replicas, self.gateway_api, self.nginx, self.istio)]
-        if sum(given) > 1:
-            raise ValueError(
-                "trafficRouting sets exactly one of replicas, gatewayAPI, nginx, istio"
-            )
+        ONE_ROUTER.check(self)
         return self
 
     @property
-    def kind(self) -> str:
-        """The router's name: replicas (the default), gatewayAPI, nginx or istio."""
+    def kind(self) -> RouterKind:
+        """The router: replicas (the default), gatewayAPI, nginx or istio."""
         if self.gateway_api is not None:
-            return "gatewayAPI"
+            return RouterKind.GATEWAY_API
         if self.nginx is not None:
-            return "nginx"
+            return RouterKind.NGINX
         if self.istio is not None:
-            return "istio"
-        return "replicas"
+            return RouterKind.ISTIO
+        return RouterKind.REPLICAS
 
 
 _SURGE_DOC = (
@@ -525,16 +517,16 @@ class SlackReceiver(ApiModel):
     channel: str | None = Field(default=None, max_length=80)
 
 
+ONE_RECEIVER = one_of("a receiver", "webhook", "slack")
+
+
 class NotificationReceiver(ApiModel):
     """Where notifications go: exactly one of webhook, slack."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.webhook) != has(self.slack)",
-                    "message": "a receiver sets exactly one of webhook, slack",
-                },
+                ONE_RECEIVER.rule(),
                 _TIMEOUT_BOUNDS,
             ]
         }
@@ -547,8 +539,7 @@ class NotificationReceiver(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> NotificationReceiver:
-        if (self.webhook is None) == (self.slack is None):
-            raise ValueError("a receiver sets exactly one of webhook, slack")
+        ONE_RECEIVER.check(self)
         _timeout_within_bounds(self.timeout)
         return self
 
@@ -586,6 +577,11 @@ class WorkloadRef(ApiModel):
     name: str = Field(min_length=1, max_length=253)
 
 
+ONE_WORKLOAD = one_of(
+    "spec", "template", "workloadRef", message="set exactly one of template and workloadRef"
+)
+
+
 class ServiceSpec(ApiModel):
     """What a team declares: the pod template (or a Deployment holding it), its version, and
     how to roll it out."""
@@ -593,10 +589,7 @@ class ServiceSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.template) != has(self.workloadRef)",
-                    "message": "set exactly one of template and workloadRef",
-                },
+                ONE_WORKLOAD.rule(),
                 {
                     "rule": "has(self.workloadRef) == has(oldSelf.workloadRef)",
                     "message": "template and workloadRef cannot be swapped on a live service; "
@@ -625,8 +618,7 @@ class ServiceSpec(ApiModel):
 
     @model_validator(mode="after")
     def _template_or_workload_ref(self) -> ServiceSpec:
-        if (self.template is None) == (self.workload_ref is None):
-            raise ValueError("set exactly one of template and workloadRef")
+        ONE_WORKLOAD.check(self)
         return self
 
     def pod_template(self) -> PodTemplate:

@@ -26,8 +26,8 @@ from rollwise.adapters.kubernetes import (
     KubernetesAdapter,
     validation_summary,
 )
-from rollwise.adapters.manifests import ServiceRef
-from rollwise.adapters.prometheus import MetricProvider
+from rollwise.adapters.manifests.types import ServiceRef
+from rollwise.adapters.providers.provider import MetricProvider
 from rollwise.adapters.trains import release_for
 from rollwise.adapters.webhooks import HookSender
 from rollwise.adapters.workload import read_workload

@@ -25,8 +25,8 @@ from rollwise.adapters.cache import ObjectCache, ServiceBodies, prime
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import USER_AGENT, KubeApi, connect
 from rollwise.adapters.kubernetes import KubernetesAdapter
-from rollwise.adapters.providers import MetricProviders
-from rollwise.adapters.web import WebGateAllowList, WebProvider
+from rollwise.adapters.providers.registry import MetricProviders
+from rollwise.adapters.providers.web import WebGateAllowList, WebProvider
 from rollwise.adapters.webhooks import HookMetrics, HookSender
 from rollwise.controller import handlers, logs, readiness
 from rollwise.controller.fencing import (

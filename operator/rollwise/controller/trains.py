@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubernetes import KubernetesAdapter, validation_summary
-from rollwise.adapters.manifests import ServiceRef
+from rollwise.adapters.manifests.types import ServiceRef
 from rollwise.adapters.trains import TrainAdapter, observe_member, read_train_status
 from rollwise.api import train as train_api
 from rollwise.api.train import TrainSpec, TrainStatus

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from rollwise.api.durations import parse_duration
-from rollwise.api.gates import MetricGateSpec
+from rollwise.api.gates import MetricGateSpec, ProviderKind
 from rollwise.api.service import (
     GateRef,
     GateResult,
@@ -74,7 +74,7 @@ def due_gates(
                     address=request.url,
                     query=gatelib.describe_web(request),
                     timeout_s=parse_duration(provider.web.timeout),
-                    provider="web",
+                    provider=ProviderKind.WEB,
                     web=request,
                     cluster=ref.cluster,
                     namespace=observed.namespace,

@@ -22,6 +22,7 @@ from rollwise.api.service import (
     Phase,
     RequestAck,
     RevisionStatus,
+    RouterKind,
     ServiceSpec,
     ServiceStatus,
     WebhookStatus,
@@ -184,7 +185,7 @@ class Pass:
     def router(self, stable: str, canary: str | None, weight: int, mirror: int = 0) -> None:
         """Want the router at this weight and mirror share (no mirror unless asked for: a
         drain or a steady state copies nothing to any canary)."""
-        if self.spec.strategy.canary.traffic_routing.kind == "replicas":
+        if self.spec.strategy.canary.traffic_routing.kind is RouterKind.REPLICAS:
             return
         self.router_weight = SetRouterWeight(
             stable_revision=stable,

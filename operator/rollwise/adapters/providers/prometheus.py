@@ -1,8 +1,7 @@
-"""Metric providers: one measurement of a gate's resolved query.
+"""The prometheus metric provider: one instant query of a gate's resolved PromQL.
 
-`measure` never raises: every outcome is a MetricSample with a value, no value (no data: an
-empty vector, NaN, +-Inf) or an error (Prometheus unreachable, a timeout, a bad query, several
-series). The core turns those into Passed/Failed/Inconclusive/Error; "no data" is never zero.
+Every outcome is a MetricSample with a value, no value (no data: an empty vector, NaN, +-Inf) or
+an error (Prometheus unreachable, a timeout, a bad query, several series).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import logging
 import re
 import threading
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 import urllib3.exceptions
@@ -25,12 +24,6 @@ from urllib3.util.retry import Retry
 from rollwise.core.model import GateQuery, MetricSample
 
 log = logging.getLogger("rollwise.adapters.prometheus")
-
-
-class MetricProvider(Protocol):
-    def measure(self, query: GateQuery, now: datetime) -> MetricSample:
-        """Run one gate query; never raises."""
-        ...
 
 
 class QueryResultError(ValueError):
