@@ -19,21 +19,18 @@ from rollwise.api.fleet import (
     FleetPhase,
     FleetRolloutSpec,
     FleetRolloutStatus,
-    MemberPhase,
     WavePhase,
 )
-from rollwise.core.fleet import (
-    ConditionType,
-    FleetPlan,
-    MemberObservation,
-    MemberSpec,
-    PatchMember,
-    Reason,
-    decide_fleet,
-    merged_containers,
-    resolve_waves,
+from rollwise.api.fleet import (
+    FleetMemberPhase as MemberPhase,
 )
+from rollwise.core.fleet.decide import decide_fleet
+from rollwise.core.fleet.model import FleetMemberSpec as MemberSpec
+from rollwise.core.fleet.model import FleetPlan, MemberObservation, PatchMember
+from rollwise.core.fleet.waves import merged_containers, resolve_waves
 from rollwise.core.model import Action, ManualRequest
+from rollwise.core.reasons import FleetConditionType as ConditionType
+from rollwise.core.reasons import FleetReason as Reason
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

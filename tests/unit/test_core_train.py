@@ -18,8 +18,8 @@ from rollwise.api.train import (
 )
 from rollwise.core.model import Action, ManualRequest
 from rollwise.core.reasons import Reason
-from rollwise.core.train import decide_train
-from rollwise.core.train_model import MemberObserved, TrainObserved, TrainPlan
+from rollwise.core.train.decide import decide_train
+from rollwise.core.train.model import MemberObserved, TrainObserved, TrainPlan
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -13,7 +13,9 @@ from rollwise.api.crd import build_crds
 from rollwise.api.fleet import FleetRolloutSpec, FleetRolloutStatus
 from rollwise.cli.plugin import build_parser
 from rollwise.cli.plugin_fleet import render_fleet
-from rollwise.core.fleet import MemberObservation, MemberSpec, decide_fleet
+from rollwise.core.fleet.decide import decide_fleet
+from rollwise.core.fleet.model import FleetMemberSpec as MemberSpec
+from rollwise.core.fleet.model import MemberObservation
 
 T0 = datetime(2025, 1, 1, 12, tzinfo=UTC)
 

@@ -26,7 +26,7 @@ from rollwise.adapters.manifests.types import COMPONENT, EVENT_MESSAGE_LIMIT, Ma
 from rollwise.api import API_VERSION, GROUP, VERSION
 from rollwise.api import fleet as fleet_api
 from rollwise.api.fleet import FleetCluster, FleetRolloutStatus, TargetRef
-from rollwise.core.fleet import FleetEvent, MemberObservation, MemberSpec, PatchMember
+from rollwise.core.fleet.model import FleetEvent, FleetMemberSpec, MemberObservation, PatchMember
 
 FLEET_ROLLOUTS = Resource(fleet_api.KIND, GROUP, VERSION, fleet_api.PLURAL)
 SECRETS = Resource("Secret", "", "v1", "secrets")
@@ -107,7 +107,7 @@ def member_observation(cluster: str, obj: Manifest) -> MemberObservation:
         cluster=cluster,
         reachable=True,
         found=True,
-        spec=MemberSpec(
+        spec=FleetMemberSpec(
             version=spec.get("version"),
             containers=tuple(c for c in containers if isinstance(c, dict)),
         ),

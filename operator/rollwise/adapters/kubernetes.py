@@ -53,7 +53,13 @@ from rollwise.adapters.manifests.readers import (
     observed_services,
     replica_set_states,
 )
-from rollwise.adapters.manifests.types import Manifest, ServiceRef, is_owned_by, owned_selector
+from rollwise.adapters.manifests.types import (
+    Manifest,
+    ObjectRef,
+    ServiceRef,
+    is_owned_by,
+    owned_selector,
+)
 from rollwise.adapters.providers.job import gate_job_manifest, gate_job_states
 from rollwise.adapters.routers.registry import RouterFactory
 from rollwise.adapters.workload import WorkloadHandover
@@ -113,7 +119,7 @@ class EventRecorder:
         self._series: OrderedDict[tuple[str, str, bool, str], _Series] = OrderedDict()
         self._lock = threading.Lock()
 
-    def post(self, ref: ServiceRef, record: EventRecord, now: datetime) -> None:
+    def post(self, ref: ObjectRef, record: EventRecord, now: datetime) -> None:
         key = (ref.uid, record.reason, record.warning, record.message)
         with self._lock:
             series = self._series.get(key)
@@ -455,7 +461,7 @@ class KubernetesAdapter:
 
     # ---- events and status
 
-    def post_event(self, ref: ServiceRef, record: EventRecord, now: datetime) -> None:
+    def post_event(self, ref: ObjectRef, record: EventRecord, now: datetime) -> None:
         self.events.post(ref, record, now)
 
     def patch_status(

@@ -19,7 +19,7 @@ from rollwise.api.stored_status import read_stored_model, read_stored_status
 from rollwise.api.train import MemberSpec, MemberStatus, Release, TrainStatus
 from rollwise.core import naming
 from rollwise.core.release import release_revision
-from rollwise.core.train_model import MemberObserved, MemberRequest, release_of
+from rollwise.core.train.model import MemberObserved, MemberRequest, release_of
 
 log = logging.getLogger("rollwise.trains")
 

@@ -38,7 +38,9 @@ from rollwise.controller import logs
 from rollwise.controller.handlers import connection_info
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
 from rollwise.controller.settings import OperatorSettings
-from rollwise.core.fleet import MemberObservation, decide_fleet, invalid_fleet
+from rollwise.core.fleet.decide import decide_fleet
+from rollwise.core.fleet.model import MemberObservation
+from rollwise.core.fleet.status import invalid_fleet
 from rollwise.core.model import ManualRequest
 from rollwise.core.naming import ANNOTATION_REQUEST
 from rollwise.core.requests import read_request

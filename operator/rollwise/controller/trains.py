@@ -24,9 +24,8 @@ from pydantic import ValidationError
 
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubernetes import KubernetesAdapter, validation_summary
-from rollwise.adapters.manifests.types import ServiceRef
+from rollwise.adapters.manifests.types import TrainRef
 from rollwise.adapters.trains import TrainAdapter, observe_member, read_train_status
-from rollwise.api import train as train_api
 from rollwise.api.train import TrainSpec, TrainStatus
 from rollwise.controller import logs
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
@@ -34,8 +33,9 @@ from rollwise.core import naming
 from rollwise.core.model import EventRecord
 from rollwise.core.reasons import ConditionType, Reason
 from rollwise.core.requests import read_request
-from rollwise.core.train import decide_train, invalid_status
-from rollwise.core.train_model import TrainObserved, TrainPlan
+from rollwise.core.train.decide import decide_train
+from rollwise.core.train.model import TrainObserved, TrainPlan
+from rollwise.core.train.status import invalid_status
 
 log = logging.getLogger("rollwise.trains")
 
@@ -114,7 +114,7 @@ class TrainReconciler:
         if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
             return None
         metadata = obj["metadata"]
-        ref = ServiceRef(namespace, name, str(metadata["uid"]), kind=train_api.KIND)
+        ref = TrainRef(namespace, name, str(metadata["uid"]))
         generation = int(metadata.get("generation") or 0)
         raw_status: dict[str, Any] = obj.get("status") or {}
         status = read_train_status(raw_status)
@@ -146,7 +146,7 @@ class TrainReconciler:
 
     def _apply(
         self,
-        ref: ServiceRef,
+        ref: TrainRef,
         obj: Mapping[str, Any],
         raw_status: dict[str, Any],
         status: TrainStatus,
@@ -187,7 +187,7 @@ class TrainReconciler:
 
     def _invalid(
         self,
-        ref: ServiceRef,
+        ref: TrainRef,
         obj: Mapping[str, Any],
         raw_status: dict[str, Any],
         status: TrainStatus,
@@ -217,7 +217,7 @@ class TrainReconciler:
             self._post(ref, EventRecord(Reason.TRAIN_INVALID, message, warning=True), now, context)
 
     def _post(
-        self, ref: ServiceRef, record: EventRecord, now: datetime, context: dict[str, Any]
+        self, ref: TrainRef, record: EventRecord, now: datetime, context: dict[str, Any]
     ) -> None:
         try:
             self.kube.post_event(ref, record, now)

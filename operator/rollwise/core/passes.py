@@ -27,6 +27,7 @@ from rollwise.api.service import (
     ServiceStatus,
     WebhookStatus,
 )
+from rollwise.core.checked import KindPass
 from rollwise.core.model import (
     DeleteReplicaSet,
     EnsureServices,
@@ -87,16 +88,13 @@ def seconds(value: float) -> timedelta:
 
 
 @dataclass
-class Pass:
+class Pass(KindPass[ServiceStatus]):
     """One decision pass: accumulates actions, events, history and the earliest requeue."""
 
     spec: ServiceSpec
     observed: Observed
-    now: datetime
-    status: ServiceStatus
     actions: list[PlanAction] = field(default_factory=list)  # migration Jobs, in order
     events: list[EventRecord] = field(default_factory=list)
-    requeue: float | None = None
     # Desired workload state, last word wins; turned into ordered actions by ordered_actions().
     replicas: dict[str, int] = field(default_factory=dict)
     deletes: list[str] = field(default_factory=list)
@@ -106,10 +104,7 @@ class Pass:
 
     def set(self, **changes: Unpack[StatusChanges]) -> None:
         """Change status fields; an unknown name is an error (model_copy would drop it)."""
-        unknown = set(changes) - STATUS_FIELDS
-        if unknown:
-            raise TypeError(f"ServiceStatus has no field {', '.join(sorted(unknown))}")
-        self.status = self.status.model_copy(update=changes)
+        self.update(changes)
 
     def act(self, action: PlanAction) -> None:
         self.actions.append(action)
@@ -153,13 +148,6 @@ class Pass:
         """A revision's size as asked for in this pass, else as observed (0 when absent)."""
         rs = self.observed.replica_sets.get(revision)
         return self.replicas.get(revision, rs.replicas if rs else 0)
-
-    def wake_at(self, when: datetime) -> None:
-        self.wake_in(max(0.0, (when - self.now).total_seconds()))
-
-    def wake_in(self, seconds: float) -> None:
-        seconds = max(0.5, seconds)
-        self.requeue = seconds if self.requeue is None else min(self.requeue, seconds)
 
     # ---- convergence helpers: plan an action only where the world differs
 

@@ -14,6 +14,7 @@ from rollwise.adapters.manifests.types import (
     ROLE_MIGRATION,
     ROLE_WORKLOAD,
     Manifest,
+    ObjectRef,
     ServiceRef,
     owner_reference,
     pod_selector,
@@ -141,7 +142,7 @@ def migration_job_manifest(
 
 
 def event_manifest(
-    ref: ServiceRef,
+    ref: ObjectRef,
     record: EventRecord,
     *,
     name: str,

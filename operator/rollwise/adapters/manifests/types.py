@@ -12,6 +12,7 @@ from typing import Any
 
 from rollwise.api import API_VERSION
 from rollwise.api.service import KIND
+from rollwise.api.train import KIND as TRAIN_KIND
 from rollwise.core import naming
 
 Manifest = dict[str, Any]
@@ -25,20 +26,35 @@ EVENT_MESSAGE_LIMIT = 1024
 
 
 @dataclass(frozen=True)
-class ServiceRef:
-    """The ProgressiveService a pass works on: enough to own, label and report on objects."""
+class ObjectRef:
+    """The rollwise object a pass works on (a ProgressiveService, a ReleaseTrain): enough to
+    own, label and report on objects, and to post its Events."""
 
     namespace: str
     name: str
     uid: str
-    kind: str = KIND  # ReleaseTrain for a train's Events
+    kind: str
 
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
 
     def child(self, kind: str, name: str) -> str:
-        """How an object of this service is named in errors: "Job shop/payment-migrate-x"."""
+        """How an object of this one is named in errors: "Job shop/payment-migrate-x"."""
         return f"{kind} {self.namespace}/{name}"
+
+
+@dataclass(frozen=True)
+class ServiceRef(ObjectRef):
+    """A ProgressiveService."""
+
+    kind: str = KIND
+
+
+@dataclass(frozen=True)
+class TrainRef(ObjectRef):
+    """A ReleaseTrain (its Events and status)."""
+
+    kind: str = TRAIN_KIND
 
 
 # ----------------------------------------------------------------------------- labels, owners

@@ -1,5 +1,5 @@
 """Plain data that crosses the ReleaseTrain room's boundary: what was observed of a train and
-its members, and the TrainPlan to apply (the adapters' side of core/train.py)."""
+its members, and the TrainPlan to apply (the adapters' side of the train room)."""
 
 from __future__ import annotations
 
