@@ -18,8 +18,9 @@ import kopf
 import pytest
 from pydantic import ValidationError
 
-from rollwise.adapters.kubernetes import validation_summary
-from rollwise.api.service import Condition, ServiceSpec, ServiceStatus
+from rollwise.adapters.validation import validation_summary
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import Condition, ServiceStatus
 from rollwise.controller import handlers
 from rollwise.controller.logs import JsonFormatter, ref
 from rollwise.controller.queue import WorkerPool, WorkQueue

@@ -21,7 +21,7 @@ from rollwise.adapters.routers.httproute import (
     traefik_service_percent,
     unmirrored_rules,
 )
-from rollwise.api.service import CanaryMatch, HeaderMatch
+from rollwise.api.routing import CanaryMatch, HeaderMatch
 
 REF = ServiceRef(namespace="shop", name="payment", uid="uid-1")
 STABLE, CANARY = "payment-stable", "payment-canary"

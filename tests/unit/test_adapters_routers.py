@@ -16,7 +16,8 @@ from rollwise.adapters.routers.istio import virtualservice_http_with_weight, vir
 from rollwise.adapters.routers.nginx import NGINX_CANARY, NGINX_CANARY_WEIGHT, nginx_canary_ingress
 from rollwise.adapters.routers.registry import RouterFactory
 from rollwise.adapters.routers.router import RouteError
-from rollwise.api.service import CanaryMatch, CookieMatch, HeaderMatch, ServiceSpec
+from rollwise.api.routing import CanaryMatch, CookieMatch, HeaderMatch
+from rollwise.api.service import ServiceSpec
 
 REF = ServiceRef(namespace="shop", name="payment", uid="uid-1")
 STABLE, CANARY = "payment-stable", "payment-canary"

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from rollwise.adapters.webhooks import HookMetrics, HookSender
-from rollwise.api.service import DeliveryResult, WebhookStatus
+from rollwise.api.service_status import DeliveryResult, WebhookStatus
 from rollwise.core.model import HookCall
 from tests.harness.prometheus import free_port
 from tests.harness.receiver import HANG, Receiver

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import ServiceSpec, ServiceStatus
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import ServiceStatus
 
 CONTAINERS = [{"name": "app", "image": "example/app:1.0.0"}]
 

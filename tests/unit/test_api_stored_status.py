@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rollwise.api.service import HISTORY_LIMIT
+from rollwise.api.service_status import HISTORY_LIMIT
 from rollwise.api.stored_status import read_stored_status
 from rollwise.cli.plugin_render import read_service
 from rollwise.controller.logs import ref

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rollwise.api.service import Phase
+from rollwise.api.service_status import Phase
 from rollwise.core.model import DeleteReplicaSet, EnsureServices, PlanAction, ScaleReplicaSet
 from rollwise.core.reasons import ConditionType, Reason
 from rollwise.core.revision import revision_of

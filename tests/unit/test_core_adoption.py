@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase, ServiceSpec, WorkloadRef
+from rollwise.api.service import ServiceSpec, WorkloadRef
+from rollwise.api.service_status import Phase
 from rollwise.core.model import AdoptWorkload, ReleaseWorkload, ScaleReplicaSet, ScaleWorkload
 from rollwise.core.reasons import Reason
 from rollwise.core.revision import revision_of

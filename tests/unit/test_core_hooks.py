@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from rollwise.api.service import DeliveryResult, ServiceSpec, ServiceStatus, WebhookStatus
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import DeliveryResult, ServiceStatus, WebhookStatus
 from rollwise.core.model import Action, HookCall, ManualRequest, ScaleReplicaSet
 from rollwise.core.revision import revision_of
 from tests.unit.world import World, healthy_world, released, spec_from

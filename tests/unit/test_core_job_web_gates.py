@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from rollwise.api.service import GateRef, GateResult, Phase, Verdict
+from rollwise.api.service import GateRef
+from rollwise.api.service_status import GateResult, Phase, Verdict
 from rollwise.core import gates as gatelib
 from rollwise.core.analysis import due_gates
 from rollwise.core.gates import GateConfigError

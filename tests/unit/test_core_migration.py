@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollwise.api.service import MigrationPhase, Phase
+from rollwise.api.service_status import MigrationPhase, Phase
 from rollwise.core.model import (
     Action,
     CreateMigrationJob,

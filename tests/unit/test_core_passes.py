@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rollwise.api.service import Phase, ServiceStatus
+from rollwise.api.service_status import Phase, ServiceStatus
 from rollwise.core.model import Observed
 from rollwise.core.passes import STATUS_FIELDS, Pass, StatusChanges
 from rollwise.core.reasons import ConditionType, Reason

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rollwise.api.service import HistoryEntry, Phase, ServiceStatus
+from rollwise.api.service_status import HistoryEntry, Phase, ServiceStatus
 from rollwise.core.model import (
     Action,
     CreateMigrationJob,

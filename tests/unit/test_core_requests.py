@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rollwise.api.service import Phase
+from rollwise.api.service_status import Phase
 from rollwise.core.model import Action, ManualRequest
 from rollwise.core.reasons import Reason
 from rollwise.core.requests import parse_request

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from rollwise.api.service import HISTORY_LIMIT, Phase, ServiceStatus
+from rollwise.api.service_status import HISTORY_LIMIT, Phase, ServiceStatus
 from rollwise.core.decide import decide
 from rollwise.core.model import (
     Action,

@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollwise.api.service import Phase, ServiceSpec
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import Phase
 from rollwise.core.replicas import Side, move_bounds, next_sizes, resolve_bound
 from rollwise.core.revision import revision_of
 from tests.unit.world import World, healthy_world, released, spec_from

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from rollwise.api.service import Phase
+from rollwise.api.service_status import Phase
 from rollwise.api.train import (
     FailurePolicy,
     MemberPhase,

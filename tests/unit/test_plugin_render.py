@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from rollwise.api.service import (
+from rollwise.api.service import CanaryStep
+from rollwise.api.service_status import (
     AbortStatus,
-    CanaryStep,
     Condition,
     GateResult,
     HistoryEntry,

@@ -22,8 +22,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from rollwise.adapters.cache import ServiceBodies
+from rollwise.adapters.events import EventRecorder
 from rollwise.adapters.kubeapi import KubeApi, connect
-from rollwise.adapters.kubernetes import EventRecorder
 from rollwise.adapters.manifests.types import ServiceRef
 from rollwise.controller import handlers
 from rollwise.controller.metrics import OperatorMetrics

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import ServiceSpec, ServiceStatus
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import ServiceStatus
 from rollwise.core.analysis import due_gates
 from rollwise.core.decide import decide
 from rollwise.core.model import (

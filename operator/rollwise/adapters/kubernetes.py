@@ -10,10 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
-import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import assert_never
@@ -23,9 +20,9 @@ from pydantic import ValidationError
 from rollwise.adapters.adoption import ObjectVanishedError, create_or_adopt
 from rollwise.adapters.cache import ObjectCache, ServiceBodies
 from rollwise.adapters.errors import AdapterError, NotOwnedError
+from rollwise.adapters.events import EventRecorder
 from rollwise.adapters.kubeapi import (
     CLUSTER_METRIC_GATES,
-    EVENTS,
     JOBS,
     METRIC_GATES,
     PODS,
@@ -36,12 +33,11 @@ from rollwise.adapters.kubeapi import (
     Resource,
 )
 from rollwise.adapters.manifests.builders import (
-    event_manifest,
     merge_patch,
     migration_job_manifest,
     replica_set_manifest,
-    rfc3339,
     service_manifests,
+    service_patch,
 )
 from rollwise.adapters.manifests.readers import (
     LOG_TAIL_BYTES,
@@ -62,9 +58,11 @@ from rollwise.adapters.manifests.types import (
 )
 from rollwise.adapters.providers.job import gate_job_manifest, gate_job_states
 from rollwise.adapters.routers.registry import RouterFactory
+from rollwise.adapters.validation import validation_summary
 from rollwise.adapters.workload import WorkloadHandover
 from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import ServiceSpec, ServiceStatus
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import ServiceStatus
 from rollwise.core import naming
 from rollwise.core.model import (
     AdoptWorkload,
@@ -85,81 +83,6 @@ from rollwise.core.model import (
 from rollwise.core.revision import revision_of
 
 log = logging.getLogger("rollwise.adapters.kubernetes")
-
-
-# ----------------------------------------------------------------------------- events
-
-
-@dataclass
-class _Series:
-    name: str
-    count: int
-    posted: float  # monotonic
-
-
-class EventRecorder:
-    """Posts core/v1 Events on a ProgressiveService. A repeat of the same (type, reason, message)
-    within `window` seconds patches the first Event's count and lastTimestamp, as the
-    Kubernetes event recorder does, instead of creating a flood."""
-
-    def __init__(
-        self,
-        api: KubeApi,
-        instance: str,
-        *,
-        window: float = 3600.0,
-        limit: int = 4096,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._api = api
-        self._instance = instance
-        self._window = window
-        self._limit = limit
-        self._clock = clock
-        self._series: OrderedDict[tuple[str, str, bool, str], _Series] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def post(self, ref: ObjectRef, record: EventRecord, now: datetime) -> None:
-        key = (ref.uid, record.reason, record.warning, record.message)
-        with self._lock:
-            series = self._series.get(key)
-        if series is not None and self._clock() - series.posted < self._window:
-            try:
-                self._api.patch(
-                    EVENTS,
-                    ref.namespace,
-                    series.name,
-                    {"count": series.count + 1, "lastTimestamp": rfc3339(now)},
-                )
-            except AdapterError as err:
-                if err.status != 404:
-                    raise
-            else:
-                self._remember(key, _Series(series.name, series.count + 1, self._clock()))
-                return
-        name = f"{ref.name[:236]}.{uuid.uuid4().hex[:16]}"
-        self._api.create(
-            EVENTS,
-            ref.namespace,
-            event_manifest(ref, record, name=name, at=now, instance=self._instance),
-        )
-        self._remember(key, _Series(name, 1, self._clock()))
-
-    def forget(self, uid: str) -> None:
-        """Drop the series of a deleted ProgressiveService."""
-        with self._lock:
-            for key in [k for k in self._series if k[0] == uid]:
-                del self._series[key]
-
-    def _remember(self, key: tuple[str, str, bool, str], series: _Series) -> None:
-        with self._lock:
-            self._series[key] = series
-            self._series.move_to_end(key)
-            while len(self._series) > self._limit:
-                self._series.popitem(last=False)
-
-
-# ----------------------------------------------------------------------------- the adapter
 
 
 @dataclass(frozen=True)
@@ -422,7 +345,7 @@ class KubernetesAdapter:
                     continue
             if not is_owned_by(current, ref.uid):
                 raise NotOwnedError(ref.child("Service", name))
-            patch = _service_patch(current, manifest)
+            patch = service_patch(current, manifest)
             if patch:
                 try:
                     self.api.patch(SERVICES, ref.namespace, name, patch)
@@ -507,42 +430,3 @@ class KubernetesAdapter:
             resource_version = str(fresh["metadata"]["resourceVersion"])
             old_status = fresh.get("status") or {}
         return False  # pragma: no cover - the loop returns or raises
-
-
-def _service_patch(current: Manifest, wanted: Manifest) -> Manifest:
-    """A merge patch bringing selector, ports and labels of a Service to what rollwise wants;
-    fields the API server defaults (clusterIP, ...) are left alone."""
-    spec = current.get("spec") or {}
-    patch: Manifest = {}
-    selector = merge_patch(spec.get("selector") or {}, wanted["spec"]["selector"])
-    ports_now = [
-        {k: p.get(k) for k in ("name", "port", "targetPort", "protocol")}
-        for p in spec.get("ports") or []
-    ]
-    spec_patch: Manifest = {}
-    if selector:
-        spec_patch["selector"] = selector
-    if ports_now != wanted["spec"]["ports"]:
-        spec_patch["ports"] = wanted["spec"]["ports"]
-    if spec_patch:
-        patch["spec"] = spec_patch
-    labels = (current.get("metadata") or {}).get("labels") or {}
-    missing = {k: v for k, v in wanted["metadata"]["labels"].items() if labels.get(k) != v}
-    if missing:
-        patch["metadata"] = {"labels": missing}
-    return patch
-
-
-def validation_summary(err: ValidationError, prefix: str = "spec") -> str:
-    """A pydantic error as `field.path: message`, joined: what a person fixes in the YAML."""
-    parts = []
-    for item in err.errors()[:5]:
-        path = prefix
-        for loc in item["loc"]:
-            path += f"[{loc}]" if isinstance(loc, int) else f".{loc}"
-        # A model validator's ValueError arrives as "Value error, <text>": the text is enough.
-        parts.append(f"{path}: {item['msg'].removeprefix('Value error, ')}")
-    more = len(err.errors()) - 5
-    if more > 0:
-        parts.append(f"and {more} more")
-    return "; ".join(parts)

@@ -14,7 +14,8 @@ from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import PROGRESSIVE_SERVICES, RELEASE_TRAINS, KubeApi
 from rollwise.adapters.manifests.builders import merge_patch
 from rollwise.adapters.manifests.types import Manifest
-from rollwise.api.service import Phase, ServiceSpec
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import Phase
 from rollwise.api.stored_status import read_stored_model, read_stored_status
 from rollwise.api.train import MemberSpec, MemberStatus, Release, TrainStatus
 from rollwise.core import naming

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from rollwise.api.base import ApiModel, StatusModel
 from rollwise.api.durations import Duration
-from rollwise.api.service import Condition, RequestAck
+from rollwise.api.service_status import Condition, RequestAck
 
 KIND = "FleetRollout"
 PLURAL = "fleetrollouts"

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.fleet import FleetAdapter, FleetRef
 from rollwise.adapters.kubeapi import KubeApi, connect
-from rollwise.adapters.kubernetes import validation_summary
+from rollwise.adapters.validation import validation_summary
 from rollwise.api import GROUP, VERSION
 from rollwise.api import fleet as fleet_api
 from rollwise.api.fleet import FleetRolloutSpec, FleetRolloutStatus

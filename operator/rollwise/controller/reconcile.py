@@ -21,18 +21,16 @@ from pydantic import ValidationError
 
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import RELEASE_TRAINS
-from rollwise.adapters.kubernetes import (
-    InvalidGateError,
-    KubernetesAdapter,
-    validation_summary,
-)
+from rollwise.adapters.kubernetes import InvalidGateError, KubernetesAdapter
 from rollwise.adapters.manifests.types import ServiceRef
 from rollwise.adapters.providers.provider import MetricProvider
 from rollwise.adapters.trains import release_for
+from rollwise.adapters.validation import validation_summary
 from rollwise.adapters.webhooks import HookSender
 from rollwise.adapters.workload import read_workload
 from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import ServiceSpec, ServiceStatus
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import ServiceStatus
 from rollwise.api.stored_status import read_stored_status
 from rollwise.controller import logs
 from rollwise.controller.metrics import OperatorMetrics

@@ -23,9 +23,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from rollwise.adapters.errors import AdapterError
-from rollwise.adapters.kubernetes import KubernetesAdapter, validation_summary
+from rollwise.adapters.kubernetes import KubernetesAdapter
 from rollwise.adapters.manifests.types import TrainRef
 from rollwise.adapters.trains import TrainAdapter, observe_member, read_train_status
+from rollwise.adapters.validation import validation_summary
 from rollwise.api.train import TrainSpec, TrainStatus
 from rollwise.controller import logs
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue

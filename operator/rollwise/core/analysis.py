@@ -8,14 +8,8 @@ from datetime import datetime
 
 from rollwise.api.durations import parse_duration
 from rollwise.api.gates import MetricGateSpec, ProviderKind
-from rollwise.api.service import (
-    GateRef,
-    GateResult,
-    Phase,
-    ServiceSpec,
-    ServiceStatus,
-    Verdict,
-)
+from rollwise.api.service import GateRef, ServiceSpec
+from rollwise.api.service_status import GateResult, Phase, ServiceStatus, Verdict
 from rollwise.core import gates as gatelib
 from rollwise.core.gates import GateOutcome
 from rollwise.core.model import CreateGateJob, EventRecord, GateQuery, MetricSample, Observed

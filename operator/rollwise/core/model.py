@@ -12,7 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from rollwise.api.gates import MetricGateSpec, ProviderKind
-from rollwise.api.service import PodTemplate, ServiceStatus, Verdict
+from rollwise.api.service import PodTemplate
+from rollwise.api.service_status import ServiceStatus, Verdict
 
 
 @dataclass(frozen=True)

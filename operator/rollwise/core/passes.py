@@ -12,7 +12,9 @@ from typing import TypedDict
 
 from typing_extensions import Unpack
 
-from rollwise.api.service import (
+from rollwise.api.routing import RouterKind
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import (
     HISTORY_LIMIT,
     AbortStatus,
     Condition,
@@ -22,8 +24,6 @@ from rollwise.api.service import (
     Phase,
     RequestAck,
     RevisionStatus,
-    RouterKind,
-    ServiceSpec,
     ServiceStatus,
     WebhookStatus,
 )

@@ -9,7 +9,8 @@ abort waits there (for ready stable pods before any canary pod goes).
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase, RevisionStatus, RouterKind
+from rollwise.api.routing import RouterKind
+from rollwise.api.service_status import Phase, RevisionStatus
 from rollwise.core.passes import Pass
 from rollwise.core.replicas import (
     Side,

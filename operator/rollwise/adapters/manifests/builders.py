@@ -199,3 +199,27 @@ def merge_patch(old: Any, new: Any) -> Any:
             else:
                 patch[key] = value
     return patch
+
+
+def service_patch(current: Manifest, wanted: Manifest) -> Manifest:
+    """A merge patch bringing selector, ports and labels of a Service to what rollwise wants;
+    fields the API server defaults (clusterIP, ...) are left alone."""
+    spec = current.get("spec") or {}
+    patch: Manifest = {}
+    selector = merge_patch(spec.get("selector") or {}, wanted["spec"]["selector"])
+    ports_now = [
+        {k: p.get(k) for k in ("name", "port", "targetPort", "protocol")}
+        for p in spec.get("ports") or []
+    ]
+    spec_patch: Manifest = {}
+    if selector:
+        spec_patch["selector"] = selector
+    if ports_now != wanted["spec"]["ports"]:
+        spec_patch["ports"] = wanted["spec"]["ports"]
+    if spec_patch:
+        patch["spec"] = spec_patch
+    labels = (current.get("metadata") or {}).get("labels") or {}
+    missing = {k: v for k, v in wanted["metadata"]["labels"].items() if labels.get(k) != v}
+    if missing:
+        patch["metadata"] = {"labels": missing}
+    return patch

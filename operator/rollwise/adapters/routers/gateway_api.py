@@ -29,7 +29,8 @@ from rollwise.adapters.routers.httproute import (
 )
 from rollwise.adapters.routers.router import ROUTING_FIELD, RouterReading
 from rollwise.adapters.routers.weights import patch_weights
-from rollwise.api.service import CanaryMatch, ServiceSpec
+from rollwise.api.routing import CanaryMatch
+from rollwise.api.service import ServiceSpec
 from rollwise.core.model import SetRouterWeight
 
 

@@ -18,7 +18,8 @@ from rollwise.adapters.manifests.types import (
 )
 from rollwise.adapters.routers.router import stable_canary
 from rollwise.adapters.routers.weights import split_weights, weight_of
-from rollwise.api.service import CanaryMatch, CookieMatch, ServiceSpec
+from rollwise.api.routing import CanaryMatch, CookieMatch
+from rollwise.api.service import ServiceSpec
 
 # ----------------------------------------------------------------------------- Gateway API
 

@@ -14,7 +14,8 @@ from rollwise.adapters.routers.istio import IstioRouter
 from rollwise.adapters.routers.nginx import NginxRouter
 from rollwise.adapters.routers.replicas import ReplicasRouter
 from rollwise.adapters.routers.router import Router
-from rollwise.api.service import RouterKind, ServiceSpec
+from rollwise.api.routing import RouterKind
+from rollwise.api.service import ServiceSpec
 
 
 class RouterFactory:

@@ -24,7 +24,7 @@ from rollwise.api.fleet import (
     WavePhase,
     WaveStatus,
 )
-from rollwise.api.service import Condition, RequestAck
+from rollwise.api.service_status import Condition, RequestAck
 from rollwise.core.checked import KindPass, checked_update
 from rollwise.core.fleet.model import Container, FleetEvent, MemberObservation, PatchMember
 from rollwise.core.fleet.waves import merged_containers

@@ -6,7 +6,7 @@ from rollwise.api.fleet import (
     FleetPhase,
     WavePhase,
 )
-from rollwise.api.service import RequestAck
+from rollwise.api.service_status import RequestAck
 from rollwise.core.fleet.advance import fail
 from rollwise.core.fleet.passes import FleetPass
 from rollwise.core.model import Action, ManualRequest

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rollwise.api.service import Phase
+from rollwise.api.service_status import Phase
 from rollwise.api.train import MemberSpec, Release, TrainStatus
 from rollwise.core.model import Action, EventRecord, ManualRequest
 

@@ -10,7 +10,7 @@ from typing import TypedDict
 
 from typing_extensions import Unpack
 
-from rollwise.api.service import Condition, Phase, RequestAck
+from rollwise.api.service_status import Condition, Phase, RequestAck
 from rollwise.api.train import (
     HISTORY_LIMIT,
     MemberPhase,

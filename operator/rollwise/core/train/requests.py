@@ -4,7 +4,7 @@ that cannot be read.
 
 from __future__ import annotations
 
-from rollwise.api.service import RequestAck
+from rollwise.api.service_status import RequestAck
 from rollwise.api.train import (
     MemberPhase,
     TrainFailure,
