@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollwise.adapters.manifests import readers
+from rollwise.adapters.manifests import readers as manifests
 from rollwise.adapters.manifests.readers import LOG_TAIL_BYTES, job_states, log_tail
 from rollwise.adapters.manifests.types import ServiceRef
 from rollwise.adapters.providers.job import gate_job_manifest, gate_job_states
@@ -127,7 +127,7 @@ def test_the_newest_failed_pod_is_the_one_whose_log_is_read() -> None:
         pod("other-job", "2026-01-01T10:00:59Z", "Failed"),
     ]
 
-    chosen = readers.failed_pod(name, pods)
+    chosen = manifests.failed_pod(name, pods)
 
     assert chosen is not None and chosen["metadata"]["name"] == f"{name}-40"
 
