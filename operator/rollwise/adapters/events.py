@@ -21,9 +21,7 @@ from rollwise.adapters.manifests.builders import (
     event_manifest,
     rfc3339,
 )
-from rollwise.adapters.manifests.types import (
-    ObjectRef,
-)
+from rollwise.adapters.manifests.types import COMPONENT, ObjectRef
 from rollwise.core.model import (
     EventRecord,
 )
@@ -37,7 +35,8 @@ class _Series:
 
 
 class EventRecorder:
-    """Posts core/v1 Events on a ProgressiveService. A repeat of the same (type, reason, message)
+    """Posts core/v1 Events on a rollwise object (a ProgressiveService, a ReleaseTrain, a
+    FleetRollout), for every kind the same way. A repeat of the same (type, reason, message)
     within `window` seconds patches the first Event's count and lastTimestamp, as the
     Kubernetes event recorder does, instead of creating a flood."""
 
@@ -49,9 +48,11 @@ class EventRecorder:
         window: float = 3600.0,
         limit: int = 4096,
         clock: Callable[[], float] = time.monotonic,
+        component: str = COMPONENT,
     ) -> None:
         self._api = api
         self._instance = instance
+        self._component = component
         self._window = window
         self._limit = limit
         self._clock = clock
@@ -80,7 +81,9 @@ class EventRecorder:
         self._api.create(
             EVENTS,
             ref.namespace,
-            event_manifest(ref, record, name=name, at=now, instance=self._instance),
+            event_manifest(
+                ref, record, name=name, at=now, instance=self._instance, component=self._component
+            ),
         )
         self._remember(key, _Series(name, 1, self._clock()))
 

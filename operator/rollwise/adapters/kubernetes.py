@@ -33,7 +33,6 @@ from rollwise.adapters.kubeapi import (
     Resource,
 )
 from rollwise.adapters.manifests.builders import (
-    merge_patch,
     migration_job_manifest,
     replica_set_manifest,
     service_manifests,
@@ -58,6 +57,7 @@ from rollwise.adapters.manifests.types import (
 )
 from rollwise.adapters.providers.job import gate_job_manifest, gate_job_states
 from rollwise.adapters.routers.registry import RouterFactory
+from rollwise.adapters.status_writer import StatusWriter
 from rollwise.adapters.validation import validation_summary
 from rollwise.adapters.workload import WorkloadHandover
 from rollwise.api.gates import MetricGateSpec
@@ -396,37 +396,10 @@ class KubernetesAdapter:
         *,
         attempts: int = 3,
     ) -> bool:
-        """Merge-patch the status subresource to `new_status` if it differs from what is stored.
-
-        The patch carries the resourceVersion read at the start of the pass, so a concurrent
-        write is a 409, never a silent merge; on 409/422 the object is read again and the patch
-        recomputed against what is stored. True when a patch was written.
-        """
-        wanted = new_status.to_wire()
-        for attempt in range(1, attempts + 1):
-            patch = merge_patch(old_status, wanted)
-            if not patch:
-                return False
-            body = {"metadata": {"resourceVersion": resource_version}, "status": patch}
-            try:
-                written = self.api.patch(
-                    PROGRESSIVE_SERVICES, ref.namespace, ref.name, body, sub="status"
-                )
-                if self.bodies is not None:
-                    version = (written.get("metadata") or {}).get("resourceVersion")
-                    self.bodies.written(ref.namespace, ref.name, str(version or ""))
-                return True
-            except AdapterError as err:
-                if err.status not in (409, 422) or attempt == attempts:
-                    raise
-                log.info(
-                    "status patch conflicted (%s); re-reading",
-                    err.status,
-                    extra={"k8s_ref": {"namespace": ref.namespace, "name": ref.name}},
-                )
-            fresh = self.api.get(PROGRESSIVE_SERVICES, ref.namespace, ref.name)
-            if fresh is None or (fresh.get("metadata") or {}).get("uid") != ref.uid:
-                return False
-            resource_version = str(fresh["metadata"]["resourceVersion"])
-            old_status = fresh.get("status") or {}
-        return False  # pragma: no cover - the loop returns or raises
+        """Merge-patch the status subresource to `new_status` if it differs from what is stored
+        (the one StatusWriter: conflicts re-read and retried). True when a patch was written."""
+        return StatusWriter(
+            self.api,
+            PROGRESSIVE_SERVICES,
+            written=self.bodies.written if self.bodies is not None else None,
+        ).write(ref, resource_version, old_status, new_status, attempts=attempts)

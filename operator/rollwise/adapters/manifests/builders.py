@@ -148,8 +148,9 @@ def event_manifest(
     name: str,
     at: datetime,
     instance: str,
+    component: str = COMPONENT,
 ) -> Manifest:
-    """A core/v1 Event on the ProgressiveService, as `kubectl describe` shows it."""
+    """A core/v1 Event on a rollwise object, as `kubectl describe` shows it."""
     stamp = rfc3339(at)
     return {
         "apiVersion": "v1",
@@ -165,8 +166,8 @@ def event_manifest(
         "reason": record.reason,
         "message": record.message[:EVENT_MESSAGE_LIMIT],
         "type": "Warning" if record.warning else "Normal",
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
+        "source": {"component": component},
+        "reportingComponent": component,
         "reportingInstance": instance,
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
