@@ -96,7 +96,12 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
         reconciler.reconcile if elector is None else only_when_leading(reconciler.reconcile, leads)
     )
     pool = WorkerPool(queue, reconcile, settings.workers, error_delay=reconciler.backoff)
-    train_reconciler = TrainReconciler(kube, queue)
+    train_reconciler = TrainReconciler(
+        kube,
+        queue,
+        backoff_initial_s=settings.backoff_initial_s,
+        backoff_max_s=settings.backoff_max_s,
+    )
     train_queue = WorkQueue()
     train_reconcile = (
         train_reconciler.reconcile
