@@ -53,7 +53,7 @@ from rollwise.controller.fencing import (
 )
 from rollwise.controller.handlers import connection_info
 from rollwise.controller.leadership import ElectionConfig, LeaderElector
-from rollwise.controller.loop import Backoff, KindLoop
+from rollwise.controller.loop import Backoff, KindLoop, checkpoint
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
 from rollwise.controller.settings import OperatorSettings
 from rollwise.core.fleet.decide import decide_fleet
@@ -66,18 +66,6 @@ from rollwise.core.requests import read_request
 log = logging.getLogger("rollwise.controller.fleet")
 EXIT_LOST_LEASE = 3
 registry = kopf.OperatorRegistry()
-
-# Fault injection for the reliability tests, unset in production: `patching:<cluster>` SIGKILLs
-# the hub right after the status write that records the cluster's previous spec (before its
-# patch); `patched:<cluster>` right after the cluster's patch (before the next status write).
-# Those two moments cannot be timed from outside the process.
-CRASH_AT = os.environ.get("ROLLWISE_FLEET_CRASH_AT", "")
-
-
-def _crash_if(moment: str) -> None:
-    if CRASH_AT and moment == CRASH_AT:
-        log.critical("%s: SIGKILL (ROLLWISE_FLEET_CRASH_AT)", moment)
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class FleetReconciler(KindLoop):
@@ -139,7 +127,8 @@ class FleetReconciler(KindLoop):
         for wave in plan.status.waves:
             for member in wave.clusters:
                 if member.phase.value == "Patching":
-                    _crash_if(f"patching:{member.name}")
+                    # the previous spec is recorded, the patch not written yet
+                    checkpoint(f"patching:{member.name}")
         clusters = {c.name: c for c in spec.clusters}
         for patch in plan.patches:
             if not self.leads():  # member clusters have no fence of their own
@@ -157,7 +146,7 @@ class FleetReconciler(KindLoop):
                 generation_after,
                 extra=logs.ref(*key),
             )
-            _crash_if(f"patched:{patch.cluster}")
+            checkpoint(f"patched:{patch.cluster}")  # patched, the next status not written
         if plan.patches:
             return 0.2  # read the members again at once: what the patch did is observed
         return plan.requeue_after if plan.requeue_after is not None else self.resync_s

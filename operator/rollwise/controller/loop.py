@@ -13,7 +13,11 @@ same for every kind lives here, once:
 - Events go through the one EventRecorder (`post_events`): a failed post is logged, never
   fatal to the pass (the status has the facts);
 - the leader fence (controller/fencing.py) wraps `reconcile` for a process that elects a
-  leader: a standby runs no pass, and every write of a pass asks the fence first.
+  leader: a standby runs no pass, and every write of a pass asks the fence first;
+- `checkpoint(moment)` marks the moments between two writes of a pass ("applied:<Action>",
+  "patching:<cluster>", ...). Production installs nothing there; the reliability tests install
+  a hook (tests/harness/crash_points.py) that kills the process at one of them, the moments a
+  real crash cannot be timed from outside.
 """
 
 from __future__ import annotations
@@ -33,6 +37,22 @@ from rollwise.controller.queue import Key
 from rollwise.core.model import EventRecord
 
 StatusT = TypeVar("StatusT", bound=BaseModel)
+
+
+Checkpoint = Callable[[str], None]
+_checkpoint: Checkpoint | None = None
+
+
+def install_checkpoint(hook: Checkpoint | None) -> None:
+    """Install (None: remove) the hook `checkpoint` calls; for tests only."""
+    global _checkpoint
+    _checkpoint = hook
+
+
+def checkpoint(moment: str) -> None:
+    """A moment between two writes of a pass; calls the installed hook, if any."""
+    if _checkpoint is not None:
+        _checkpoint(moment)
 
 
 class RetryLater(Exception):

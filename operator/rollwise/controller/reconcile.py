@@ -11,8 +11,6 @@ counter, the Event series, ...) saves work only, and is kept and forgotten in
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -34,7 +32,7 @@ from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec
 from rollwise.api.service_status import HISTORY_LIMIT, ServiceStatus
 from rollwise.controller import logs
-from rollwise.controller.loop import Backoff, KindLoop, RetryLater, read_lenient
+from rollwise.controller.loop import Backoff, KindLoop, RetryLater, checkpoint, read_lenient
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.controller.service_memory import ServiceMemories
 from rollwise.core import naming
@@ -60,20 +58,9 @@ Key = tuple[str, str]
 
 log = logging.getLogger("rollwise.reconcile")
 
-# Fault injection for the reliability tests: `ROLLWISE_CRASH_AFTER=<action class name>` makes the
-# process SIGKILL itself right after applying such an action and before writing status, which is
-# the one moment a real crash cannot be timed from outside. Unset in production.
-CRASH_AFTER = os.environ.get("ROLLWISE_CRASH_AFTER", "")
-
 
 class ReleaseNotApplicable(Exception):
     """A ReleaseTrain's release names something the member's spec does not have."""
-
-
-def crash(why: str) -> None:
-    """Die at once, like a node failure: no cleanup, no status write."""
-    log.critical("%s: SIGKILL (ROLLWISE_CRASH_AFTER)", why)
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def read_status(raw: Mapping[str, Any], context: Mapping[str, Any]) -> ServiceStatus:
@@ -232,8 +219,9 @@ class Reconciler(KindLoop):
                 self._apply_failed(p, action, err, context)
                 raise RetryLater from err
             log.debug("applied %s", describe_action(action), extra=context)
-            if type(action).__name__ == CRASH_AFTER:
-                crash(f"crash point after {describe_action(action)}")
+            # After an action, before the status write: a crash here is repaired by the next
+            # pass from what exists (tests/harness/crash_points.py kills the process here).
+            checkpoint(f"applied:{type(action).__name__}")
 
         # Status first, then Events: a status patch that fails makes the next pass decide the
         # same transitions again, and its Events would otherwise be posted twice.
