@@ -242,8 +242,9 @@ def test_the_installed_hub_gets_only_the_named_member_secret(
     for verb in ("list", "watch"):
         assert not _can_i(tools, cluster, user, verb, "secrets", "-n", ns)
     assert not _can_i(tools, cluster, user, "get", f"secrets/{MEMBER_SECRETS[0]}", "-n", "default")
-    assert _can_i(tools, cluster, user, "patch", "fleetrollouts.rollwise.dev/status", "-n", ns)
-    assert not _can_i(tools, cluster, user, "patch", "fleetrollouts.rollwise.dev", "-n", ns)
+    fleets = "fleetrollouts.rollwise.dev"
+    assert _can_i(tools, cluster, user, "patch", fleets, "--subresource=status", "-n", ns)
+    assert not _can_i(tools, cluster, user, "patch", fleets, "-n", ns)
     assert not _can_i(tools, cluster, user, "get", "progressiveservices.rollwise.dev", "-n", ns)
     lease = f"leases.coordination.k8s.io/{hub_release.hub}"
     assert _can_i(tools, cluster, user, "update", lease, "-n", hub_release.namespace)
