@@ -20,7 +20,7 @@ from rollwise.adapters.manifests.types import ServiceRef
 from rollwise.api import GROUP, VERSION
 from rollwise.core import naming
 from rollwise.core.model import ScaleReplicaSet
-from tests.unit.world import spec_from
+from tests.unit.core.world import spec_from
 
 pytestmark = pytest.mark.cluster
 

@@ -7,7 +7,7 @@ from rollwise.api.service_status import Phase
 from rollwise.core.model import AdoptWorkload, ReleaseWorkload, ScaleReplicaSet, ScaleWorkload
 from rollwise.core.reasons import Reason
 from rollwise.core.revision import revision_of
-from tests.unit.world import World, healthy_world, released, spec_from
+from tests.unit.core.world import World, healthy_world, released, spec_from
 
 
 def referencing(spec: ServiceSpec) -> ServiceSpec:

@@ -22,7 +22,7 @@ from rollwise.core.model import (
     SetRouterWeight,
 )
 from rollwise.core.replicas import canary_replicas_for
-from tests.unit.world import Pass, World, gate_from, released, spec_from
+from tests.unit.core.world import Pass, World, gate_from, released, spec_from
 
 MIGRATION: dict[str, Any] = {
     "template": {"spec": {"containers": [{"name": "migrate", "image": "example/app:1.0.0"}]}}

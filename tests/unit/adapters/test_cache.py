@@ -182,7 +182,7 @@ def test_services_read_back_the_same_from_the_cache() -> None:
     from rollwise.adapters.manifests.builders import service_manifests
     from rollwise.adapters.manifests.types import ServiceRef
     from rollwise.core.model import EnsureServices
-    from tests.unit.world import spec_from
+    from tests.unit.core.world import spec_from
 
     ref = ServiceRef(namespace="shop", name="payment", uid="owner-uid")
     spec = spec_from()

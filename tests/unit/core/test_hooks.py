@@ -16,7 +16,7 @@ from rollwise.api.service import ServiceSpec
 from rollwise.api.service_status import DeliveryResult, ServiceStatus, WebhookStatus
 from rollwise.core.model import Action, HookCall, ManualRequest, ScaleReplicaSet
 from rollwise.core.revision import revision_of
-from tests.unit.world import World, healthy_world, released, spec_from
+from tests.unit.core.world import World, healthy_world, released, spec_from
 
 STEPS: list[dict[str, Any]] = [
     {"setWeight": 25},

@@ -14,9 +14,9 @@ from rollwise.api.service_status import Phase, ServiceStatus
 from rollwise.core.model import Observed
 from rollwise.core.passes import STATUS_FIELDS, Pass, StatusChanges
 from rollwise.core.reasons import ConditionType, Reason
-from tests.unit.world import spec_from
+from tests.unit.core.world import spec_from
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
 

@@ -17,7 +17,7 @@ from rollwise.core.model import (
 from rollwise.core.naming import migration_job_name
 from rollwise.core.reasons import ConditionType, Reason
 from rollwise.core.revision import revision_of
-from tests.unit.world import World, healthy_world, released, spec_from
+from tests.unit.core.world import World, healthy_world, released, spec_from
 
 MIGRATION: dict[str, Any] = {
     "template": {"spec": {"containers": [{"name": "migrate", "image": "example/app:1.0.0"}]}}

@@ -15,7 +15,7 @@ from rollwise.core.gates import GateConfigError
 from rollwise.core.model import CreateGateJob, MetricSample
 from rollwise.core.naming import gate_job_name
 from rollwise.core.reasons import Reason
-from tests.unit.world import T0, World, gate_from, healthy_world, released, spec_from
+from tests.unit.core.world import T0, World, gate_from, healthy_world, released, spec_from
 
 CONTEXT = {
     "canary.revision": "abc",

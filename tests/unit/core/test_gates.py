@@ -16,7 +16,7 @@ from rollwise.core.gates import GateConfigError, resolve_query
 from rollwise.core.model import MetricSample
 from rollwise.core.reasons import Reason
 from rollwise.core.revision import revision_of
-from tests.unit.world import T0, World, gate_from, healthy_world, released, spec_from
+from tests.unit.core.world import T0, World, gate_from, healthy_world, released, spec_from
 
 CONTEXT = {
     "canary.revision": "abc",

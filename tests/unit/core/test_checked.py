@@ -23,7 +23,7 @@ from rollwise.core.fleet.passes import (
 from rollwise.core.train.model import TrainObserved
 from rollwise.core.train.passes import TrainMemberChanges, TrainPass, TrainStatusChanges
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
 

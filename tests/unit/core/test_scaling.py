@@ -12,7 +12,7 @@ from rollwise.api.service import ServiceSpec
 from rollwise.api.service_status import Phase
 from rollwise.core.replicas import Side, move_bounds, next_sizes, resolve_bound
 from rollwise.core.revision import revision_of
-from tests.unit.world import World, healthy_world, released, spec_from
+from tests.unit.core.world import World, healthy_world, released, spec_from
 
 
 def canary(steps: list[dict[str, Any]], **options: Any) -> dict[str, Any]:

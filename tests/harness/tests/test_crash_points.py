@@ -9,7 +9,7 @@ import pytest
 from rollwise.controller import loop
 from tests.harness import crash_points
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_variables_name_the_moments_to_crash_at() -> None:

@@ -13,7 +13,7 @@ import yaml
 from rollwise.api.crd import build_crds
 from rollwise.cli.crds import rendered, stale_files, write
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_generated_crd_files_are_fresh() -> None:

@@ -20,7 +20,7 @@ from rollwise.core.model import (
 from rollwise.core.passes import WATCH_FALLBACK_S
 from rollwise.core.reasons import ConditionType, Reason
 from rollwise.core.revision import revision_of
-from tests.unit.world import T0, World, healthy_world, released, spec_from
+from tests.unit.core.world import T0, World, healthy_world, released, spec_from
 
 MIGRATION: dict[str, Any] = {
     "template": {"spec": {"containers": [{"name": "migrate", "image": "example/app:1.0.0"}]}}

@@ -12,7 +12,7 @@ from rollwise.api.service import CanaryStep, ServiceSpec
 from rollwise.core.model import Action, ManualRequest, ScaleReplicaSet, SetRouterWeight
 from rollwise.core.reasons import Reason
 from rollwise.core.revision import revision_of
-from tests.unit.world import World, healthy_world, released, spec_from
+from tests.unit.core.world import World, healthy_world, released, spec_from
 
 GATEWAY = {"gatewayAPI": {"httpRoute": "payment"}}
 

@@ -12,7 +12,7 @@ from rollwise.core.model import Action, ManualRequest
 from rollwise.core.reasons import Reason
 from rollwise.core.requests import parse_request
 from rollwise.core.revision import revision_of
-from tests.unit.world import World, healthy_world, released, spec_from
+from tests.unit.core.world import World, healthy_world, released, spec_from
 
 ALICE = "alice@example.com (kubectl rollwise)"
 

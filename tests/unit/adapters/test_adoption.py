@@ -18,7 +18,7 @@ from rollwise.adapters.kubernetes import KubernetesAdapter
 from rollwise.adapters.manifests.types import Manifest, ServiceRef, owner_reference
 from rollwise.core.decide import revision_of
 from rollwise.core.model import CreateMigrationJob, ScaleReplicaSet
-from tests.unit.world import spec_from
+from tests.unit.core.world import spec_from
 
 REF = ServiceRef(namespace="shop", name="payment", uid="uid-1")
 OBJ = "ReplicaSet shop/payment-abc"

@@ -12,7 +12,7 @@ from rollwise.api.service_status import Phase
 from rollwise.core.model import DeleteReplicaSet, EnsureServices, PlanAction, ScaleReplicaSet
 from rollwise.core.reasons import ConditionType, Reason
 from rollwise.core.revision import revision_of
-from tests.unit.world import World, gate_from, healthy_world, released, spec_from
+from tests.unit.core.world import World, gate_from, healthy_world, released, spec_from
 
 MIGRATION: dict[str, Any] = {
     "template": {"spec": {"containers": [{"name": "migrate", "image": "example/app:1.0.0"}]}}
