@@ -42,7 +42,12 @@ from rollwise.adapters.manifests.readers import parse_time
 from rollwise.adapters.validation import validation_summary
 from rollwise.api import GROUP, VERSION
 from rollwise.api import fleet as fleet_api
-from rollwise.api.fleet import HISTORY_LIMIT, FleetRolloutSpec, FleetRolloutStatus
+from rollwise.api.fleet import (
+    HISTORY_LIMIT,
+    FleetMemberPhase,
+    FleetRolloutSpec,
+    FleetRolloutStatus,
+)
 from rollwise.controller import logs
 from rollwise.controller.fencing import (
     Fence,
@@ -126,7 +131,7 @@ class FleetReconciler(KindLoop):
         self._write(ref, obj, plan.status, plan, now)
         for wave in plan.status.waves:
             for member in wave.clusters:
-                if member.phase.value == "Patching":
+                if member.phase is FleetMemberPhase.PATCHING:
                     # the previous spec is recorded, the patch not written yet
                     checkpoint(f"patching:{member.name}")
         clusters = {c.name: c for c in spec.clusters}
