@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rollwise.adapters.pod_states import not_ready_summary
 from rollwise.api import API_VERSION
 from rollwise.api.service import KIND, ServiceSpec
 from rollwise.core import naming
@@ -348,6 +349,7 @@ def replica_set_states(
     once. A pod going unready is seen no later than before, through the status."""
     failed: dict[str, int] = {}
     ready: dict[str, int] = {}
+    not_ready: dict[str, list[Mapping[str, Any]]] = {}
     for pod in pods:
         labels = _labels(pod)
         if labels.get(naming.LABEL_ROLE) != ROLE_WORKLOAD or _terminating(pod):
@@ -357,6 +359,8 @@ def replica_set_states(
             failed[pod_revision] = failed.get(pod_revision, 0) + 1
         elif pod_ready(pod):
             ready[pod_revision] = ready.get(pod_revision, 0) + 1
+            continue
+        not_ready.setdefault(pod_revision, []).append(pod)
     states: dict[str, ReplicaSetState] = {}
     for rs in replica_sets:
         revision = _labels(rs).get(naming.LABEL_REVISION)
@@ -370,6 +374,7 @@ def replica_set_states(
             ready_replicas=max(int(status.get("readyReplicas") or 0), ready.get(revision, 0)),
             available_replicas=int(status.get("availableReplicas") or 0),
             pods_failed=failed.get(revision, 0),
+            not_ready=not_ready_summary(not_ready.get(revision, [])),
         )
     return states
 
