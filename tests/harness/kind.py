@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from tests.harness import paths, traefik
+from tests.harness import paths, processes, traefik
 from tests.harness.prometheus import free_port
 from tests.harness.run import HarnessRun
 from tests.harness.wait import wait_for
@@ -874,3 +875,75 @@ class Rollout:
             "jobs", "-n", self.namespace, "-l", "rollwise.dev/role=migration"
         )["items"]
         return jobs
+
+
+# --------------------------------------------------------------------------- the whole stage
+
+
+@dataclass
+class Stage:
+    """A running kind stage: the daemon, the cluster, the operator installed by the chart."""
+
+    run_: HarnessRun
+    daemon: DockerDaemon
+    cluster: KindCluster
+    operator_image: str
+    extra_images: dict[str, str]
+    app_image: str
+
+
+def start_stage(run_: HarnessRun, extra_tags: Sequence[str] = ()) -> Stage:
+    """Start the daemon if needed; build the operator image while the cluster is created; load
+    the images; Prometheus and Traefik; `helm install` of the chart as shipped. Everything
+    started is registered for teardown (`stop_stage` undoes it in order)."""
+    pins = settings()
+    daemon = DockerDaemon()
+    daemon.start()
+    processes.on_teardown("kind: stop dockerd", daemon.stop)
+    cluster = KindCluster(run_)
+    processes.on_teardown(f"kind: delete {cluster.name}", cluster.delete)
+    tag = f"dev-{secrets.token_hex(3)}"
+    built_images: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            built_images["operator"] = build_operator_image(run_, tag)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    builder = threading.Thread(target=build, name="operator-image-build")
+    builder.start()
+    try:
+        with run_.timed("kind: stage setup"):
+            cluster.create()
+            cluster.install_prometheus()
+            cluster.install_traefik()
+            builder.join()
+            if errors:
+                raise errors[0]
+            operator = built_images["operator"]
+            extra = {t: f"{operator.rsplit(':', 1)[0]}:{tag}-{t}" for t in extra_tags}
+            for ref in extra.values():
+                run(["docker", "tag", operator, ref])
+            cluster.load(operator, *extra.values(), pins["KIND_APP_IMAGE"])
+            cluster.wait_services()
+            cluster.helm_install(operator)
+    finally:
+        builder.join()
+    return Stage(run_, daemon, cluster, operator, extra, pins["KIND_APP_IMAGE"])
+
+
+def stop_stage(stage: Stage) -> None:
+    """Save the logs, delete the cluster, stop the daemon if this process started it."""
+    try:
+        stage.cluster.save_logs()
+    except Exception:
+        log.exception("saving the kind cluster's logs")
+    stage.cluster.delete()
+    for ref in (stage.operator_image, *stage.extra_images.values()):
+        run(["docker", "rmi", ref], check=False)
+    # The build's intermediate (builder stage) images, so the data-root does not grow per run.
+    run(["docker", "image", "prune", "-f"], check=False)
+    with stage.run_.timed("kind: dockerd stop"):
+        stage.daemon.stop()

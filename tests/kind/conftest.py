@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.harness import kind, processes
-from tests.harness.kind import DockerDaemon, KindCluster
+from tests.harness.kind import KindCluster
 from tests.harness.run import HarnessRun
 from tests.harness.wait import wait_for
 
@@ -114,58 +114,21 @@ def kind_stage() -> Iterator[KindStage]:
     _active = run
     memory = MemorySampler()
     memory.start()
-    daemon = DockerDaemon()
-    token = processes.on_teardown("kind: stop dockerd", lambda: daemon.stop())
-    daemon.start()
-    cluster = KindCluster(run)
-    pins = kind.settings()
-    tag = f"dev-{secrets.token_hex(3)}"
-    images: dict[str, str] = {}
-    errors: list[BaseException] = []
-
-    def build() -> None:
-        try:
-            images["operator"] = kind.build_operator_image(run, tag)
-        except BaseException as exc:  # reported below, in the fixture's thread
-            errors.append(exc)
-
-    # The image build (pip, mostly network and one core) overlaps the cluster's creation.
-    builder = threading.Thread(target=build, name="operator-image-build")
-    builder.start()
-    delete_token = processes.on_teardown(f"kind: delete {cluster.name}", cluster.delete)
+    stage: kind.Stage | None = None
     try:
-        with run.timed("kind: stage setup"):
-            cluster.create()
-            cluster.install_prometheus()
-            cluster.install_traefik()
-            builder.join()
-            if errors:
-                raise errors[0]
-            operator = images["operator"]
-            upgraded = f"{operator.rsplit(':', 1)[0]}:{tag}-next"
-            kind.run(["docker", "tag", operator, upgraded])
-            cluster.load(operator, upgraded, pins["KIND_APP_IMAGE"])
-            cluster.wait_services()
-            cluster.helm_install(operator)
-        yield KindStage(cluster, operator, upgraded, pins["KIND_APP_IMAGE"], run)
+        stage = kind.start_stage(run, extra_tags=("next",))
+        yield KindStage(
+            stage.cluster, stage.operator_image, stage.extra_images["next"], stage.app_image, run
+        )
     finally:
-        builder.join()
-        try:
-            cluster.save_logs()
-        except Exception:
-            log.exception("saving the kind cluster's logs")
-        processes.cancel_teardown(delete_token)
-        cluster.delete()
-        processes.cancel_teardown(token)
-        with run.timed("kind: dockerd stop"):
-            daemon.stop()
+        if stage is not None:
+            kind.stop_stage(stage)
+        processes.run_teardown()  # whatever start_stage left registered (a failed start)
         before, peak = memory.stop()
         run.note(
             f"kind stage memory: {before} MiB used before, peak {peak} MiB "
             f"(+{peak - before} MiB) on this machine"
         )
-        if images.get("operator"):
-            kind.run(["docker", "rmi", images["operator"]], check=False)
         run.remove_state()
 
 
