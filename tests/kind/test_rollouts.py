@@ -93,7 +93,7 @@ def test_canary_through_the_gateway_promotes_on_in_cluster_prometheus(shop: Shop
     assert codes[200] >= 0.98 * len(sent.responses), codes
     # The gate read Traefik's own counts of the canary's requests from Prometheus.
     series = shop.cluster.query(
-        f'sum(traefik_service_requests_total{{service=~"{shop.rollout.namespace}-payment-canary-.*"}})'
+        f'sum(traefik_service_requests_total{{service=~"(.*-)?{shop.rollout.namespace}-payment-canary-.*"}})'
     )
     assert series and float(series[0]["value"][1]) > 0
 
