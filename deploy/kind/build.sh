@@ -337,8 +337,11 @@ only=${1:-all}
 case "$only" in
   all) step host install_host; step kind build_kind; step gateway-crds build_gateway_crds
        if [ "$KIND_LOCAL_IMAGES" = 1 ]; then
-         step rootfs build_rootfs; step pause build_pause; step crictl build_crictl
-         step coredns build_coredns; step node-k8s build_node_k8s
+         # debootstrap waits on the network and the disk, the Go builds on the CPU: together.
+         step rootfs build_rootfs & rootfs_pid=$!
+         step pause build_pause; step crictl build_crictl; step coredns build_coredns
+         step node-k8s build_node_k8s
+         wait "$rootfs_pid" || { say "FAILED: rootfs (see $LOG)"; exit 1; }
        fi
        build_images ;;
   host) install_host ;;
