@@ -217,25 +217,22 @@ def leftovers() -> list[str]:
 
 def build_operator_image(run_: HarnessRun, tag: str) -> str:
     """``docker build`` of the project's Dockerfile, unchanged, with its base as a build-arg
-    (``PYTHON_IMAGE``; the local stand-in where python:3.11-slim cannot be pulled)."""
+    (``PYTHON_IMAGE``; the local stand-in where python:3.11-slim cannot be pulled). The
+    builder stage is tagged too (``<repository>-builder:cache``), so that its layers (the
+    dependencies) are not dangling images that a prune would take from the next run's cache."""
     pins = settings()
     ref = f"{pins['ROLLWISE_IMAGE']}:{tag}"
+    base = ["docker", "build", "--network", "host"]
+    base += ["--build-arg", f"PYTHON_IMAGE={pins['PYTHON_IMAGE']}"]
+    output = []
     with run_.timed("kind: operator image build"):
-        done = run(
-            [
-                "docker",
-                "build",
-                "--network",
-                "host",
-                "--build-arg",
-                f"PYTHON_IMAGE={pins['PYTHON_IMAGE']}",
-                "-t",
-                ref,
-                str(paths.REPO_ROOT),
-            ],
-            timeout=900,
-        )
-    (run_.log_dir / "operator-image-build.log").write_text(done.stdout + done.stderr)
+        for extra in (
+            ["--target", "builder", "-t", f"{pins['ROLLWISE_IMAGE']}-builder:cache"],
+            ["-t", ref],
+        ):
+            done = run([*base, *extra, str(paths.REPO_ROOT)], timeout=900)
+            output.append(done.stdout + done.stderr)
+    (run_.log_dir / "operator-image-build.log").write_text("\n".join(output))
     return ref
 
 
