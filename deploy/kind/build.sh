@@ -58,10 +58,10 @@ build_kind() {
 
 # --- Gateway API CRDs (standard channel) for the in-cluster Traefik ---
 build_gateway_crds() {
-  local out="$KIND_WORK/gateway-crds-$KIND_GATEWAY_API_VERSION.yaml" dir f
-  if have "$out"; then say "gateway-api $KIND_GATEWAY_API_VERSION CRDs: cached"; return; fi
-  run go mod download "sigs.k8s.io/gateway-api@$KIND_GATEWAY_API_VERSION"
-  dir="$(go env GOMODCACHE)/sigs.k8s.io/gateway-api@$KIND_GATEWAY_API_VERSION/config/crd/standard"
+  local out="$KIND_WORK/gateway-crds-$GATEWAY_API_VERSION.yaml" dir f
+  if have "$out"; then say "gateway-api $GATEWAY_API_VERSION CRDs: cached"; return; fi
+  run go mod download "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
+  dir="$(go env GOMODCACHE)/sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION/config/crd/standard"
   for f in "$dir"/*.yaml; do echo "---"; cat "$f"; done >"$out.tmp"
   mv "$out.tmp" "$out"
   say "gateway-api CRDs: $(grep -c '^kind: CustomResourceDefinition' "$out") in $out"

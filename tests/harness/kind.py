@@ -609,7 +609,7 @@ def prometheus_manifests(image: str) -> list[dict[str, Any]]:
 
 def gateway_crds() -> Path:
     """The Gateway API CRDs (standard channel) build.sh fetched for the in-cluster Traefik."""
-    return kind_work() / f"gateway-crds-{settings()['KIND_GATEWAY_API_VERSION']}.yaml"
+    return kind_work() / f"gateway-crds-{settings()['GATEWAY_API_VERSION']}.yaml"
 
 
 def traefik_extra_rbac() -> list[dict[str, Any]]:

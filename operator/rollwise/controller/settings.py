@@ -18,7 +18,7 @@ import kopf
 from kopf._core.engines.peering import Identity
 
 from rollwise.adapters.cache import OWNED, OWNED_SELECTOR
-from rollwise.adapters.web import WebGateAllowList
+from rollwise.adapters.providers.web import WebGateAllowList
 from rollwise.core import naming
 
 # Owned objects are watched through a server-side label selector: the API server sends only
