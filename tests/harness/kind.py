@@ -967,6 +967,9 @@ def start_stage(run_: HarnessRun, extra_tags: Sequence[str] = ()) -> Stage:
     except BaseException:
         with contextlib.suppress(Exception):
             cluster.save_logs()
+        builder.join()
+        if "operator" in built_images:
+            run(["docker", "rmi", built_images["operator"]], check=False)
         raise
     finally:
         builder.join()
