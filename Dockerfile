@@ -8,11 +8,16 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/rollwise
+# The dependencies first, in a layer of their own: it is rebuilt only when pyproject.toml
+# changes, not on every change to the code (the kind test stage builds this image every run).
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" >/requirements.txt \
+ && /opt/rollwise/bin/pip install -r /requirements.txt
 # Only what the wheel is built from (see .dockerignore).
-COPY pyproject.toml README.md ./
+COPY README.md ./
 COPY operator/ operator/
 RUN /opt/rollwise/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/rollwise/bin/pip install /wheels/rollwise-*.whl \
+ && /opt/rollwise/bin/pip install --no-deps /wheels/rollwise-*.whl \
  && /opt/rollwise/bin/rollwise --help >/dev/null
 
 # Same base as the builder: the venv's interpreter is a symlink to /usr/local/bin/python3.11.

@@ -13,7 +13,13 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 N ?= 100,500,1000,2000
 
-.PHONY: check-clean help venv tools test test-unit lint crds demo demo-down bench cluster-up cluster-down clean
+# The kind stage (tests/kind: the operator image, the chart, real pods on a kind cluster) runs
+# beside the kwok suite in `make test`, in its own pytest process (one cluster per session),
+# niced so that the kwok suite's deadlines keep their CPU. KIND=0 leaves it out.
+KIND ?= 1
+KIND_NICE ?= 5
+
+.PHONY: check-clean help venv tools test test-unit test-kind lint crds demo demo-sim demo-down bench cluster-up cluster-down clean
 
 help: ## this list, generated from the `## ` comments of the targets below
 	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-zA-Z_-]+:[^#]*## / {printf "make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,8 +32,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## the virtualenv in .venv (once)
 
-tools: ## build the local control plane binaries into ~/.cache/rollwise
+tools: ## build the local control plane and the kind tier into ~/.cache/rollwise [KIND=0: no kind]
 	bash deploy/local/build-tools.sh
+	$(if $(filter 1,$(KIND)),bash deploy/kind/build.sh,)
 
 lint: venv ## ruff, mypy --strict, import-linter, stale-CRD check
 	$(VENV)/bin/ruff format --check operator tests
@@ -45,9 +52,21 @@ test-unit: venv ## the pure core, adapters, controller parts and the harness sel
 
 # The 25 slowest tests are listed at the end: the warm-CI budget (15 min) is spent there.
 # pytest's own exit code is kept in $(RUN_DIR)/pytest.rc so .ci/run can tell "no tests" (5) apart.
-test: venv tools lint ## lint + the whole suite (builds what is missing first)
+# The kind stage's output goes to $(RUN_DIR)/kind-stage.log and is printed after the suite's.
+test: venv tools lint ## lint + the whole suite, the kind stage beside it (builds what is missing first) [KIND=0]
 	@mkdir -p $(RUN_DIR)
-	$(PY) -m pytest tests --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS); rc=$$?; echo $$rc > $(RUN_DIR)/pytest.rc; exit $$rc
+	@if [ "$(KIND)" = 1 ]; then \
+	  nice -n $(KIND_NICE) $(PY) -m pytest tests/kind --durations=10 -p no:cacheprovider $(PYTEST_ARGS) \
+	    >$(RUN_DIR)/kind-stage.log 2>&1 & echo $$! >$(RUN_DIR)/kind-stage.pid; fi; \
+	$(PY) -m pytest tests --ignore=tests/kind --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS); rc=$$?; \
+	krc=0; if [ "$(KIND)" = 1 ]; then \
+	  echo "== waiting for the kind stage (log: $(RUN_DIR)/kind-stage.log)"; \
+	  wait $$(cat $(RUN_DIR)/kind-stage.pid); krc=$$?; rm -f $(RUN_DIR)/kind-stage.pid; \
+	  echo "== the kind stage (tests/kind), exit $$krc"; cat $(RUN_DIR)/kind-stage.log; fi; \
+	[ $$rc -ne 0 ] || rc=$$krc; echo $$rc > $(RUN_DIR)/pytest.rc; exit $$rc
+
+test-kind: venv tools ## the kind stage only: the image, the chart, real pods (tests/kind)
+	$(PY) -m pytest tests/kind --durations=10 $(PYTEST_ARGS)
 
 cluster-up: venv tools ## a local control plane to poke at by hand
 	$(PY) -m tests.harness.cli up
@@ -59,10 +78,13 @@ cluster-down: venv ## stop it
 check-clean: venv ## list (exit 1) any harness process still running
 	$(PY) -m tests.harness.cli check-clean
 
-demo: venv tools ## a real canary and a real rollback on the local control plane [KEEP=1]
+demo: venv tools ## a real canary and a real rollback, as real pods on a kind cluster
+	$(PY) -m tests.harness.kind_demo
+
+demo-sim: venv tools ## the same story on the kwok proving ground (no Docker, no images) [KEEP=1]
 	$(PY) -m tests.harness.demo $(if $(KEEP),--keep,)
 
-demo-down: venv ## stop what make demo KEEP=1 left running
+demo-down: venv ## stop what make demo-sim KEEP=1 left running
 	$(PY) -m tests.harness.cli down
 
 bench: venv tools ## benchmarks [N=100,500,...], JSON under tests/bench/results/

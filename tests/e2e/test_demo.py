@@ -1,5 +1,6 @@
-"""`make demo` as a newcomer (or CI) runs it: a real canary that is promoted and a real bad
-version that rolls back by itself, then nothing of the demo left running.
+"""`make demo-sim` (the kwok demo; `make demo` runs on kind) as a newcomer (or CI) runs it: a
+real canary that is promoted and a real bad version that rolls back by itself, then nothing of
+the demo left running.
 
 The demo starts its own proving ground (cluster `rollwise-demo`), next to whatever this pytest
 session runs; its run is told apart by its run id. Its logs go to this test's tmp folder
@@ -34,7 +35,7 @@ def run_make_demo(env: dict[str, str], output: Path) -> tuple[int, float]:
     started = time.monotonic()
     with output.open("w") as out:
         make = subprocess.Popen(
-            ["make", "demo"],
+            ["make", "demo-sim"],
             cwd=paths.REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=out,

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tests.harness import paths, processes, stack
+from tests.harness import kind, paths, processes, stack
 from tests.harness.cluster import LocalCluster
 from tests.harness.run import HarnessRun
 
@@ -178,12 +178,19 @@ def cmd_reap(run_ids: list[str]) -> int:
 
 def cmd_check_clean() -> int:
     leftovers = processes.leftover_processes()
-    if not leftovers:
+    # The kind tier: its Docker daemon, node containers, host changes not restored.
+    kind_left = kind.leftovers()
+    if not leftovers and not kind_left:
         print("clean: no harness process is running")
         return 0
-    print(f"{len(leftovers)} harness process(es) still running:")
+    if leftovers:
+        print(f"{len(leftovers)} harness process(es) still running:")
     for leftover in leftovers:
         print(f"  {leftover}")
+    if kind_left:
+        print("the kind tier left (`bash deploy/kind/dockerd.sh stop` removes it):")
+    for line in kind_left:
+        print(f"  {line}")
     if read_state() is not None:
         print("(a `cli up` is active: `python -m tests.harness.cli down` stops it)")
     return 1

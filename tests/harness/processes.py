@@ -406,7 +406,9 @@ class Leftover:
 
 def harness_roots() -> list[Path]:
     """Folders a harness process runs from or points into: builds, run state, kwok workdir."""
-    return [*paths.binaries().bin_dirs(), paths.runs_dir(), paths.kwok_workdir()]
+    # The kind tier's folder: its dockerd, containerd and container shims run from there.
+    kind_work = paths.cache_dir() / "kind"
+    return [*paths.binaries().bin_dirs(), paths.runs_dir(), paths.kwok_workdir(), kind_work]
 
 
 def leftover_processes(

@@ -365,6 +365,7 @@ def run_fleet_hub(settings: OperatorSettings, poll_s: float, resync_s: float) ->
         registry=registry,
         settings=settings.kopf_settings(),
         memo=runtime,
+        identity=settings.kopf_identity,
         standalone=True,
         clusterwide=settings.clusterwide,
         namespaces=list(settings.namespaces),

@@ -176,6 +176,7 @@ def serve_operator(
         registry=handlers.registry,
         settings=settings.kopf_settings(),
         memo=operator.runtime,
+        identity=settings.kopf_identity,
         standalone=True,
         clusterwide=settings.clusterwide,
         namespaces=list(settings.namespaces),

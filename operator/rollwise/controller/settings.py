@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import kopf
+from kopf._core.engines.peering import Identity
 
 from rollwise.adapters.cache import OWNED, OWNED_SELECTOR
 from rollwise.adapters.providers.web import WebGateAllowList
@@ -130,6 +131,13 @@ class OperatorSettings:
             or os.environ.get("POD_NAME", "")
             or f"{socket.gethostname()}-{os.getpid()}"
         )
+
+    @property
+    def kopf_identity(self) -> Identity:
+        """Kopf's own identity (it names the process in its logs), given so that Kopf never
+        guesses one: its guess asks getpass.getuser(), which raises KeyError for a uid without
+        a passwd entry, as the image's 65532 is. The election identity needs no passwd entry."""
+        return Identity(self.election_identity)
 
     @property
     def liveness_endpoint(self) -> str | None:

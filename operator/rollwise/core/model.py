@@ -25,6 +25,9 @@ class ReplicaSetState:
     ready_replicas: int = 0
     available_replicas: int = 0
     pods_failed: int = 0  # pods of this revision in phase Failed or crash-looping
+    # What its pods that are not ready are doing, in words ("" if all are ready): for the
+    # reason of a progress deadline.
+    not_ready: str = ""
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,8 @@ def _pods_ready(p: Pass, revision: str, index: int) -> bool:
             p,
             Reason.PROGRESS_DEADLINE_EXCEEDED,
             f"canary {revision}: {ready}/{want} pods ready after "
-            f"{spec.progress_deadline_seconds}s at step {index + 1}",
+            f"{spec.progress_deadline_seconds}s at step {index + 1}"
+            + (f": {rs.not_ready}" if rs and rs.not_ready else ""),
             actor=ACTOR,
         )
         return False

@@ -132,6 +132,7 @@ class World:
     gate_error: str | None = None
     pods_ready: bool = True
     ready_cap: int | None = None  # at most this many ready pods per revision
+    not_ready: str = ""  # what a revision's pods that are not ready are doing, in words
     job_outcome: str = "succeeded"  # succeeded | failed | running
     gate_jobs: dict[str, GateJobState] = field(default_factory=dict)  # job gates' Jobs
     gate_job_outcome: str = "succeeded"  # succeeded | failed | running
@@ -277,7 +278,9 @@ class World:
             ready = rs.replicas if self.pods_ready else 0
             if self.ready_cap is not None:
                 ready = min(ready, self.ready_cap)
-            self.replica_sets[rev] = replace(rs, ready_replicas=ready)
+            self.replica_sets[rev] = replace(
+                rs, ready_replicas=ready, not_ready=self.not_ready if ready < rs.replicas else ""
+            )
         if self.workload is not None and self.pods_ready:
             self.workload = replace(self.workload, ready_replicas=self.workload.replicas)
         for rev, job in list(self.jobs.items()):

@@ -19,6 +19,7 @@ from rollwise.adapters.manifests.types import (
     labels_of,
     pod_selector,
 )
+from rollwise.adapters.pod_states import not_ready_summary
 from rollwise.api.service import ServiceSpec
 from rollwise.core import naming
 from rollwise.core.model import (
@@ -90,6 +91,7 @@ def replica_set_states(
     once. A pod going unready is seen no later than before, through the status."""
     failed: dict[str, int] = {}
     ready: dict[str, int] = {}
+    not_ready: dict[str, list[Mapping[str, Any]]] = {}
     for pod in pods:
         labels = labels_of(pod)
         if labels.get(naming.LABEL_ROLE) != ROLE_WORKLOAD or _terminating(pod):
@@ -99,6 +101,8 @@ def replica_set_states(
             failed[pod_revision] = failed.get(pod_revision, 0) + 1
         elif pod_ready(pod):
             ready[pod_revision] = ready.get(pod_revision, 0) + 1
+            continue
+        not_ready.setdefault(pod_revision, []).append(pod)
     states: dict[str, ReplicaSetState] = {}
     for rs in replica_sets:
         revision = labels_of(rs).get(naming.LABEL_REVISION)
@@ -112,6 +116,7 @@ def replica_set_states(
             ready_replicas=max(int(status.get("readyReplicas") or 0), ready.get(revision, 0)),
             available_replicas=int(status.get("availableReplicas") or 0),
             pods_failed=failed.get(revision, 0),
+            not_ready=not_ready_summary(not_ready.get(revision, [])),
         )
     return states
 
