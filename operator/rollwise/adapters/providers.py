@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rollwise.adapters.comparison import ComparisonProvider
 from rollwise.adapters.prometheus import MetricProvider, PrometheusProvider
 from rollwise.adapters.web import WebProvider
 from rollwise.core.model import GateQuery, MetricSample
@@ -16,19 +17,31 @@ from rollwise.core.model import GateQuery, MetricSample
 class MetricProviders:
     """`measure` by `query.provider`: prometheus or web; never raises."""
 
-    def __init__(self, prometheus: MetricProvider, web: MetricProvider) -> None:
+    def __init__(
+        self,
+        prometheus: MetricProvider,
+        web: MetricProvider,
+        comparison: MetricProvider | None = None,
+    ) -> None:
         self.prometheus = prometheus
         self.web = web
+        self.comparison = comparison or ComparisonProvider()
 
     @classmethod
     def default(cls, pool_size: int, web: WebProvider | None = None) -> MetricProviders:
-        return cls(PrometheusProvider(pool_size=pool_size), web or WebProvider(pool_size=pool_size))
+        return cls(
+            PrometheusProvider(pool_size=pool_size),
+            web or WebProvider(pool_size=pool_size),
+            ComparisonProvider(pool_size=pool_size),
+        )
 
     def measure(self, query: GateQuery, now: datetime) -> MetricSample:
         if query.provider == "web":
             return self.web.measure(query, now)
         if query.provider == "prometheus":
             return self.prometheus.measure(query, now)
+        if query.provider == "comparison":
+            return self.comparison.measure(query, now)
         return MetricSample(
             key=query.key,
             query=query.query,

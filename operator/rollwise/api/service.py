@@ -698,6 +698,28 @@ class MigrationStatus(StatusModel):
     message: str | None = None
 
 
+class SampleSummary(StatusModel):
+    """One revision's samples in a comparison: how many, their median and mean."""
+
+    n: int = 0
+    median: float | None = None
+    mean: float | None = None
+
+
+class ComparisonResult(StatusModel):
+    """A comparison gate's latest test: both sides' summaries and the test's numbers."""
+
+    test: str = "MannWhitneyU"
+    canary: SampleSummary = Field(default_factory=SampleSummary)
+    stable: SampleSummary = Field(default_factory=SampleSummary)
+    u: float | None = None
+    p: float | None = None
+    effect: float | None = None  # P(a canary sample is worse than a stable one)
+    method: str | None = None  # exact or normal
+    alpha: float | None = None
+    worse: str | None = None  # higher or lower
+
+
 class GateResult(StatusModel):
     """The latest measurement of one gate, with the query exactly as it was sent."""
 
@@ -717,6 +739,7 @@ class GateResult(StatusModel):
     # When this tally began: with the measurement index it names a job gate's next Job.
     started_at: datetime | None = None
     job: str | None = None  # a job gate's latest measurement Job
+    comparison: ComparisonResult | None = None  # a comparison gate's test, value is its p
 
 
 class AbortStatus(StatusModel):

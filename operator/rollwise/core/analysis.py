@@ -4,10 +4,10 @@ step and background gates passed or breached. It reports outcomes; the caller ab
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rollwise.api.durations import parse_duration
-from rollwise.api.gates import MetricGateSpec
+from rollwise.api.gates import MetricGateSpec, PrometheusProvider
 from rollwise.api.service import (
     GateRef,
     GateResult,
@@ -18,7 +18,14 @@ from rollwise.api.service import (
 )
 from rollwise.core import gates as gatelib
 from rollwise.core.gates import GateOutcome
-from rollwise.core.model import CreateGateJob, EventRecord, GateQuery, MetricSample, Observed
+from rollwise.core.model import (
+    CreateGateJob,
+    EventRecord,
+    GateQuery,
+    MetricSample,
+    Observed,
+    RangeQuery,
+)
 from rollwise.core.naming import gate_job_name, gate_key, gate_spec_key
 from rollwise.core.passes import POLL_S, WATCH_FALLBACK_S, Pass
 from rollwise.core.reasons import Reason
@@ -79,6 +86,10 @@ def due_gates(
                     cluster=ref.cluster,
                     namespace=observed.namespace,
                 )
+            elif gspec.comparison is not None and provider.prometheus is not None:
+                query = comparison_query(
+                    ref, key, background, gspec, context, provider.prometheus, started, now
+                )
             elif provider.prometheus is not None:
                 query = GateQuery(
                     key=key,
@@ -94,6 +105,39 @@ def due_gates(
             continue  # decide() reports it
         queries.append(query)
     return queries
+
+
+def comparison_query(
+    ref: GateRef,
+    key: str,
+    background: bool,
+    gspec: MetricGateSpec,
+    context: dict[str, str],
+    prometheus: PrometheusProvider,
+    started: datetime,
+    now: datetime,
+) -> GateQuery:
+    """A comparison gate's measurement: both revisions sampled over the same window, the last
+    `window` but never before the gate became active (the canary's traffic then was another)."""
+    comparison = gspec.comparison
+    assert comparison is not None
+    canary_query, stable_query = gatelib.resolve_comparison(ref.name, gspec, ref, context)
+    start = max(now - timedelta(seconds=parse_duration(comparison.window)), started)
+    return GateQuery(
+        key=key,
+        gate=ref.name,
+        background=background,
+        address=prometheus.address,
+        query=canary_query,
+        timeout_s=parse_duration(prometheus.timeout),
+        provider="comparison",
+        comparison=RangeQuery(
+            stable_query=stable_query,
+            start=start,
+            end=now,
+            step_s=parse_duration(comparison.step),
+        ),
+    )
 
 
 def active_gates(spec: ServiceSpec, status: ServiceStatus) -> list[tuple[GateRef, bool, datetime]]:
@@ -355,6 +399,9 @@ def passed_gates(p: Pass, refs: list[GateRef]) -> list[str]:
         count = f"{result.measurements} measurement{'' if result.measurements == 1 else 's'}"
         if gspec.provider.job is not None:
             told.append(f"gate {result.gate} passed, Job {result.job} completed ({count})")
+            continue
+        if gspec.comparison is not None:
+            told.append(f"gate {result.gate} passed, {result.message} ({count})")
             continue
         told.append(
             f"gate {result.gate} passed, {gatelib.describe_threshold(result.value, gspec)} "
