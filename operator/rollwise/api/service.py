@@ -87,17 +87,71 @@ class AnalysisStep(ApiModel):
     gates: list[GateRef] = Field(min_length=1, max_length=10)
 
 
+class AdaptiveStep(ApiModel):
+    """Raise the canary's weight from minWeight to maxWeight as fast as the gates allow.
+
+    At each weight the gates measure for at least `interval`; then one decision: every gate
+    passed, so the weight rises by minStep plus (maxStep - minStep) times the smallest margin
+    of the gates (how far each one's value is from failing it, 0 to 1); a gate without a
+    verdict yet or Inconclusive or Error, so the weight holds (at most maxHolds times, then the
+    rollout rolls back); a gate breached its limits, so the rollout rolls back. The step
+    completes once the gates pass at maxWeight. Every decision and its numbers are in history.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.minWeight <= self.maxWeight",
+                    "message": "adaptive.minWeight must not exceed maxWeight",
+                },
+                {
+                    "rule": "self.minStep <= self.maxStep",
+                    "message": "adaptive.minStep must not exceed maxStep",
+                },
+            ]
+        }
+    )
+    min_weight: int = Field(ge=1, le=100, description="The weight the step starts at.")
+    max_weight: int = Field(ge=1, le=100, description="The weight the step ends at.")
+    min_step: int = Field(
+        default=5, ge=1, le=100, description="The rise after a pass with no margin."
+    )
+    max_step: int = Field(
+        default=25, ge=1, le=100, description="The rise after a pass with full margin."
+    )
+    interval: Duration = Field(
+        default="1m", description="The least time at each weight before a decision."
+    )
+    max_holds: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        description="Decisions without a pass (no data, errors) tolerated in the step before "
+        "it rolls back: the step never waits for evidence without end.",
+    )
+    gates: list[GateRef] = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptiveStep:
+        if self.min_weight > self.max_weight:
+            raise ValueError("adaptive.minWeight must not exceed maxWeight")
+        if self.min_step > self.max_step:
+            raise ValueError("adaptive.minStep must not exceed maxStep")
+        return self
+
+
 class CanaryStep(ApiModel):
-    """Exactly one of setWeight, pause, analysis, setMirror."""
+    """Exactly one of setWeight, pause, analysis, setMirror, adaptive."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
                     "rule": "[has(self.setWeight), has(self.pause), has(self.analysis),"
-                    " has(self.setMirror)].filter(x, x).size() == 1",
+                    " has(self.setMirror), has(self.adaptive)].filter(x, x).size() == 1",
                     "message": "each step sets exactly one of setWeight, pause, analysis, "
-                    "setMirror",
+                    "setMirror, adaptive",
                 }
             ]
         }
@@ -113,14 +167,18 @@ class CanaryStep(ApiModel):
         "discarded) until a later setMirror changes it; promotion and abort set it to 0. "
         "gatewayAPI router only.",
     )
+    adaptive: AdaptiveStep | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CanaryStep:
         given = [
-            x is not None for x in (self.set_weight, self.pause, self.analysis, self.set_mirror)
+            x is not None
+            for x in (self.set_weight, self.pause, self.analysis, self.set_mirror, self.adaptive)
         ]
         if sum(given) != 1:
-            raise ValueError("each step sets exactly one of setWeight, pause, analysis, setMirror")
+            raise ValueError(
+                "each step sets exactly one of setWeight, pause, analysis, setMirror, adaptive"
+            )
         return self
 
 
@@ -807,6 +865,17 @@ class WebhookStatus(StatusModel):
     next_attempt_at: datetime | None = None
 
 
+class AdaptiveStatus(StatusModel):
+    """Where an adaptive step stands: its decisions so far and the last one's numbers."""
+
+    step: int
+    decisions: int = 0
+    holds: int = 0
+    last_decision: str | None = None  # raise, hold, complete
+    last_margin: float | None = None
+    last_decision_at: datetime | None = None
+
+
 class ServiceStatus(StatusModel):
     """The answer to "which version is really running, and why"."""
 
@@ -835,6 +904,7 @@ class ServiceStatus(StatusModel):
     last_request: RequestAck | None = None
     invalid_request: str | None = None
     webhooks: list[WebhookStatus] = Field(default_factory=list, max_length=WEBHOOKS_LIMIT)
+    adaptive: AdaptiveStatus | None = None  # the current adaptive step's decisions so far
 
 
 class ProgressiveService(ApiModel):

@@ -166,6 +166,9 @@ def describe_step(step: CanaryStep | None) -> str:
     if step.analysis is not None:
         names = [gate.name + (" (cluster)" if gate.cluster else "") for gate in step.analysis.gates]
         return "analysis " + ", ".join(names)
+    if step.adaptive is not None:
+        a = step.adaptive
+        return f"adaptive {a.min_weight}-{a.max_weight}% by {a.min_step}-{a.max_step}"
     return "(empty step)"
 
 

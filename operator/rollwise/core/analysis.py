@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from rollwise.api.durations import parse_duration
 from rollwise.api.gates import MetricGateSpec, PrometheusProvider
 from rollwise.api.service import (
+    CanaryStep,
     GateRef,
     GateResult,
     Phase,
@@ -32,10 +33,19 @@ from rollwise.core.reasons import Reason
 from rollwise.core.revision import revision_of
 
 
+def step_gates(step: CanaryStep) -> list[GateRef]:
+    """The gates a step measures: an analysis step's, an adaptive step's."""
+    if step.analysis is not None:
+        return list(step.analysis.gates)
+    if step.adaptive is not None:
+        return list(step.adaptive.gates)
+    return []
+
+
 def gate_refs(spec: ServiceSpec) -> list[tuple[str, bool]]:
     """Every MetricGate / ClusterMetricGate the spec refers to, as (name, cluster)."""
     canary = spec.strategy.canary
-    refs: list[GateRef] = [g for s in canary.steps if s.analysis for g in s.analysis.gates]
+    refs: list[GateRef] = [g for s in canary.steps for g in step_gates(s)]
     if canary.analysis:
         refs.extend(canary.analysis.gates)
     seen: dict[tuple[str, bool], None] = {}
@@ -148,8 +158,8 @@ def active_gates(spec: ServiceSpec, status: ServiceStatus) -> list[tuple[GateRef
     steps = spec.strategy.canary.steps
     started = status.step_started_at
     out: list[tuple[GateRef, bool, datetime]] = []
-    if index < len(steps) and steps[index].analysis is not None and started is not None:
-        for ref in steps[index].analysis.gates:  # type: ignore[union-attr]
+    if index < len(steps) and started is not None:
+        for ref in step_gates(steps[index]):
             out.append((ref, False, started))
     background = spec.strategy.canary.analysis
     if background is not None and index >= background.starting_step:

@@ -15,6 +15,7 @@ from typing_extensions import Unpack
 from rollwise.api.service import (
     HISTORY_LIMIT,
     AbortStatus,
+    AdaptiveStatus,
     Condition,
     GateResult,
     HistoryEntry,
@@ -76,6 +77,7 @@ class StatusChanges(TypedDict, total=False):
     last_request: RequestAck | None
     invalid_request: str | None
     webhooks: list[WebhookStatus]
+    adaptive: AdaptiveStatus | None
 
 
 STATUS_FIELDS = frozenset(ServiceStatus.model_fields)
