@@ -65,16 +65,48 @@ class WebProvider(ApiModel):
     timeout: Duration = "10s"
 
 
+class InfluxDBProvider(ApiModel):
+    """InfluxDB 1.x: an InfluxQL query over HTTP (`/query`). The gate value is the last row of
+    its one series, which must select one field (e.g. `SELECT mean("value") FROM ...`).
+    Placeholders are substituted like PromQL's: a value with a quote, brace or control
+    character is refused."""
+
+    address: str = Field(pattern=r"^https?://[^\s]+$")
+    database: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.\-]+$")
+    query: str = Field(min_length=1)
+    timeout: Duration = "10s"
+
+
+class GraphiteProvider(ApiModel):
+    """Graphite's render API (`/render?format=json`). The gate value is the newest non-null
+    datapoint of the target's one series (aggregate several, e.g. `sumSeries(...)`).
+    Placeholder values must be one path node (letters, digits, `_`, `-`): a value can never
+    add a node or a wildcard."""
+
+    address: str = Field(pattern=r"^https?://[^\s]+$")
+    target: str = Field(min_length=1, max_length=4096)
+    from_: str = Field(
+        default="-5min",
+        alias="from",
+        pattern=r"^-[0-9]+(s|min|h|d)$",
+        description="How far back to read, in Graphite's relative form: -30s, -5min, -1h.",
+    )
+    timeout: Duration = "10s"
+
+
+PROVIDERS = ("prometheus", "job", "web", "influxdb", "graphite")
+
+
 class MetricProvider(ApiModel):
-    """Exactly one provider: prometheus, job or web."""
+    """Exactly one provider: prometheus, job, web, influxdb or graphite."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "[has(self.prometheus), has(self.job), has(self.web)]"
-                    ".filter(x, x).size() == 1",
-                    "message": "provider sets exactly one of prometheus, job, web",
+                    "rule": "[has(self.prometheus), has(self.job), has(self.web), "
+                    "has(self.influxdb), has(self.graphite)].filter(x, x).size() == 1",
+                    "message": "provider sets exactly one of " + ", ".join(PROVIDERS),
                 }
             ]
         }
@@ -82,20 +114,29 @@ class MetricProvider(ApiModel):
     prometheus: PrometheusProvider | None = None
     job: JobProvider | None = None
     web: WebProvider | None = None
+    influxdb: InfluxDBProvider | None = None
+    graphite: GraphiteProvider | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MetricProvider:
-        given = [x is not None for x in (self.prometheus, self.job, self.web)]
+        given = [
+            x is not None
+            for x in (self.prometheus, self.job, self.web, self.influxdb, self.graphite)
+        ]
         if sum(given) != 1:
-            raise ValueError("provider sets exactly one of prometheus, job, web")
+            raise ValueError("provider sets exactly one of " + ", ".join(PROVIDERS))
         return self
 
     @property
-    def kind(self) -> Literal["prometheus", "job", "web"]:
+    def kind(self) -> Literal["prometheus", "job", "web", "influxdb", "graphite"]:
         if self.job is not None:
             return "job"
         if self.web is not None:
             return "web"
+        if self.influxdb is not None:
+            return "influxdb"
+        if self.graphite is not None:
+            return "graphite"
         return "prometheus"
 
 
@@ -213,8 +254,8 @@ class MetricGateSpec(ApiModel):
                 {
                     "rule": "has(self.provider.job) || has(self.thresholdRange) || "
                     "has(self.comparison)",
-                    "message": "thresholdRange (or comparison) is required for prometheus "
-                    "and web gates",
+                    "message": "thresholdRange (or comparison) is required for every provider "
+                    "but job",
                 },
                 {
                     "rule": "!has(self.comparison) || (has(self.provider.prometheus) && "
@@ -246,7 +287,7 @@ class MetricGateSpec(ApiModel):
             return self
         if self.provider.job is None and self.threshold_range is None:
             raise ValueError(
-                "thresholdRange (or comparison) is required for prometheus and web gates"
+                "thresholdRange (or comparison) is required for every provider but job"
             )
         if self.provider.job is not None and self.threshold_range is not None:
             raise ValueError("a job gate passes when its Job completes: remove thresholdRange")

@@ -96,6 +96,28 @@ def due_gates(
                     cluster=ref.cluster,
                     namespace=observed.namespace,
                 )
+            elif provider.influxdb is not None:
+                query = GateQuery(
+                    key=key,
+                    gate=ref.name,
+                    background=background,
+                    address=provider.influxdb.address,
+                    query=gatelib.resolve_query(ref.name, gspec, ref, context),
+                    timeout_s=parse_duration(provider.influxdb.timeout),
+                    provider="influxdb",
+                    params=(("db", provider.influxdb.database),),
+                )
+            elif provider.graphite is not None:
+                query = GateQuery(
+                    key=key,
+                    gate=ref.name,
+                    background=background,
+                    address=provider.graphite.address,
+                    query=gatelib.resolve_query(ref.name, gspec, ref, context),
+                    timeout_s=parse_duration(provider.graphite.timeout),
+                    provider="graphite",
+                    params=(("from", provider.graphite.from_),),
+                )
             elif gspec.comparison is not None and provider.prometheus is not None:
                 query = comparison_query(
                     ref, key, background, gspec, context, provider.prometheus, started, now

@@ -43,6 +43,20 @@ def _checked(gate: str, arg: str, value: str) -> str:
     return escape_label_value(value)
 
 
+_NODE = re.compile(r"^[A-Za-z0-9_\-]{0,253}$")
+
+
+def _path_node(gate: str, arg: str, value: str) -> str:
+    """A value for a Graphite target: one path node, so it can never add a node, a wildcard
+    (`*`, `{a,b}`, `[...]`) or a function call."""
+    if not _NODE.match(value):
+        raise GateConfigError(
+            f"gate {gate}: value of arg {arg!r} is not one Graphite path node (letters, digits, "
+            "'_' and '-' only)"
+        )
+    return value
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -112,6 +126,12 @@ def resolve_query(
     if provider.prometheus is not None:
         values = _values(gate_name, spec, ref, context, _checked)
         return _substitute(gate_name, provider.prometheus.query, values)
+    if provider.influxdb is not None:
+        values = _values(gate_name, spec, ref, context, _checked)
+        return _substitute(gate_name, provider.influxdb.query, values)
+    if provider.graphite is not None:
+        values = _values(gate_name, spec, ref, context, _path_node)
+        return _substitute(gate_name, provider.graphite.target, values)
     if provider.web is not None:
         return describe_web(resolve_web(gate_name, spec, ref, context))
     resolve_job_template(gate_name, spec, ref, context)  # reports a bad argument now

@@ -94,6 +94,8 @@ class GateQuery:
     cluster: bool = False
     namespace: str = ""  # the ProgressiveService's, for messages about a namespaced gate
     comparison: RangeQuery | None = None  # provider "comparison": canary and stable sampled
+    # Provider parameters besides the query: influxdb's ("db", ...), graphite's ("from", ...).
+    params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
