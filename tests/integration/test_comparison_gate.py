@@ -5,11 +5,13 @@ rolled back with both sides' numbers in status; an equal canary is promoted."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.prometheus import PrometheusServer
 from tests.harness.rollouts import GROUP, VERSION, Rollouts, deploy_first_version, service_manifest
+from tests.harness.run import HarnessRun
 
 # The error rate of the revision measured; `or vector(0)` reads a revision without 500s as 0.
 QUERY = (
@@ -22,6 +24,11 @@ STEPS: list[dict[str, Any]] = [
     {"setWeight": 50},
     {"analysis": {"gates": [{"name": "canary-vs-stable", "args": {"service": "payment"}}]}},
 ]
+
+
+def keep(run: HarnessRun, name: str, status: dict[str, Any]) -> None:
+    """The status as the test saw it, in the run's logs (docs/analysis-advanced.md quotes it)."""
+    (run.log_dir / f"{name}.json").write_text(json.dumps(status, indent=2))
 
 
 def comparison_gate(rollouts: Rollouts, prometheus: PrometheusServer) -> None:
@@ -55,7 +62,10 @@ def comparison_gate(rollouts: Rollouts, prometheus: PrometheusServer) -> None:
 
 
 def test_a_canary_worse_than_stable_is_rolled_back_with_both_sides_in_status(
-    rollouts: Rollouts, prometheus: PrometheusServer, operator: OperatorProcess
+    rollouts: Rollouts,
+    prometheus: PrometheusServer,
+    operator: OperatorProcess,
+    harness_run: HarnessRun,
 ) -> None:
     comparison_gate(rollouts, prometheus)
     v1 = deploy_first_version(rollouts, steps=STEPS, error_rate=0.02, migration=False)
@@ -64,6 +74,7 @@ def test_a_canary_worse_than_stable_is_rolled_back_with_both_sides_in_status(
         service_manifest(rollouts.ns, "2.0.0", steps=STEPS, error_rate=0.2, migration=False)
     )
     rolled = rollouts.wait_phase("RolledBack", timeout=150)
+    keep(harness_run, "comparison-rolled-back", rolled)
 
     assert rolled["stable"]["revision"] == v1["stable"]["revision"]
     assert rolled["abort"]["reason"] == "GateFailed"
@@ -79,7 +90,10 @@ def test_a_canary_worse_than_stable_is_rolled_back_with_both_sides_in_status(
 
 
 def test_a_canary_equal_to_stable_is_promoted_with_the_test_told(
-    rollouts: Rollouts, prometheus: PrometheusServer, operator: OperatorProcess
+    rollouts: Rollouts,
+    prometheus: PrometheusServer,
+    operator: OperatorProcess,
+    harness_run: HarnessRun,
 ) -> None:
     comparison_gate(rollouts, prometheus)
     deploy_first_version(rollouts, steps=STEPS, error_rate=0.02, migration=False)
@@ -88,6 +102,7 @@ def test_a_canary_equal_to_stable_is_promoted_with_the_test_told(
         service_manifest(rollouts.ns, "2.0.0", steps=STEPS, error_rate=0.02, migration=False)
     )
     done = rollouts.wait_phase("Healthy", version="2.0.0", timeout=150)
+    keep(harness_run, "comparison-promoted", done)
 
     assert done.get("abort") is None
     told = [

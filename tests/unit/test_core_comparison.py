@@ -300,3 +300,14 @@ def test_both_revisions_are_sampled_over_the_same_window_from_the_step_start() -
     )
     assert started is not None and first.start >= started
     assert world.status.phase is Phase.HEALTHY
+
+
+def test_kubectl_rollwise_status_shows_both_sides_and_the_test() -> None:
+    from rollwise.cli.plugin_render import describe_comparison
+
+    outcome = judge([0.2] * 10, [0.02] * 10, spec_of())
+
+    line = describe_comparison(outcome.result)
+
+    assert line.startswith("canary n=10 median 0.2 mean 0.2 | stable n=10 median 0.02")
+    assert "MannWhitneyU (worse higher, alpha 0.05) U=100 p=5.41e-06 (exact) effect 1" in line
