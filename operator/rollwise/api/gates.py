@@ -197,7 +197,11 @@ class Comparison(ApiModel):
         description="One sample per step (the range query's resolution). Use the same "
         "duration in the query's rate() window, so that samples do not overlap.",
     )
-    test: Literal["MannWhitneyU"] = "MannWhitneyU"
+    test: str = Field(
+        default="MannWhitneyU",
+        pattern=r"^MannWhitneyU$",
+        description="The statistical test; MannWhitneyU (one-sided) is the one there is.",
+    )
     worse: Literal["higher", "lower"] = Field(
         default="higher",
         description="Which canary values are a regression: higher (error rate, latency) or "
@@ -205,7 +209,7 @@ class Comparison(ApiModel):
     )
     alpha: float = Field(
         default=0.05,
-        gt=0,
+        ge=0.0001,
         le=0.5,
         description="The significance level: the false-positive rate on an equal canary.",
     )
