@@ -266,3 +266,27 @@ def test_a_canary_without_evidence_holds_then_rolls_back() -> None:
     assert abort is not None and abort.reason == Reason.GATE_INCONCLUSIVE
     assert "after 2 holds" in abort.message
     assert world.status.phase is Phase.ROLLING_BACK
+
+
+def test_a_comparison_gates_margin_is_how_far_its_effect_is_from_failing() -> None:
+    from rollwise.api.gates import MetricGateSpec
+    from rollwise.api.service import ComparisonResult, GateResult
+    from rollwise.core.adaptive import margin_of
+
+    gate = MetricGateSpec.model_validate(
+        {
+            "provider": {
+                "prometheus": {"address": "http://p:9090", "query": 'x{r="{{revision}}"}'}
+            },
+            "comparison": {"window": "5m", "step": "15s", "effectSize": 0.7},
+        }
+    )
+
+    def margin(effect: float) -> float | None:
+        result = GateResult(gate="g", comparison=ComparisonResult(effect=effect))
+        return margin_of(result, gate)
+
+    assert margin(0.3) == 1.0  # the canary better than stable
+    assert margin(0.5) == 1.0
+    assert margin(0.6) == pytest.approx(0.5)
+    assert margin(0.7) == 0.0
