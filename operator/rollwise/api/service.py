@@ -516,8 +516,101 @@ class CanaryStrategy(ApiModel):
         return self
 
 
+class BlueGreenStrategy(ApiModel):
+    """Blue-green: the new revision at full size behind the preview Service `<name>-canary`,
+    analysis on it, then the switch: the active Service `<name>` (or, under a traffic router,
+    the route) moves to it in one write; analysis after the switch switches back on failure;
+    the old revision is scaled down scaleDownDelaySeconds after the switch.
+
+    It runs as canary steps (`kubectl rollwise status` shows them): setWeight 0 (the preview
+    at full size), analysis (prePromotionAnalysis), pause until `promote` (unless
+    autoPromotion), setWeight 100 (the switch), analysis (postPromotionAnalysis), pause
+    scaleDownDelaySeconds; then promotion scales the old revision down. An abort at any point
+    points the active Service back at the old revision, which kept its full size.
+    """
+
+    pre_promotion_analysis: AnalysisStep | None = None
+    auto_promotion: bool = Field(
+        default=False,
+        description="Switch as soon as prePromotionAnalysis passed; false: wait for "
+        "`kubectl rollwise promote`.",
+    )
+    post_promotion_analysis: AnalysisStep | None = None
+    scale_down_delay_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=86400,
+        description="How long the old revision keeps its full size after the switch (a switch "
+        "back within it is instant).",
+    )
+    traffic_routing: TrafficRouting = Field(
+        default_factory=lambda: TrafficRouting(replicas=ReplicaRouting())
+    )
+    webhooks: list[Webhook] | None = Field(
+        default=None, max_length=16, json_schema_extra=_unique_names("webhook")
+    )
+
+    def as_canary(self) -> dict[str, Any]:
+        """The canary strategy (wire form) this blue-green runs as."""
+        steps: list[dict[str, Any]] = [{"setWeight": 0}]
+        if self.pre_promotion_analysis is not None:
+            steps.append({"analysis": self.pre_promotion_analysis.to_wire()})
+        if not self.auto_promotion:
+            steps.append({"pause": {}})
+        steps.append({"setWeight": 100})
+        if self.post_promotion_analysis is not None:
+            steps.append({"analysis": self.post_promotion_analysis.to_wire()})
+        if self.scale_down_delay_seconds:
+            steps.append({"pause": {"duration": f"{self.scale_down_delay_seconds}s"}})
+        canary: dict[str, Any] = {
+            "steps": steps,
+            "trafficRouting": self.traffic_routing.to_wire(),
+        }
+        if self.webhooks:
+            canary["webhooks"] = [w.to_wire() for w in self.webhooks]
+        return canary
+
+
 class Strategy(ApiModel):
-    canary: CanaryStrategy
+    """Exactly one of canary and blueGreen (a blue-green runs as the canary steps it implies:
+    `canary` is filled in from it when the spec is read)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.canary) != has(self.blueGreen)",
+                    "message": "strategy sets exactly one of canary, blueGreen",
+                }
+            ]
+        }
+    )
+    # Typed as always present: code reads the canary steps, a blue-green's included.
+    canary: CanaryStrategy = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    blue_green: BlueGreenStrategy | None = Field(default=None, alias="blueGreen")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blue_green_as_canary(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        blue_green = data.get("blueGreen", data.get("blue_green"))
+        canary = data.get("canary")
+        if blue_green is None:
+            if canary is None:
+                raise ValueError("strategy sets exactly one of canary, blueGreen")
+            return data
+        if not isinstance(blue_green, BlueGreenStrategy):
+            blue_green = BlueGreenStrategy.model_validate(blue_green)
+        implied = CanaryStrategy.model_validate(blue_green.as_canary())
+        if canary is not None:
+            given = canary if isinstance(canary, CanaryStrategy) else None
+            if given is None:
+                given = CanaryStrategy.model_validate(canary)
+            # A spec read back from its own wire form carries the implied canary: that is fine.
+            if given != implied:
+                raise ValueError("strategy sets exactly one of canary, blueGreen")
+        return {"canary": implied, "blueGreen": blue_green}
 
 
 class Transition(StrEnum):

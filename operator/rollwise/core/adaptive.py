@@ -203,6 +203,7 @@ def adaptive_state(p: Pass, revision: str, index: int, step: AdaptiveStep) -> st
         analysis=[r for r in p.status.analysis if r.background],
     )
     keep_workloads(p, revision)
+    measure_step_gates(p, index, step.gates)  # fresh tallies, begun now at the new weight
     raised = decision.move is Move.RAISE
     p.event(
         Reason.ADAPTIVE_RAISED if raised else Reason.ADAPTIVE_HELD,

@@ -239,6 +239,9 @@ def _fold_samples(
 ) -> GateResult:
     """This gate's tally with this pass's samples folded in; the query checked for errors."""
     key = gate_key(ref.name, ref.cluster, background)
+    # A step gate's tally begun in this pass takes none of this pass's samples: they were
+    # measured before its step began (the same gate in an earlier step, before a switch).
+    fresh_step_gate = not background and _result(p.status, key) is None
     result = _result(p.status, key) or GateResult(
         gate=gate_key(ref.name, ref.cluster, False),
         step=step,
@@ -262,6 +265,7 @@ def _fold_samples(
                 s
                 for s in p.observed.samples
                 if s.key == key
+                and not fresh_step_gate
                 and (result.measured_at is None or s.measured_at > result.measured_at)
             )
             if not result.query:
