@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from rollwise.api.service import ServiceSpec, Strategy
-from rollwise.core.model import Action, ManualRequest
+from rollwise.core.model import Action, ManualRequest, SetRouterWeight
 from rollwise.core.reasons import Reason
 from tests.unit.world import World, gate_from, healthy_world, released, spec_from
 
@@ -137,3 +137,31 @@ def test_without_auto_promotion_the_switch_waits_for_promote() -> None:
     world.until(lambda w: w.status.canary_weight == 100)
     _, canary = revisions(world)
     assert world.services is not None and world.services.main_revisions == (canary,)
+
+
+def test_under_a_traffic_router_the_switch_is_the_route_from_0_to_100_in_one_write() -> None:
+    world = world_at(blue_green(trafficRouting={"gatewayAPI": {"httpRoute": "payment"}}))
+
+    world.until(lambda w: w.status.current_step_index == 3)
+
+    weights = [a.weight for a in world.actions(SetRouterWeight)]
+    assert weights[-1] == 100 and set(weights) <= {0, 100}
+    stable, canary = revisions(world)
+    assert sizes(world) == {stable: 4, canary: 4}
+
+
+def test_the_same_gate_before_and_after_a_switch_measures_again_after_it() -> None:
+    """A sample taken before the switch (the preview's) never passes the analysis after it."""
+    world = world_at(blue_green())
+    world.until(lambda w: w.status.current_step_index == 3)
+    switched = world.now
+
+    world.until(lambda w: w.status.current_step_index == 4)
+
+    folded = [
+        s.measured_at
+        for p in world.passes
+        if p.before.current_step_index == 3
+        for s in p.observed.samples
+    ]
+    assert folded and min(folded) > switched
