@@ -20,7 +20,6 @@ from tests.harness.wait import hold_for, wait_for
 from tests.integration.test_gateway_traffic import (
     NAME,
     Route,
-    applied,
     request_id,
     route,
     traffic_manifest,
@@ -42,6 +41,21 @@ def blue_green_manifest(namespace: str, version: str) -> dict[str, Any]:
         }
     }
     return manifest
+
+
+def runs_green(traefik: TraefikGateway, namespace: str) -> bool:
+    """Traefik's weighted service for this route gives green (the canary Service) all the
+    weight: its backends are named `...-svc-<namespace>-<name>-<stable|canary>-<n>@...`."""
+    canary = f"-svc-{namespace}-{NAME}-canary-"
+    for service in traefik.services():
+        backends = (service.get("weighted") or {}).get("services") or []
+        names = [str(b.get("name", "")) for b in backends]
+        if not any(f"-svc-{namespace}-{NAME}-" in n for n in names):
+            continue
+        green = sum(int(b.get("weight", 1)) for b in backends if canary in str(b.get("name")))
+        blue = sum(int(b.get("weight", 1)) for b in backends if canary not in str(b.get("name")))
+        return green > 0 and blue == 0
+    return False
 
 
 def test_the_gateway_switches_from_blue_to_green_at_promote_without_a_failed_request(
@@ -81,14 +95,14 @@ def test_the_gateway_switches_from_blue_to_green_at_promote_without_a_failed_req
         )
         route_switched = time.monotonic()
         wait_for(
-            functools.partial(applied, traefik, rollouts.ns, 100),
+            functools.partial(runs_green, traefik, rollouts.ns),
             timeout=30,
             interval=0.05,
             message="Traefik runs green",
         )
         traefik_switched = time.monotonic()
         hold_for(
-            lambda: applied(traefik, rollouts.ns, 100),
+            lambda: runs_green(traefik, rollouts.ns),
             duration=2,
             message="Traefik stays on green",
         )
