@@ -335,10 +335,11 @@ class TraefikGateway:
         none yet."""
         for service in self.services():
             weighted = (service.get("weighted") or {}).get("services") or []
-            if weighted and all(
-                str(b.get("name", "")).startswith(backend_prefix) for b in weighted
-            ):
-                return {str(b["name"]): int(b.get("weight", 1)) for b in weighted}
+            names = [backend_name(str(b.get("name", ""))) for b in weighted]
+            if weighted and all(name.startswith(backend_prefix) for name in names):
+                return {
+                    name: int(b.get("weight", 1)) for name, b in zip(names, weighted, strict=True)
+                }
         return None
 
     def metrics_text(self) -> str:
@@ -351,6 +352,14 @@ class TraefikGateway:
 
     def stop(self) -> None:
         self._process.stop()
+
+
+def backend_name(name: str) -> str:
+    """A weighted backend's name as `<namespace>-<service>-<n>`: Traefik 3.7 names it
+    `httproute-...-svc-<namespace>-<service>-<n>@kubernetesgateway`, older ones
+    `<namespace>-<service>-<port>`."""
+    name = name.split("@", 1)[0]
+    return name.rsplit("-svc-", 1)[-1]
 
 
 def route_accepted(route: dict[str, Any]) -> bool:
