@@ -104,9 +104,9 @@ def rbac_manifests() -> list[dict[str, Any]]:
                         "gateways",
                         "httproutes",
                         "grpcroutes",
+                        "tlsroutes",
                         "referencegrants",
                         "backendtlspolicies",
-                        "tlsroutes",
                     ],
                     "verbs": read,
                 },
@@ -117,8 +117,8 @@ def rbac_manifests() -> list[dict[str, Any]]:
                         "gateways/status",
                         "httproutes/status",
                         "grpcroutes/status",
-                        "backendtlspolicies/status",
                         "tlsroutes/status",
+                        "backendtlspolicies/status",
                     ],
                     "verbs": ["update"],
                 },
@@ -330,16 +330,14 @@ class TraefikGateway:
             return services
 
     def applied_weights(self, backend_prefix: str) -> dict[str, int] | None:
-        """The weights of the weighted service whose backends' names start with
-        ``backend_prefix`` (``<namespace>-<name>-``), by backend name; None if Traefik runs
-        none yet."""
+        """The weights of the weighted service whose backends are the Services named
+        ``backend_prefix...`` (``<namespace>-<name>-``), by Traefik's backend name; None if
+        Traefik runs none yet."""
         for service in self.services():
             weighted = (service.get("weighted") or {}).get("services") or []
-            names = [backend_name(str(b.get("name", ""))) for b in weighted]
-            if weighted and all(name.startswith(backend_prefix) for name in names):
-                return {
-                    name: int(b.get("weight", 1)) for name, b in zip(names, weighted, strict=True)
-                }
+            names = [str(b.get("name", "")) for b in weighted]
+            if weighted and all(backend_service(n).startswith(backend_prefix) for n in names):
+                return {n: int(b.get("weight", 1)) for n, b in zip(names, weighted, strict=True)}
         return None
 
     def metrics_text(self) -> str:
@@ -354,12 +352,12 @@ class TraefikGateway:
         self._process.stop()
 
 
-def backend_name(name: str) -> str:
-    """A weighted backend's name as `<namespace>-<service>-<n>`: Traefik 3.7 names it
-    `httproute-...-svc-<namespace>-<service>-<n>@kubernetesgateway`, older ones
-    `<namespace>-<service>-<port>`."""
-    name = name.split("@", 1)[0]
-    return name.rsplit("-svc-", 1)[-1]
+def backend_service(name: str) -> str:
+    """The ``<namespace>-<service>-<n>`` part of a Gateway backend's Traefik service name.
+
+    Traefik up to v3.6 names it just that; v3.7 prefixes the route and listener
+    (``httproute-<ns>-<route>-gw-...-svc-<namespace>-<service>-<index>``)."""
+    return name.split("@", 1)[0].rsplit("-svc-", 1)[-1]
 
 
 def route_accepted(route: dict[str, Any]) -> bool:
