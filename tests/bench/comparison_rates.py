@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rollwise.api.gates import Comparison
-from rollwise.api.service import Verdict
+from rollwise.api.service_status import Verdict
 from rollwise.core.comparison import judge
 
 RESULTS = Path(__file__).parent / "results"

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from rollwise.adapters.providers import MetricProviders
+from rollwise.adapters.providers.registry import MetricProviders
 from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import Verdict
+from rollwise.api.service_status import Verdict
 from rollwise.core import gates as gatelib
 from rollwise.core.analysis import due_gates
 from rollwise.core.model import GateQuery
@@ -24,7 +24,7 @@ from tests.harness.operator_process import OperatorProcess
 from tests.harness.rollouts import GROUP, VERSION, Rollouts, deploy_first_version, service_manifest
 from tests.harness.run import HarnessRun
 from tests.harness.wait import wait_for
-from tests.unit.world import World, healthy_world, released, spec_from
+from tests.unit.core.world import World, healthy_world, released, spec_from
 
 INFLUX_QUERY = (
     'SELECT last("value") FROM "error_rate" WHERE "service" = \'{{args.service}}\' '

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from rollwise.api.base import ApiModel
+from rollwise.api.base import ApiModel, one_of
 from rollwise.api.durations import Duration, parse_duration
 from rollwise.api.service import PodTemplate
 
@@ -94,23 +95,23 @@ class GraphiteProvider(ApiModel):
     timeout: Duration = "10s"
 
 
-PROVIDERS = ("prometheus", "job", "web", "influxdb", "graphite")
+class ProviderKind(StrEnum):
+    """A gate's metric provider: the one-of of `spec.provider`."""
+
+    PROMETHEUS = "prometheus"
+    JOB = "job"
+    WEB = "web"
+    INFLUXDB = "influxdb"
+    GRAPHITE = "graphite"
+
+
+ONE_PROVIDER = one_of("provider", *ProviderKind)
 
 
 class MetricProvider(ApiModel):
     """Exactly one provider: prometheus, job, web, influxdb or graphite."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "[has(self.prometheus), has(self.job), has(self.web), "
-                    "has(self.influxdb), has(self.graphite)].filter(x, x).size() == 1",
-                    "message": "provider sets exactly one of " + ", ".join(PROVIDERS),
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [ONE_PROVIDER.rule()]})
     prometheus: PrometheusProvider | None = None
     job: JobProvider | None = None
     web: WebProvider | None = None
@@ -119,25 +120,20 @@ class MetricProvider(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MetricProvider:
-        given = [
-            x is not None
-            for x in (self.prometheus, self.job, self.web, self.influxdb, self.graphite)
-        ]
-        if sum(given) != 1:
-            raise ValueError("provider sets exactly one of " + ", ".join(PROVIDERS))
+        ONE_PROVIDER.check(self)
         return self
 
     @property
-    def kind(self) -> Literal["prometheus", "job", "web", "influxdb", "graphite"]:
+    def kind(self) -> ProviderKind:
         if self.job is not None:
-            return "job"
+            return ProviderKind.JOB
         if self.web is not None:
-            return "web"
+            return ProviderKind.WEB
         if self.influxdb is not None:
-            return "influxdb"
+            return ProviderKind.INFLUXDB
         if self.graphite is not None:
-            return "graphite"
-        return "prometheus"
+            return ProviderKind.GRAPHITE
+        return ProviderKind.PROMETHEUS
 
 
 class ThresholdRange(ApiModel):

@@ -15,7 +15,8 @@ from enum import StrEnum
 
 from rollwise.api.durations import parse_duration
 from rollwise.api.gates import MetricGateSpec, ThresholdRange
-from rollwise.api.service import AdaptiveStatus, AdaptiveStep, GateResult, Phase, Verdict
+from rollwise.api.service import AdaptiveStep
+from rollwise.api.service_status import AdaptiveStatus, GateResult, Phase, Verdict
 from rollwise.core import gates as gatelib
 from rollwise.core.abort import begin_abort
 from rollwise.core.analysis import measure_step_gates

@@ -7,16 +7,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from rollwise.api.durations import parse_duration
-from rollwise.api.gates import MetricGateSpec, PrometheusProvider
-from rollwise.api.service import (
-    CanaryStep,
-    GateRef,
-    GateResult,
-    Phase,
-    ServiceSpec,
-    ServiceStatus,
-    Verdict,
-)
+from rollwise.api.gates import MetricGateSpec, PrometheusProvider, ProviderKind
+from rollwise.api.service import CanaryStep, GateRef, ServiceSpec
+from rollwise.api.service_status import GateResult, Phase, ServiceStatus, Verdict
 from rollwise.core import gates as gatelib
 from rollwise.core.gates import GateOutcome
 from rollwise.core.model import (
@@ -91,7 +84,7 @@ def due_gates(
                     address=request.url,
                     query=gatelib.describe_web(request),
                     timeout_s=parse_duration(provider.web.timeout),
-                    provider="web",
+                    provider=ProviderKind.WEB,
                     web=request,
                     cluster=ref.cluster,
                     namespace=observed.namespace,
@@ -104,7 +97,7 @@ def due_gates(
                     address=provider.influxdb.address,
                     query=gatelib.resolve_query(ref.name, gspec, ref, context),
                     timeout_s=parse_duration(provider.influxdb.timeout),
-                    provider="influxdb",
+                    provider=ProviderKind.INFLUXDB,
                     params=(("db", provider.influxdb.database),),
                 )
             elif provider.graphite is not None:
@@ -115,7 +108,7 @@ def due_gates(
                     address=provider.graphite.address,
                     query=gatelib.resolve_query(ref.name, gspec, ref, context),
                     timeout_s=parse_duration(provider.graphite.timeout),
-                    provider="graphite",
+                    provider=ProviderKind.GRAPHITE,
                     params=(("from", provider.graphite.from_),),
                 )
             elif gspec.comparison is not None and provider.prometheus is not None:
@@ -162,7 +155,7 @@ def comparison_query(
         address=prometheus.address,
         query=canary_query,
         timeout_s=parse_duration(prometheus.timeout),
-        provider="comparison",
+        provider=ProviderKind.PROMETHEUS,
         comparison=RangeQuery(
             stable_query=stable_query,
             start=start,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rollwise.api.gates import Comparison
-from rollwise.api.service import ComparisonResult, SampleSummary, Verdict
+from rollwise.api.service_status import ComparisonResult, SampleSummary, Verdict
 from rollwise.core.statistics import Summary, Worse, mann_whitney_u, summarize
 
 

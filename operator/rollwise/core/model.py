@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import PodTemplate, ServiceStatus, Verdict
+from rollwise.api.gates import MetricGateSpec, ProviderKind
+from rollwise.api.service import PodTemplate
+from rollwise.api.service_status import ServiceStatus, Verdict
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,13 @@ class GateQuery:
     address: str  # Prometheus' address, or the web gate's URL
     query: str  # as shown in status: the PromQL, or "GET <url> jsonPath <path>"
     timeout_s: float
-    provider: str = "prometheus"  # or "web"
+    provider: ProviderKind = ProviderKind.PROMETHEUS  # or web (a job gate is never queried)
     web: WebRequest | None = None
     # A ClusterMetricGate (platform-owned: any URL) or a namespaced MetricGate (only the URLs
     # the operator's --web-gate-allow names).
     cluster: bool = False
     namespace: str = ""  # the ProgressiveService's, for messages about a namespaced gate
-    comparison: RangeQuery | None = None  # provider "comparison": canary and stable sampled
+    comparison: RangeQuery | None = None  # a comparison gate: canary and stable sampled
     # Provider parameters besides the query: influxdb's ("db", ...), graphite's ("from", ...).
     params: tuple[tuple[str, str], ...] = ()
 

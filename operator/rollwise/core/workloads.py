@@ -9,7 +9,8 @@ abort waits there (for ready stable pods before any canary pod goes).
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase, RevisionStatus
+from rollwise.api.routing import RouterKind
+from rollwise.api.service_status import Phase, RevisionStatus
 from rollwise.core.passes import Pass
 from rollwise.core.replicas import (
     Side,
@@ -23,7 +24,9 @@ from rollwise.core.replicas import (
 def replicas_router(p: Pass) -> bool:
     """The weight is the canary's share of pods (a blue-green never splits pods: both full)."""
     strategy = p.spec.strategy
-    return strategy.blue_green is None and strategy.canary.traffic_routing.kind == "replicas"
+    return (
+        strategy.blue_green is None and strategy.canary.traffic_routing.kind is RouterKind.REPLICAS
+    )
 
 
 def targets(p: Pass) -> tuple[int, int]:
