@@ -204,15 +204,38 @@ install_lua() {
   run apt-get install -y -q --no-install-recommends lua5.4
 }
 
+install_influxdb() {
+  # InfluxDB 1.x for the influxdb gate provider's tests (tests/harness/metric_servers.py runs
+  # its own influxd on loopback; the package's service is not used).
+  if command -v influxd >/dev/null; then say "influxdb: $(influxd version 2>&1 | head -n1)"; return; fi
+  say "influxdb: apt-get install influxdb"
+  export DEBIAN_FRONTEND=noninteractive
+  run apt-get update -q
+  run apt-get install -y -q --no-install-recommends influxdb
+}
+
+install_graphite() {
+  # carbon-cache and graphite-web (run by Django's own server) for the graphite provider's tests.
+  if command -v carbon-cache >/dev/null && [ -d /usr/lib/python3/dist-packages/graphite ]; then
+    say "graphite: carbon-cache and graphite-web present"; return
+  fi
+  say "graphite: apt-get install graphite-carbon graphite-web"
+  export DEBIAN_FRONTEND=noninteractive
+  run apt-get update -q
+  run apt-get install -y -q --no-install-recommends graphite-carbon graphite-web
+}
+
 only=${1:-all}
 case "$only" in
-  all) install_prometheus; install_lua; build_kwok; build_helm; build_etcd; build_kubernetes
+  all) install_prometheus; install_lua; install_influxdb; install_graphite; build_kwok; build_helm; build_etcd; build_kubernetes
        build_metrics_server; build_traefik ;;
   kubernetes|kwok|etcd|helm|traefik) "build_$only" ;;
   prometheus) install_prometheus ;;
   metrics-server) build_metrics_server ;;
   lua) install_lua ;;
-  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|traefik|metrics-server|prometheus|lua]" >&2; exit 2 ;;
+  influxdb) install_influxdb ;;
+  graphite) install_graphite ;;
+  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|traefik|metrics-server|prometheus|lua|influxdb|graphite]" >&2; exit 2 ;;
 esac
 # A line other scripts read: where each binary lives. A single component built before the
 # first full build does not create it (its presence means "the full build has run").

@@ -89,11 +89,65 @@ class AnalysisStep(ApiModel):
     gates: list[GateRef] = Field(min_length=1, max_length=10)
 
 
-ONE_STEP = one_of("each step", "setWeight", "pause", "analysis", "setMirror")
+class AdaptiveStep(ApiModel):
+    """Raise the canary's weight from minWeight to maxWeight as fast as the gates allow.
+
+    At each weight the gates measure for at least `interval`; then one decision: every gate
+    passed, so the weight rises by minStep plus (maxStep - minStep) times the smallest margin
+    of the gates (how far each one's value is from failing it, 0 to 1); a gate without a
+    verdict yet or Inconclusive or Error, so the weight holds (at most maxHolds times, then the
+    rollout rolls back); a gate breached its limits, so the rollout rolls back. The step
+    completes once the gates pass at maxWeight. Every decision and its numbers are in history.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.minWeight <= self.maxWeight",
+                    "message": "adaptive.minWeight must not exceed maxWeight",
+                },
+                {
+                    "rule": "self.minStep <= self.maxStep",
+                    "message": "adaptive.minStep must not exceed maxStep",
+                },
+            ]
+        }
+    )
+    min_weight: int = Field(ge=1, le=100, description="The weight the step starts at.")
+    max_weight: int = Field(ge=1, le=100, description="The weight the step ends at.")
+    min_step: int = Field(
+        default=5, ge=1, le=100, description="The rise after a pass with no margin."
+    )
+    max_step: int = Field(
+        default=25, ge=1, le=100, description="The rise after a pass with full margin."
+    )
+    interval: Duration = Field(
+        default="1m", description="The least time at each weight before a decision."
+    )
+    max_holds: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        description="Decisions without a pass (no data, errors) tolerated in the step before "
+        "it rolls back: the step never waits for evidence without end.",
+    )
+    gates: list[GateRef] = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptiveStep:
+        if self.min_weight > self.max_weight:
+            raise ValueError("adaptive.minWeight must not exceed maxWeight")
+        if self.min_step > self.max_step:
+            raise ValueError("adaptive.minStep must not exceed maxStep")
+        return self
+
+
+ONE_STEP = one_of("each step", "setWeight", "pause", "analysis", "setMirror", "adaptive")
 
 
 class CanaryStep(ApiModel):
-    """Exactly one of setWeight, pause, analysis, setMirror."""
+    """Exactly one of setWeight, pause, analysis, setMirror, adaptive."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [ONE_STEP.rule()]})
     set_weight: int | None = Field(default=None, ge=0, le=100)
@@ -107,6 +161,7 @@ class CanaryStep(ApiModel):
         "discarded) until a later setMirror changes it; promotion and abort set it to 0. "
         "gatewayAPI router only.",
     )
+    adaptive: AdaptiveStep | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CanaryStep:
@@ -214,8 +269,101 @@ class CanaryStrategy(ApiModel):
         return self
 
 
+class BlueGreenStrategy(ApiModel):
+    """Blue-green: the new revision at full size behind the preview Service `<name>-canary`,
+    analysis on it, then the switch: the active Service `<name>` (or, under a traffic router,
+    the route) moves to it in one write; analysis after the switch switches back on failure;
+    the old revision is scaled down scaleDownDelaySeconds after the switch.
+
+    It runs as canary steps (`kubectl rollwise status` shows them): setWeight 0 (the preview
+    at full size), analysis (prePromotionAnalysis), pause until `promote` (unless
+    autoPromotion), setWeight 100 (the switch), analysis (postPromotionAnalysis), pause
+    scaleDownDelaySeconds; then promotion scales the old revision down. An abort at any point
+    points the active Service back at the old revision, which kept its full size.
+    """
+
+    pre_promotion_analysis: AnalysisStep | None = None
+    auto_promotion: bool = Field(
+        default=False,
+        description="Switch as soon as prePromotionAnalysis passed; false: wait for "
+        "`kubectl rollwise promote`.",
+    )
+    post_promotion_analysis: AnalysisStep | None = None
+    scale_down_delay_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=86400,
+        description="How long the old revision keeps its full size after the switch (a switch "
+        "back within it is instant).",
+    )
+    traffic_routing: TrafficRouting = Field(
+        default_factory=lambda: TrafficRouting(replicas=ReplicaRouting())
+    )
+    webhooks: list[Webhook] | None = Field(
+        default=None, max_length=16, json_schema_extra=unique_names("webhook")
+    )
+
+    def as_canary(self) -> dict[str, Any]:
+        """The canary strategy (wire form) this blue-green runs as."""
+        steps: list[dict[str, Any]] = [{"setWeight": 0}]
+        if self.pre_promotion_analysis is not None:
+            steps.append({"analysis": self.pre_promotion_analysis.to_wire()})
+        if not self.auto_promotion:
+            steps.append({"pause": {}})
+        steps.append({"setWeight": 100})
+        if self.post_promotion_analysis is not None:
+            steps.append({"analysis": self.post_promotion_analysis.to_wire()})
+        if self.scale_down_delay_seconds:
+            steps.append({"pause": {"duration": f"{self.scale_down_delay_seconds}s"}})
+        canary: dict[str, Any] = {
+            "steps": steps,
+            "trafficRouting": self.traffic_routing.to_wire(),
+        }
+        if self.webhooks:
+            canary["webhooks"] = [w.to_wire() for w in self.webhooks]
+        return canary
+
+
 class Strategy(ApiModel):
-    canary: CanaryStrategy
+    """Exactly one of canary and blueGreen (a blue-green runs as the canary steps it implies:
+    `canary` is filled in from it when the spec is read)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.canary) != has(self.blueGreen)",
+                    "message": "strategy sets exactly one of canary, blueGreen",
+                }
+            ]
+        }
+    )
+    # Typed as always present: code reads the canary steps, a blue-green's included.
+    canary: CanaryStrategy = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    blue_green: BlueGreenStrategy | None = Field(default=None, alias="blueGreen")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blue_green_as_canary(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        blue_green = data.get("blueGreen", data.get("blue_green"))
+        canary = data.get("canary")
+        if blue_green is None:
+            if canary is None:
+                raise ValueError("strategy sets exactly one of canary, blueGreen")
+            return data
+        if not isinstance(blue_green, BlueGreenStrategy):
+            blue_green = BlueGreenStrategy.model_validate(blue_green)
+        implied = CanaryStrategy.model_validate(blue_green.as_canary())
+        if canary is not None:
+            given = canary if isinstance(canary, CanaryStrategy) else None
+            if given is None:
+                given = CanaryStrategy.model_validate(canary)
+            # A spec read back from its own wire form carries the implied canary: that is fine.
+            if given != implied:
+                raise ValueError("strategy sets exactly one of canary, blueGreen")
+        return {"canary": implied, "blueGreen": blue_green}
 
 
 class WorkloadRef(ApiModel):

@@ -59,6 +59,28 @@ class MigrationStatus(StatusModel):
     message: str | None = None
 
 
+class SampleSummary(StatusModel):
+    """One revision's samples in a comparison: how many, their median and mean."""
+
+    n: int = 0
+    median: float | None = None
+    mean: float | None = None
+
+
+class ComparisonResult(StatusModel):
+    """A comparison gate's latest test: both sides' summaries and the test's numbers."""
+
+    test: str = "MannWhitneyU"
+    canary: SampleSummary = Field(default_factory=SampleSummary)
+    stable: SampleSummary = Field(default_factory=SampleSummary)
+    u: float | None = None
+    p: float | None = None
+    effect: float | None = None  # P(a canary sample is worse than a stable one)
+    method: str | None = None  # exact or normal
+    alpha: float | None = None
+    worse: str | None = None  # higher or lower
+
+
 class GateResult(StatusModel):
     """The latest measurement of one gate, with the query exactly as it was sent."""
 
@@ -78,6 +100,7 @@ class GateResult(StatusModel):
     # When this tally began: with the measurement index it names a job gate's next Job.
     started_at: datetime | None = None
     job: str | None = None  # a job gate's latest measurement Job
+    comparison: ComparisonResult | None = None  # a comparison gate's test, value is its p
 
 
 class AbortStatus(StatusModel):
@@ -145,6 +168,17 @@ class WebhookStatus(StatusModel):
     next_attempt_at: datetime | None = None
 
 
+class AdaptiveStatus(StatusModel):
+    """Where an adaptive step stands: its decisions so far and the last one's numbers."""
+
+    step: int
+    decisions: int = 0
+    holds: int = 0
+    last_decision: str | None = None  # raise, hold, complete
+    last_margin: float | None = None
+    last_decision_at: datetime | None = None
+
+
 class ServiceStatus(StatusModel):
     """The answer to "which version is really running, and why"."""
 
@@ -173,3 +207,4 @@ class ServiceStatus(StatusModel):
     last_request: RequestAck | None = None
     invalid_request: str | None = None
     webhooks: list[WebhookStatus] = Field(default_factory=list, max_length=WEBHOOKS_LIMIT)
+    adaptive: AdaptiveStatus | None = None  # the current adaptive step's decisions so far

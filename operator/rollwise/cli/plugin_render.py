@@ -16,10 +16,12 @@ from pydantic import ValidationError
 
 from rollwise.api.service import KIND, CanaryStep
 from rollwise.api.service_status import (
+    ComparisonResult,
     GateResult,
     HistoryEntry,
     MigrationStatus,
     RevisionStatus,
+    SampleSummary,
     ServiceStatus,
 )
 from rollwise.api.stored_status import StatusReading, read_stored_status
@@ -165,6 +167,9 @@ def describe_step(step: CanaryStep | None) -> str:
     if step.analysis is not None:
         names = [gate.name + (" (cluster)" if gate.cluster else "") for gate in step.analysis.gates]
         return "analysis " + ", ".join(names)
+    if step.adaptive is not None:
+        a = step.adaptive
+        return f"adaptive {a.min_weight}-{a.max_weight}% by {a.min_step}-{a.max_step}"
     return "(empty step)"
 
 
@@ -213,6 +218,18 @@ def _gate_scope(result: GateResult) -> str:
     return f"step {step_number(result.step)}" if result.step is not None else _NONE
 
 
+def describe_comparison(c: ComparisonResult) -> str:
+    """ "canary n=20 median 0.2 mean 0.2 | stable n=20 ... | MannWhitneyU U=400 p=1e-11 ..." """
+
+    def side(name: str, s: SampleSummary) -> str:
+        return f"{name} n={s.n} median {format_value(s.median)} mean {format_value(s.mean)}"
+
+    test = f"{c.test} (worse {c.worse or '-'}, alpha {format_value(c.alpha)})"
+    if c.p is not None:
+        test += f" U={format_value(c.u)} p={c.p:.3g} ({c.method}) effect {format_value(c.effect)}"
+    return f"{side('canary', c.canary)} | {side('stable', c.stable)} | {test}"
+
+
 def _analysis_lines(results: Sequence[GateResult], now: datetime | None) -> list[str]:
     lines = ["Analysis:"]
     for result in results:
@@ -227,6 +244,8 @@ def _analysis_lines(results: Sequence[GateResult], now: datetime | None) -> list
             f"  measured {format_time(result.measured_at, now)}"
         )
         lines.extend(_indented_block("query: ", result.query or "(not resolved yet)", _INDENT * 2))
+        if result.comparison is not None:
+            lines.append(_INDENT * 2 + describe_comparison(result.comparison))
         if result.message:
             lines.extend(_indented_block("message: ", result.message, _INDENT * 2))
     return lines

@@ -4,25 +4,41 @@ step and background gates passed or breached. It reports outcomes; the caller ab
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rollwise.api.durations import parse_duration
-from rollwise.api.gates import MetricGateSpec, ProviderKind
-from rollwise.api.service import GateRef, ServiceSpec
+from rollwise.api.gates import MetricGateSpec, PrometheusProvider, ProviderKind
+from rollwise.api.service import CanaryStep, GateRef, ServiceSpec
 from rollwise.api.service_status import GateResult, Phase, ServiceStatus, Verdict
 from rollwise.core import gates as gatelib
 from rollwise.core.gates import GateOutcome
-from rollwise.core.model import CreateGateJob, EventRecord, GateQuery, MetricSample, Observed
+from rollwise.core.model import (
+    CreateGateJob,
+    EventRecord,
+    GateQuery,
+    MetricSample,
+    Observed,
+    RangeQuery,
+)
 from rollwise.core.naming import gate_job_name, gate_key, gate_spec_key
 from rollwise.core.passes import POLL_S, WATCH_FALLBACK_S, Pass
 from rollwise.core.reasons import Reason
 from rollwise.core.revision import revision_of
 
 
+def step_gates(step: CanaryStep) -> list[GateRef]:
+    """The gates a step measures: an analysis step's, an adaptive step's."""
+    if step.analysis is not None:
+        return list(step.analysis.gates)
+    if step.adaptive is not None:
+        return list(step.adaptive.gates)
+    return []
+
+
 def gate_refs(spec: ServiceSpec) -> list[tuple[str, bool]]:
     """Every MetricGate / ClusterMetricGate the spec refers to, as (name, cluster)."""
     canary = spec.strategy.canary
-    refs: list[GateRef] = [g for s in canary.steps if s.analysis for g in s.analysis.gates]
+    refs: list[GateRef] = [g for s in canary.steps for g in step_gates(s)]
     if canary.analysis:
         refs.extend(canary.analysis.gates)
     seen: dict[tuple[str, bool], None] = {}
@@ -73,6 +89,32 @@ def due_gates(
                     cluster=ref.cluster,
                     namespace=observed.namespace,
                 )
+            elif provider.influxdb is not None:
+                query = GateQuery(
+                    key=key,
+                    gate=ref.name,
+                    background=background,
+                    address=provider.influxdb.address,
+                    query=gatelib.resolve_query(ref.name, gspec, ref, context),
+                    timeout_s=parse_duration(provider.influxdb.timeout),
+                    provider=ProviderKind.INFLUXDB,
+                    params=(("db", provider.influxdb.database),),
+                )
+            elif provider.graphite is not None:
+                query = GateQuery(
+                    key=key,
+                    gate=ref.name,
+                    background=background,
+                    address=provider.graphite.address,
+                    query=gatelib.resolve_query(ref.name, gspec, ref, context),
+                    timeout_s=parse_duration(provider.graphite.timeout),
+                    provider=ProviderKind.GRAPHITE,
+                    params=(("from", provider.graphite.from_),),
+                )
+            elif gspec.comparison is not None and provider.prometheus is not None:
+                query = comparison_query(
+                    ref, key, background, gspec, context, provider.prometheus, started, now
+                )
             elif provider.prometheus is not None:
                 query = GateQuery(
                     key=key,
@@ -90,6 +132,39 @@ def due_gates(
     return queries
 
 
+def comparison_query(
+    ref: GateRef,
+    key: str,
+    background: bool,
+    gspec: MetricGateSpec,
+    context: dict[str, str],
+    prometheus: PrometheusProvider,
+    started: datetime,
+    now: datetime,
+) -> GateQuery:
+    """A comparison gate's measurement: both revisions sampled over the same window, the last
+    `window` but never before the gate became active (the canary's traffic then was another)."""
+    comparison = gspec.comparison
+    assert comparison is not None
+    canary_query, stable_query = gatelib.resolve_comparison(ref.name, gspec, ref, context)
+    start = max(now - timedelta(seconds=parse_duration(comparison.window)), started)
+    return GateQuery(
+        key=key,
+        gate=ref.name,
+        background=background,
+        address=prometheus.address,
+        query=canary_query,
+        timeout_s=parse_duration(prometheus.timeout),
+        provider=ProviderKind.PROMETHEUS,
+        comparison=RangeQuery(
+            stable_query=stable_query,
+            start=start,
+            end=now,
+            step_s=parse_duration(comparison.step),
+        ),
+    )
+
+
 def active_gates(spec: ServiceSpec, status: ServiceStatus) -> list[tuple[GateRef, bool, datetime]]:
     """(gate, background?, active since) for every gate that measures now."""
     index = status.current_step_index
@@ -98,8 +173,8 @@ def active_gates(spec: ServiceSpec, status: ServiceStatus) -> list[tuple[GateRef
     steps = spec.strategy.canary.steps
     started = status.step_started_at
     out: list[tuple[GateRef, bool, datetime]] = []
-    if index < len(steps) and steps[index].analysis is not None and started is not None:
-        for ref in steps[index].analysis.gates:  # type: ignore[union-attr]
+    if index < len(steps) and started is not None:
+        for ref in step_gates(steps[index]):
             out.append((ref, False, started))
     background = spec.strategy.canary.analysis
     if background is not None and index >= background.starting_step:
@@ -157,6 +232,9 @@ def _fold_samples(
 ) -> GateResult:
     """This gate's tally with this pass's samples folded in; the query checked for errors."""
     key = gate_key(ref.name, ref.cluster, background)
+    # A step gate's tally begun in this pass takes none of this pass's samples: they were
+    # measured before its step began (the same gate in an earlier step, before a switch).
+    fresh_step_gate = not background and _result(p.status, key) is None
     result = _result(p.status, key) or GateResult(
         gate=gate_key(ref.name, ref.cluster, False),
         step=step,
@@ -180,6 +258,7 @@ def _fold_samples(
                 s
                 for s in p.observed.samples
                 if s.key == key
+                and not fresh_step_gate
                 and (result.measured_at is None or s.measured_at > result.measured_at)
             )
             if not result.query:
@@ -349,6 +428,9 @@ def passed_gates(p: Pass, refs: list[GateRef]) -> list[str]:
         count = f"{result.measurements} measurement{'' if result.measurements == 1 else 's'}"
         if gspec.provider.job is not None:
             told.append(f"gate {result.gate} passed, Job {result.job} completed ({count})")
+            continue
+        if gspec.comparison is not None:
+            told.append(f"gate {result.gate} passed, {result.message} ({count})")
             continue
         told.append(
             f"gate {result.gate} passed, {gatelib.describe_threshold(result.value, gspec)} "

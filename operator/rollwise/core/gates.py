@@ -7,14 +7,15 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from rollwise.api.durations import parse_duration
-from rollwise.api.gates import JobProvider, MetricGateSpec
+from rollwise.api.gates import Comparison, JobProvider, MetricGateSpec
 from rollwise.api.service import GateRef, PodTemplate
 from rollwise.api.service_status import GateResult, Verdict
+from rollwise.core.comparison import ComparisonOutcome, judge
 from rollwise.core.model import MetricSample, WebRequest
 from rollwise.core.reasons import Reason
 
@@ -41,6 +42,20 @@ def _checked(gate: str, arg: str, value: str) -> str:
             f"(or is over {_MAX_VALUE} chars); it would break out of a label matcher"
         )
     return escape_label_value(value)
+
+
+_NODE = re.compile(r"^[A-Za-z0-9_\-]{0,253}$")
+
+
+def _path_node(gate: str, arg: str, value: str) -> str:
+    """A value for a Graphite target: one path node, so it can never add a node, a wildcard
+    (`*`, `{a,b}`, `[...]`) or a function call."""
+    if not _NODE.match(value):
+        raise GateConfigError(
+            f"gate {gate}: value of arg {arg!r} is not one Graphite path node (letters, digits, "
+            "'_' and '-' only)"
+        )
+    return value
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -107,13 +122,41 @@ def resolve_query(
     """The gate's query as status shows it, placeholders substituted: a Prometheus gate's
     PromQL, a web gate's request, a job gate's "Job" (its Job is named per measurement)."""
     provider = spec.provider
+    if spec.comparison is not None:
+        return resolve_comparison(gate_name, spec, ref, context)[0]
     if provider.prometheus is not None:
         values = _values(gate_name, spec, ref, context, _checked)
         return _substitute(gate_name, provider.prometheus.query, values)
+    if provider.influxdb is not None:
+        values = _values(gate_name, spec, ref, context, _checked)
+        return _substitute(gate_name, provider.influxdb.query, values)
+    if provider.graphite is not None:
+        values = _values(gate_name, spec, ref, context, _path_node)
+        return _substitute(gate_name, provider.graphite.target, values)
     if provider.web is not None:
         return describe_web(resolve_web(gate_name, spec, ref, context))
     resolve_job_template(gate_name, spec, ref, context)  # reports a bad argument now
     return "Job"
+
+
+def resolve_comparison(
+    gate_name: str, spec: MetricGateSpec, ref: GateRef, context: dict[str, str]
+) -> tuple[str, str]:
+    """A comparison gate's (canary, stable) queries: `{{revision}}` is the revision measured
+    (`{{canary.revision}}` and `{{stable.revision}}` keep their meaning)."""
+    prometheus = spec.provider.prometheus
+    if prometheus is None or spec.comparison is None:
+        raise GateConfigError(f"gate {gate_name}: not a comparison gate")
+    if not re.search(r"\{\{\s*revision\s*\}\}", prometheus.query):
+        raise GateConfigError(
+            f"gate {gate_name}: a comparison gate's query must select the revision measured "
+            'with {{revision}}, e.g. revision="{{revision}}"'
+        )
+    queries = []
+    for side in ("canary.revision", "stable.revision"):
+        values = _values(gate_name, spec, ref, context | {"revision": context[side]}, _checked)
+        queries.append(_substitute(gate_name, prometheus.query, values))
+    return queries[0], queries[1]
 
 
 def _json_string_content(value: str) -> str:
@@ -171,6 +214,8 @@ def verdict_of(sample: MetricSample, spec: MetricGateSpec) -> Verdict:
         return Verdict.ERROR
     if sample.outcome is not None:
         return sample.outcome
+    if spec.comparison is not None:
+        return _compared(sample, spec.comparison).verdict
     value = sample.value
     if value is None or math.isnan(value) or math.isinf(value) or spec.threshold_range is None:
         return Verdict.INCONCLUSIVE
@@ -194,8 +239,18 @@ def describe_threshold(value: float | None, spec: MetricGateSpec) -> str:
     )
 
 
+def _compared(sample: MetricSample, comparison: Comparison) -> ComparisonOutcome:
+    return judge(sample.canary_values or (), sample.stable_values or (), comparison)
+
+
 def record(result: GateResult, sample: MetricSample, spec: MetricGateSpec) -> GateResult:
     """Fold one measurement into the gate's running tally."""
+    if spec.comparison is not None and sample.error is None and sample.outcome is None:
+        compared = _compared(sample, spec.comparison)
+        sample = replace(
+            sample, value=compared.p, outcome=compared.verdict, message=compared.message
+        )
+        result = result.model_copy(update={"comparison": compared.result})
     verdict = verdict_of(sample, spec)
     value = sample.value
     message: str | None
@@ -239,7 +294,12 @@ def outcome(result: GateResult, spec: MetricGateSpec, step_gate: bool) -> GateOu
     """Limits are tolerances: one measurement beyond a limit aborts. A step gate passes once it
     has taken `count` measurements (at least one) and the latest of them Passed."""
     if result.failures > spec.failure_limit:
-        if spec.provider.job is not None:
+        if spec.comparison is not None:
+            message = (
+                f"{result.gate} ({result.failures} failed, limit {spec.failure_limit}): "
+                f"{result.message}"
+            )
+        elif spec.provider.job is not None:
             message = (
                 f"{result.gate} ({result.failures} failed, limit {spec.failure_limit}): "
                 f"{result.message or f'Job {result.job} failed'}"

@@ -72,6 +72,16 @@ class WebRequest:
 
 
 @dataclass(frozen=True)
+class RangeQuery:
+    """A comparison gate's second query and the window both are sampled over."""
+
+    stable_query: str  # the query for stable's revision (GateQuery.query is the canary's)
+    start: datetime
+    end: datetime
+    step_s: float
+
+
+@dataclass(frozen=True)
 class GateQuery:
     """A gate measurement the core wants taken now, with its query already resolved."""
 
@@ -87,6 +97,9 @@ class GateQuery:
     # the operator's --web-gate-allow names).
     cluster: bool = False
     namespace: str = ""  # the ProgressiveService's, for messages about a namespaced gate
+    comparison: RangeQuery | None = None  # a comparison gate: canary and stable sampled
+    # Provider parameters besides the query: influxdb's ("db", ...), graphite's ("from", ...).
+    params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,9 @@ class MetricSample:
     # A provider that judges by itself (a job gate's Job: Complete or Failed), not by a value.
     outcome: Verdict | None = None
     message: str | None = None  # why there is no value, or the Job's failure and log tail
+    # A comparison gate's per-interval samples, one tuple per revision (NaN kept: no data).
+    canary_values: tuple[float, ...] | None = None
+    stable_values: tuple[float, ...] | None = None
 
 
 class Action(StrEnum):

@@ -17,6 +17,7 @@ from rollwise.api.service import ServiceSpec
 from rollwise.api.service_status import (
     HISTORY_LIMIT,
     AbortStatus,
+    AdaptiveStatus,
     Condition,
     GateResult,
     HistoryEntry,
@@ -78,6 +79,7 @@ class StatusChanges(TypedDict, total=False):
     last_request: RequestAck | None
     invalid_request: str | None
     webhooks: list[WebhookStatus]
+    adaptive: AdaptiveStatus | None
 
 
 STATUS_FIELDS = frozenset(ServiceStatus.model_fields)
@@ -164,10 +166,11 @@ class Pass(KindPass[ServiceStatus]):
         self.replicas.pop(revision, None)
 
     def services(self, stable: str, canary: str | None, include_canary: bool) -> None:
+        main: tuple[str, ...] = () if include_canary and canary else (stable,)
+        if include_canary and canary and self.spec.strategy.blue_green is not None:
+            main = (canary,)  # the blue-green switch: the active Service moves in one write
         self.wanted_services = EnsureServices(
-            stable_revision=stable,
-            canary_revision=canary,
-            main_revisions=() if include_canary and canary else (stable,),
+            stable_revision=stable, canary_revision=canary, main_revisions=main
         )
 
     def router(self, stable: str, canary: str | None, weight: int, mirror: int = 0) -> None:

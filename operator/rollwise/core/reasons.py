@@ -25,6 +25,8 @@ class Reason(StrEnum):
     INITIAL_DEPLOY = "InitialDeploy"
     STEP_COMPLETED = "StepCompleted"
     WEIGHT_SET = "WeightSet"
+    ADAPTIVE_RAISED = "AdaptiveWeightRaised"  # an adaptive step's pass raised the weight
+    ADAPTIVE_HELD = "AdaptiveWeightHeld"  # an adaptive step's weak evidence held it
     MIRROR_SET = "MirrorSet"
     PAUSED = "Paused"
     RESUMED = "Resumed"

@@ -7,6 +7,7 @@ from rollwise.api.durations import parse_duration
 from rollwise.api.service import CanaryStep
 from rollwise.api.service_status import Phase
 from rollwise.core.abort import begin_abort
+from rollwise.core.adaptive import adaptive_state, start_adaptive
 from rollwise.core.analysis import measure_step_gates, passed_gates
 from rollwise.core.model import Action
 from rollwise.core.passes import ACTOR, WATCH_FALLBACK_S, Pass, seconds
@@ -27,6 +28,8 @@ def step_kind(step: CanaryStep) -> str:
         return "setMirror"
     if step.pause is not None:
         return "pause"
+    if step.adaptive is not None:
+        return "adaptive"
     return "analysis"
 
 
@@ -63,6 +66,7 @@ def complete_step(p: Pass, index: int, step: CanaryStep, by: str | None = None) 
         phase=Phase.PROGRESSING,
         # Step gates of the finished step leave status; background gates stay.
         analysis=[r for r in p.status.analysis if r.background],
+        adaptive=None,
     )
     starts = start_step(p, canary.revision, index + 1)
     p.event(
@@ -90,6 +94,8 @@ def start_step(p: Pass, revision: str, index: int) -> str:
         p.set(mirror_percent=step.set_mirror)
         keep_workloads(p, revision)
         return _mirror_set(step.set_mirror)
+    if step.adaptive is not None:
+        return start_adaptive(p, revision, index, step.adaptive)
     if step.pause is not None:
         p.set(pause_started_at=p.now)
         if step.pause.duration is None:
@@ -118,6 +124,9 @@ def _step_state(p: Pass, revision: str, index: int, step: CanaryStep) -> str:
         p.set(mirror_percent=step.set_mirror)
         keep_workloads(p, revision)
         p.event(Reason.MIRROR_SET, _mirror_set(step.set_mirror), step=index)
+    adaptive = step.adaptive
+    if adaptive is not None and (status.adaptive is None or status.adaptive.step != index):
+        start_adaptive(p, revision, index, adaptive)  # a step begun by an older operator
     sizes_canary = step.set_weight is not None or step.set_mirror is not None
     if sizes_canary and not status.paused_by_request:
         return "done" if _pods_ready(p, revision, index) else "wait"
@@ -150,6 +159,10 @@ def _step_state(p: Pass, revision: str, index: int, step: CanaryStep) -> str:
         p.set(phase=Phase.PAUSED, message=f"step {index + 1}: pause until {deadline.isoformat()}")
         p.wake_at(deadline)
         return "wait"
+    if adaptive is not None:
+        if not _pods_ready(p, revision, index):
+            return "wait"
+        return adaptive_state(p, revision, index, adaptive)
     assert step.analysis is not None
     gates = measure_step_gates(p, index, step.analysis.gates)
     if gates.breached:

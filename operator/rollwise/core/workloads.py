@@ -22,13 +22,19 @@ from rollwise.core.replicas import (
 
 
 def replicas_router(p: Pass) -> bool:
-    return p.spec.strategy.canary.traffic_routing.kind is RouterKind.REPLICAS
+    """The weight is the canary's share of pods (a blue-green never splits pods: both full)."""
+    strategy = p.spec.strategy
+    return (
+        strategy.blue_green is None and strategy.canary.traffic_routing.kind is RouterKind.REPLICAS
+    )
 
 
 def targets(p: Pass) -> tuple[int, int]:
     """(canary, stable) sizes the current weight asks for; promotion asks all for the canary.
     Mirrored copies are load too: the canary is sized for the larger of weight and mirror."""
     replicas = p.spec.replicas
+    if p.spec.strategy.blue_green is not None:
+        return replicas, replicas  # the preview at full size beside a full active revision
     if p.status.phase is Phase.PROMOTING:
         canary = replicas
     else:

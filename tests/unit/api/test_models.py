@@ -249,7 +249,7 @@ def test_bad_service_specs_are_rejected_naming_the_field(
         (
             gate(provider={"web": {"url": "http://w/x", "jsonPath": "$.v"}}, thresholdRange=None),
             "thresholdRange",
-            "required for prometheus and web gates",
+            "required for every provider but job",
         ),
         (
             gate(provider={"job": {"template": {"spec": {"containers": [JOB_CONTAINER]}}}}),

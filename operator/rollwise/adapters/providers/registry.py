@@ -11,6 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import assert_never
 
+from rollwise.adapters.providers.comparison import ComparisonProvider
+from rollwise.adapters.providers.graphite import GraphiteProvider
+from rollwise.adapters.providers.influxdb import InfluxDBProvider
 from rollwise.adapters.providers.prometheus import PrometheusProvider
 from rollwise.adapters.providers.provider import MetricProvider
 from rollwise.adapters.providers.web import WebProvider
@@ -19,15 +22,32 @@ from rollwise.core.model import GateQuery, MetricSample
 
 
 class MetricProviders:
-    """`measure` by `query.provider`: prometheus or web; never raises."""
+    """`measure` by `query.provider`: prometheus (a comparison gate's range queries too), web,
+    influxdb or graphite; never raises."""
 
-    def __init__(self, prometheus: MetricProvider, web: MetricProvider) -> None:
+    def __init__(
+        self,
+        prometheus: MetricProvider,
+        web: MetricProvider,
+        comparison: MetricProvider | None = None,
+        influxdb: MetricProvider | None = None,
+        graphite: MetricProvider | None = None,
+    ) -> None:
         self.prometheus = prometheus
         self.web = web
+        self.comparison = comparison or ComparisonProvider()
+        self.influxdb = influxdb or InfluxDBProvider()
+        self.graphite = graphite or GraphiteProvider()
 
     @classmethod
     def default(cls, pool_size: int, web: WebProvider | None = None) -> MetricProviders:
-        return cls(PrometheusProvider(pool_size=pool_size), web or WebProvider(pool_size=pool_size))
+        return cls(
+            PrometheusProvider(pool_size=pool_size),
+            web or WebProvider(pool_size=pool_size),
+            ComparisonProvider(pool_size=pool_size),
+            InfluxDBProvider(pool_size=pool_size),
+            GraphiteProvider(pool_size=pool_size),
+        )
 
     def measure(self, query: GateQuery, now: datetime) -> MetricSample:
         kind = query.provider
@@ -35,7 +55,13 @@ class MetricProviders:
             case ProviderKind.WEB:
                 return self.web.measure(query, now)
             case ProviderKind.PROMETHEUS:
+                if query.comparison is not None:  # canary and stable, range queries
+                    return self.comparison.measure(query, now)
                 return self.prometheus.measure(query, now)
+            case ProviderKind.INFLUXDB:
+                return self.influxdb.measure(query, now)
+            case ProviderKind.GRAPHITE:
+                return self.graphite.measure(query, now)
             case ProviderKind.JOB:
                 return MetricSample(
                     key=query.key,
