@@ -85,14 +85,20 @@ def metrics_are(
     return seen if got == expected else None
 
 
+def two_running(core: client.CoreV1Api, namespace: str) -> list[str] | None:
+    names = sorted(p.metadata.name for p in running_pods(core, namespace))
+    return names if len(names) == 2 else None
+
+
 def test_metrics_api_serves_the_usage_a_test_sets(
     cluster: LocalCluster, api_client: ApiClient, namespace: str, usage: PodUsage
 ) -> None:
     apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
     usage.set_cpu_usage(namespace, LABELS, 250, memory="96Mi")
     apps.create_namespaced_deployment(namespace, deployment("web", 2))
+    # Both pods: under load the second may start running a moment after the first.
     pods = wait_for(
-        lambda: sorted(p.metadata.name for p in running_pods(core, namespace)) or None,
+        lambda: two_running(core, namespace),
         timeout=60,
         message="2 running pods",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
 import socket
 from typing import Any
 
@@ -154,6 +155,10 @@ def test_a_selector_change_closes_idle_kept_alive_connections_to_pods_no_longer_
         assert json.loads(kept.getresponse().read())["revision"] == "rev1"
 
         proxy.update(service("rev2"))
+        # The old pod closes the idle connection from its own thread: wait (bounded) until the
+        # client side sees it closed, instead of racing that thread with the next request.
+        closed, _, _ = select.select([kept.sock], [], [], 10)
+        assert closed, "the connection to the pod no longer selected stayed open for 10 s"
 
         with pytest.raises((OSError, http.client.HTTPException)):
             kept.request("GET", "/")
