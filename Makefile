@@ -34,6 +34,7 @@ venv: $(VENV)/.installed
 
 tools:
 	bash deploy/local/build-tools.sh
+	bash deploy/local/build-promql-shape.sh
 
 lint: venv
 	$(VENV)/bin/ruff format --check operator tests

@@ -21,6 +21,9 @@ class GateArg(ApiModel):
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     default: str | None = None
+    # Inside a `=~`/`!~` matcher a value is regex-escaped (it matches itself only) unless the
+    # gate's owner declares the argument a regex: then a team's value may widen the match.
+    regex: bool = False
 
 
 class PrometheusProvider(ApiModel):

@@ -14,32 +14,16 @@ from urllib.parse import quote
 from rollwise.api.durations import parse_duration
 from rollwise.api.gates import JobProvider, MetricGateSpec
 from rollwise.api.service import GateRef, GateResult, PodTemplate, Verdict
+from rollwise.core import promql
 from rollwise.core.model import MetricSample, WebRequest
 from rollwise.core.reasons import Reason
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
-# A value that could close the label matcher's string, start another matcher or a new line is
-# rejected outright rather than escaped: a gate must never be widened by an argument.
-_FORBIDDEN = re.compile(r'["\'`{}\n\r\t\x00-\x1f]')
 _MAX_VALUE = 253
 
 
 class GateConfigError(ValueError):
     """The gate or the reference to it cannot produce a query; says what to fix."""
-
-
-def escape_label_value(value: str) -> str:
-    """Escape a value for use inside a double-quoted PromQL label matcher."""
-    return value.replace("\\", "\\\\")
-
-
-def _checked(gate: str, arg: str, value: str) -> str:
-    if len(value) > _MAX_VALUE or _FORBIDDEN.search(value):
-        raise GateConfigError(
-            f"gate {gate}: value of arg {arg!r} contains a quote, brace or control character "
-            f"(or is over {_MAX_VALUE} chars); it would break out of a label matcher"
-        )
-    return escape_label_value(value)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -107,12 +91,33 @@ def resolve_query(
     PromQL, a web gate's request, a job gate's "Job" (its Job is named per measurement)."""
     provider = spec.provider
     if provider.prometheus is not None:
-        values = _values(gate_name, spec, ref, context, _checked)
-        return _substitute(gate_name, provider.prometheus.query, values)
+        return render_promql(gate_name, spec, ref, context)
     if provider.web is not None:
         return describe_web(resolve_web(gate_name, spec, ref, context))
     resolve_job_template(gate_name, spec, ref, context)  # reports a bad argument now
     return "Job"
+
+
+def render_promql(
+    gate_name: str, spec: MetricGateSpec, ref: GateRef, context: dict[str, str]
+) -> str:
+    """A Prometheus gate's query: each value typed by where its placeholder stands (a label
+    value, a regex, a duration, a number) and rendered as one, never spliced in as text."""
+    prometheus = spec.provider.prometheus
+    if prometheus is None:
+        raise GateConfigError(f"gate {gate_name}: not a prometheus gate")
+    values = _values(gate_name, spec, ref, context, lambda _gate, _arg, value: value)
+    regex_args = frozenset(a.name for a in spec.args if a.regex)
+    try:
+        return promql.render(prometheus.query, values, regex_args)
+    except promql.TemplateError as err:
+        raise GateConfigError(f"gate {gate_name}: query template refused: {err}") from None
+    except promql.ArgumentError as err:
+        raise GateConfigError(f"gate {gate_name}: {err}") from None
+    except KeyError as err:
+        raise GateConfigError(
+            f"gate {gate_name}: unknown placeholder {{{{{err.args[0]}}}}}"
+        ) from None
 
 
 def _json_string_content(value: str) -> str:
