@@ -237,7 +237,7 @@ def test_a_web_gate_without_a_value_is_inconclusive_and_never_passes(
     result = gate_result(rolled)
     assert result["verdict"] == "Inconclusive" and result["inconclusive"] == 2
     assert result.get("value") is None
-    assert "jsonPath $.errorRate gave null, not a number: no data" in result["message"]
+    assert "jsonPath $.errorRate matched a null that is not a number: no data" in result["message"]
     canary = rolled["canary"]["revision"]
     assert result["query"] == (
         f"GET {slo_server}/slo/payment?revision={canary} jsonPath $.errorRate"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rollwise.adapters.outbound import OutboundPolicy
 from rollwise.adapters.prometheus import MetricProvider, PrometheusProvider
 from rollwise.adapters.web import WebProvider
 from rollwise.core.model import GateQuery, MetricSample
@@ -21,8 +22,13 @@ class MetricProviders:
         self.web = web
 
     @classmethod
-    def default(cls, pool_size: int, web: WebProvider | None = None) -> MetricProviders:
-        return cls(PrometheusProvider(pool_size=pool_size), web or WebProvider(pool_size=pool_size))
+    def default(
+        cls, pool_size: int, web: WebProvider | None = None, policy: OutboundPolicy | None = None
+    ) -> MetricProviders:
+        return cls(
+            PrometheusProvider(pool_size=pool_size, policy=policy),
+            web or WebProvider(policy, pool_size=pool_size),
+        )
 
     def measure(self, query: GateQuery, now: datetime) -> MetricSample:
         if query.provider == "web":

@@ -56,8 +56,9 @@ class WebProvider(ApiModel):
     """An HTTP GET or POST answering JSON; `jsonPath` picks the gate value out of it.
 
     Placeholders are substituted in `url` (percent-encoded) and `body` (JSON-string-escaped);
-    headers are sent as written. Which URLs a gate may call is the operator's
-    `--web-gate-allow` setting (namespaced MetricGates: only those; ClusterMetricGates: any).
+    headers are sent as written. Which URLs a gate may call is the operator's outbound policy
+    (namespaced MetricGates: under `--outbound-allow` only; ClusterMetricGates: any but
+    link-local and metadata addresses).
     """
 
     url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)

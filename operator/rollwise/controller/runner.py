@@ -26,7 +26,7 @@ from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import USER_AGENT, KubeApi, connect
 from rollwise.adapters.kubernetes import KubernetesAdapter
 from rollwise.adapters.providers import MetricProviders
-from rollwise.adapters.web import WebGateAllowList, WebProvider
+from rollwise.adapters.web import WebProvider
 from rollwise.adapters.webhooks import HookMetrics, HookSender
 from rollwise.controller import handlers, logs, readiness
 from rollwise.controller.fencing import (
@@ -79,18 +79,22 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
     kube = KubernetesAdapter(fenced, cache=cache, bodies=bodies)
     metrics.queue_depth.set_function(lambda: len(queue))
     memory = ServiceMemories(queue=queue, bodies=bodies, events=kube.events, metrics=metrics)
+    policy = settings.outbound_policy()
     reconciler = Reconciler(
         kube,
         MetricProviders.default(
             settings.workers,
-            WebProvider(WebGateAllowList(settings.web_gate_allow), pool_size=settings.workers),
+            WebProvider(policy, pool_size=settings.workers),
+            policy=policy,
         ),
         metrics,
         backoff_initial_s=settings.backoff_initial_s,
         backoff_max_s=settings.backoff_max_s,
         fresh_observe_s=settings.fresh_observe_s,
         memory=memory,
-        hooks=HookSender(wake=queue.add, leads=leads, metrics=HookMetrics(metrics.registry)),
+        hooks=HookSender(
+            wake=queue.add, leads=leads, metrics=HookMetrics(metrics.registry), policy=policy
+        ),
     )
     reconcile = (
         reconciler.reconcile if elector is None else only_when_leading(reconciler.reconcile, leads)

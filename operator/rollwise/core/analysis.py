@@ -87,6 +87,8 @@ def due_gates(
                     address=provider.prometheus.address,
                     query=gatelib.resolve_query(ref.name, gspec, ref, context),
                     timeout_s=parse_duration(provider.prometheus.timeout),
+                    cluster=ref.cluster,  # the outbound policy: whose address this is
+                    namespace=observed.namespace,
                 )
             else:  # pragma: no cover - the provider is a closed one-of
                 continue

@@ -17,6 +17,7 @@ from rollwise.api.service import GateRef, GateResult, PodTemplate, Verdict
 from rollwise.core import promql
 from rollwise.core.model import MetricSample, WebRequest
 from rollwise.core.reasons import Reason
+from rollwise.core.redaction import describe_url
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
 _MAX_VALUE = 253
@@ -147,8 +148,9 @@ def resolve_web(
 
 
 def describe_web(request: WebRequest) -> str:
-    """`GET <url> jsonPath <path>`: a web gate's query as status shows it."""
-    return f"{request.method} {request.url} jsonPath {request.json_path}"
+    """`GET <scheme://host:port/…> jsonPath <path>`: a web gate's query as status shows it
+    (never the URL's path or query: they can be a credential)."""
+    return f"{request.method} {describe_url(request.url)} jsonPath {request.json_path}"
 
 
 def resolve_job_template(
