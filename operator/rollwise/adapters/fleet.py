@@ -21,7 +21,6 @@ from kubernetes.client import ApiClient, Configuration
 
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import PROGRESSIVE_SERVICES, KubeApi, Resource
-from rollwise.adapters.member_kubeconfig import KubeconfigRefused, sanitised
 from rollwise.adapters.manifests import (
     COMPONENT,
     EVENT_MESSAGE_LIMIT,
@@ -29,6 +28,7 @@ from rollwise.adapters.manifests import (
     merge_patch,
     rfc3339,
 )
+from rollwise.adapters.member_kubeconfig import KubeconfigRefused, sanitised
 from rollwise.api import API_VERSION, GROUP, VERSION
 from rollwise.api import fleet as fleet_api
 from rollwise.api.fleet import FleetCluster, FleetRolloutStatus, TargetRef

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from rollwise.adapters import routers
 from rollwise.adapters.adoption import ObjectVanishedError, create_or_adopt
 from rollwise.adapters.cache import ObjectCache, ServiceBodies
+from rollwise.adapters.credentials import SEEN
 from rollwise.adapters.errors import AdapterError, NotOwnedError
 from rollwise.adapters.kubeapi import (
     CLUSTER_METRIC_GATES,
@@ -116,6 +117,8 @@ class EventRecorder:
         self._lock = threading.Lock()
 
     def post(self, ref: ServiceRef, record: EventRecord, now: datetime) -> None:
+        # Nothing credential-like in an Event, whatever produced its text.
+        record = replace(record, message=SEEN.scrub(record.message))
         key = (ref.uid, record.reason, record.warning, record.message)
         with self._lock:
             series = self._series.get(key)

@@ -14,12 +14,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
+from rollwise.adapters.credentials import CredentialError, SecretReader
 from rollwise.adapters.outbound import OutboundPolicy, OutboundRefused, connection_failure
 from rollwise.api.service import DeliveryResult, WebhookStatus
 from rollwise.core.model import HookCall, HookOutcome
@@ -116,8 +118,10 @@ class HookSender:
         workers: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         policy: OutboundPolicy | None = None,
+        secrets: SecretReader | None = None,
     ) -> None:
         self._policy = policy or OutboundPolicy()
+        self._secrets = secrets
         self._wake = wake
         self._leads = leads
         self._metrics = metrics
@@ -177,7 +181,14 @@ class HookSender:
             if not self._leads():
                 # Only the leader sends; the entry stays pending for the next leader.
                 return
-            outcome = post(call, self._session(), self._clock, self._policy)
+            try:
+                url = self._url(key, call)
+            except CredentialError as err:
+                at = self._clock()
+                outcome = HookOutcome(id=call.id, attempt=call.attempt, at=at, error=str(err))
+            else:
+                call_now = replace(call, url=url)
+                outcome = post(call_now, self._session(), self._clock, self._policy)
             if self._metrics is not None:
                 self._metrics.count(call, outcome)
             context = _ref(key)
@@ -207,6 +218,14 @@ class HookSender:
             with self._lock:
                 self._in_flight.discard(attempt)
         self._wake(key)
+
+    def _url(self, key: Key, call: HookCall) -> str:
+        """The call's URL: as written, or read now from its Secret in the service's namespace."""
+        if call.url_secret is None:
+            return call.url
+        if self._secrets is None:
+            raise CredentialError("urlSecretRef: this operator reads no Secrets")
+        return self._secrets.value(key[0], *call.url_secret)
 
     def stop(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -22,6 +22,7 @@ import kopf
 from kubernetes.client import ApiClient
 
 from rollwise.adapters.cache import ObjectCache, ServiceBodies, prime
+from rollwise.adapters.credentials import SecretReader
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import USER_AGENT, KubeApi, connect
 from rollwise.adapters.kubernetes import KubernetesAdapter
@@ -80,6 +81,9 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
     metrics.queue_depth.set_function(lambda: len(queue))
     memory = ServiceMemories(queue=queue, bodies=bodies, events=kube.events, metrics=metrics)
     policy = settings.outbound_policy()
+    # Credentials from secretRefs: read by name in the namespace of the object naming them (a
+    # ClusterMetricGate's in the operator's own), scrubbed from every text shown.
+    secrets = SecretReader(fenced, own_namespace=settings.election_namespace)
     reconciler = Reconciler(
         kube,
         MetricProviders.default(
@@ -93,7 +97,11 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
         fresh_observe_s=settings.fresh_observe_s,
         memory=memory,
         hooks=HookSender(
-            wake=queue.add, leads=leads, metrics=HookMetrics(metrics.registry), policy=policy
+            wake=queue.add,
+            leads=leads,
+            metrics=HookMetrics(metrics.registry),
+            policy=policy,
+            secrets=secrets,
         ),
     )
     reconcile = (

@@ -302,11 +302,12 @@ class HookCall:
     attempt: int
     name: str
     type: str  # a WebhookType, or "notification"
-    url: str
+    url: str  # empty when it comes from a Secret: the sender reads it, the core never sees it
     body: str
     content_type: str
     timeout_s: float
     last_attempt: bool  # no retry after this one (confirm* hooks: never true)
+    url_secret: tuple[str, str] | None = None  # (Secret name, key) in the service's namespace
 
 
 @dataclass(frozen=True)
