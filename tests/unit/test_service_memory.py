@@ -241,7 +241,7 @@ def test_another_uid_under_the_name_starts_from_a_fresh_record(
     key, before = ("shop", "payment"), ServiceRef(namespace="shop", name="payment", uid="u1")
     record = EventRecord("GateFailed", "error-rate 0.04 > max 0.01", warning=True)
     memory.claim(key, "u1")
-    memory.count_failure(key)
+    memory.count_failure(key, 0.0, lambda n: 1.0)
     memory.record_phase(key, "u1", "RolledBack")
     events.post(before, record, T0)
     events.post(before, record, T0)  # a repeat: counted on the first Event
@@ -259,8 +259,26 @@ def test_the_same_uid_keeps_its_record() -> None:
     memory = ServiceMemories()
     key = ("shop", "payment")
     memory.claim(key, "u1")
-    memory.count_failure(key)
+    memory.count_failure(key, 0.0, lambda n: 1.0)
 
     memory.claim(key, "u1")
 
-    assert memory.get(key) == ServiceMemory(uid="u1", failures=1)
+    assert memory.get(key) == ServiceMemory(uid="u1", failures=1, retry_at=1.0)
+
+
+def test_passes_a_watch_event_runs_inside_the_backoff_never_push_it_toward_the_cap() -> None:
+    """The issue: a 30 s block took 234 s to recover, watch events doubling the backoff."""
+    memory, key = ServiceMemories(), ("shop", "payment")
+    memory.claim(key, "u1")
+
+    def doubling(failures: int) -> float:
+        return float(min(300, 2 ** (failures - 1)))
+
+    delays, now = [], 0.0
+    while now < 30:  # blocked for 30 s; a watch event every 0.5 s runs a failing pass
+        delays.append(memory.count_failure(key, now, doubling))
+        now += 0.5
+
+    assert memory.get(key).failures == 5, "only passes at their due time count: 1+2+4+8+16 s"
+    assert max(delays) <= 16
+    assert memory.count_failure(key, now + 100, doubling) == 32, "capped doubling resumes"

@@ -34,7 +34,7 @@ from rollwise.adapters.workload import read_workload
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec, ServiceStatus
 from rollwise.api.stored_status import read_stored_status
-from rollwise.controller import logs
+from rollwise.controller import logs, status_failures
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.controller.service_memory import ServiceMemories
 from rollwise.core import naming
@@ -147,10 +147,17 @@ class Reconciler:
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
 
     def backoff(self, key: Key) -> float:
-        """Count a failed pass; the delay before the next one (doubling, capped)."""
+        """Count a failed pass; the delay before the next one (doubling, capped). A pass that
+        a watch event ran before its backoff was due is no further step: events never push a
+        blocked object's backoff toward the cap."""
         self.metrics.reconcile_errors.inc()
-        failures = self.memory.count_failure(key)
-        return float(min(self._backoff_max, self._backoff_initial * 2 ** (failures - 1)))
+        return self.memory.count_failure(
+            key,
+            time.monotonic(),
+            lambda failures: float(
+                min(self._backoff_max, self._backoff_initial * 2 ** (failures - 1))
+            ),
+        )
 
     # ---- the pass
 
@@ -177,6 +184,11 @@ class Reconciler:
         raw_status: dict[str, Any] = obj.get("status") or {}
         status = read_status(raw_status, context)
         now = self._clock()
+        near_limit = status_failures.spec_size_warning(obj)
+        if near_limit is not None:  # before status writes start failing: what to shrink
+            self._post(
+                ref, EventRecord("SpecNearSizeLimit", near_limit, warning=True), now, context
+            )
 
         try:
             spec = ServiceSpec.model_validate(obj.get("spec") or {})
@@ -246,7 +258,7 @@ class Reconciler:
         try:
             self.kube.patch_status(ref, resource_version, raw_status, plan.status)
         except AdapterError as err:
-            log.warning("status patch failed: %s", err, extra=context)
+            status_failures.report(self.kube, self.metrics.registry, ref, err, now, context)
             return self.backoff(key)
         if self.hooks is not None:
             # Only now, with every call recorded in status: a crash before this line re-sends
@@ -374,7 +386,7 @@ class Reconciler:
         try:
             self.kube.patch_status(ref, resource_version, raw_status, new)
         except AdapterError as patch_err:
-            log.warning("status patch failed: %s", patch_err, extra=context)
+            status_failures.report(self.kube, self.metrics.registry, ref, patch_err, now, context)
             return self.backoff(key)
         self._post(ref, EventRecord(Reason.INVALID_SPEC, message, warning=True), now, context)
         self.memory.clear_failures(key)
@@ -406,7 +418,7 @@ class Reconciler:
         try:
             self.kube.patch_status(ref, resource_version, raw_status, new)
         except AdapterError as patch_err:
-            log.warning("status patch failed: %s", patch_err, extra=context)
+            status_failures.report(self.kube, self.metrics.registry, ref, patch_err, now, context)
         self._post(ref, EventRecord(Reason.APPLY_FAILED, message, warning=True), now, context)
         return self.backoff(key)
 

@@ -32,6 +32,7 @@ Thread-safe: the watch handlers write on Kopf's event loop, the passes in worker
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -49,6 +50,7 @@ class ServiceMemory:
 
     uid: str | None = None
     failures: int = 0
+    retry_at: float = 0.0  # monotonic time the current backoff ends
     fresh_at: float | None = None
     phase: str | None = None
     fingerprint: tuple[Any, ...] | None = None
@@ -106,12 +108,18 @@ class ServiceMemories:
 
     # ---- what the passes record
 
-    def count_failure(self, key: Key) -> int:
-        """One more failed pass in a row; how many there are now."""
+    def count_failure(self, key: Key, now: float, delay_for: Callable[[int], float]) -> float:
+        """One more failed pass in a row, unless it ran before the current backoff ended (a
+        watch event woke it): then the backoff stays where it is. The seconds until the next
+        try."""
         with self._lock:
             record = self._records.get(key) or ServiceMemory()
-            self._records[key] = replace(record, failures=record.failures + 1)
-            return record.failures + 1
+            if record.failures and now < record.retry_at:
+                return record.retry_at - now
+            failures = record.failures + 1
+            delay = delay_for(failures)
+            self._records[key] = replace(record, failures=failures, retry_at=now + delay)
+            return delay
 
     def clear_failures(self, key: Key) -> None:
         """A pass did its work: the backoff starts over."""
