@@ -14,6 +14,7 @@ import copy
 import json
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +37,7 @@ from tests.harness.rollouts import (
     service_manifest,
 )
 from tests.harness.run import HarnessRun
+from tests.harness.wait import wait_for
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "rollwise"
 MARKER = "tok3nMARKER" + secrets.token_hex(6)
@@ -332,3 +334,114 @@ def test_team_written_urls_reach_only_the_allow_list_and_no_answer_or_token_is_s
         assert_marker_nowhere(rollouts, operator)
     finally:
         allowed.stop()
+
+
+# ----------------------------------------------------------------------------- failures visible
+
+
+def test_a_status_write_refused_by_admission_is_an_event_naming_it_and_recovers_at_once(
+    rollouts: Rollouts,
+    api_client: Any,
+    service_account_kubeconfig: Path,
+    harness_run: HarnessRun,
+) -> None:
+    """A ValidatingAdmissionPolicy freezes the service's status for ~12 s: a Warning Event names
+    the policy (not the spec), and once it is gone the status is written again within seconds
+    (watch events during the block never pushed the backoff toward its cap)."""
+    from kubernetes import client
+
+    admission = client.AdmissionregistrationV1Api(api_client)
+    name = f"freeze-{rollouts.ns}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["rollwise.dev"],
+                        "apiVersions": ["*"],
+                        "operations": ["UPDATE"],
+                        "resources": ["progressiveservices/status"],
+                    }
+                ]
+            },
+            "validations": [{"expression": "false", "message": "status writes are frozen"}],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": rollouts.ns}}
+            },
+        },
+    }
+    operator = start_operator(harness_run, service_account_kubeconfig, rollouts.ns, ())
+    try:
+        deploy_first_version(rollouts, migration=False)
+        admission.create_validating_admission_policy(policy)  # type: ignore[arg-type]
+        admission.create_validating_admission_policy_binding(binding)  # type: ignore[arg-type]
+        try:
+            wait_for(
+                lambda: _status_write_refused(api_client, rollouts.ns),
+                timeout=30,
+                message="the policy is in force",
+            )
+            rollouts.apply(service_manifest(rollouts.ns, "2.0.0", migration=False))
+            refused = wait_for(
+                lambda: rollouts.events("StatusRefusedByAdmission"),
+                timeout=30,
+                message="a StatusRefusedByAdmission Event",
+            )
+            blocked_at = time.monotonic()
+            wait_for(
+                lambda: time.monotonic() - blocked_at > 12,
+                timeout=30,
+                interval=1,
+                message="12 s of refused writes",
+            )
+        finally:
+            admission.delete_validating_admission_policy_binding(name)
+            admission.delete_validating_admission_policy(name)
+        unblocked = time.monotonic()
+        rollouts.wait_status(
+            lambda s: (
+                (s.get("canary") or {}).get("version") == "2.0.0"
+                or (s.get("stable") or {}).get("version") == "2.0.0"
+            ),
+            timeout=60,
+            message="the status is written again",
+        )
+        recovery = time.monotonic() - unblocked
+        metrics = operator.metrics()
+    finally:
+        operator.stop()
+
+    message = refused[0].message or ""
+    assert refused[0].type == "Warning" and name in message, message
+    assert "the spec is not at fault" in message
+    assert "fix the field" not in message
+    harness_run.note(f"status writes refused for 12 s by admission: recovered in {recovery:.1f}s")
+    assert recovery < 20, f"recovered {recovery:.1f}s after the block ended"
+    assert 'rollwise_status_write_failures_total{reason="StatusRefusedByAdmission"}' in metrics
+
+
+def _status_write_refused(api: Any, namespace: str) -> bool:
+    """Whether a status write (as admin) is refused now: the policy is in force."""
+    from kubernetes import client
+
+    try:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+            "rollwise.dev", "v1alpha1", namespace, "progressiveservices", "payment",
+            {"status": {"message": "admission probe"}},
+        )  # fmt: skip
+    except ApiException as err:
+        return err.status in (400, 403, 422)
+    return False

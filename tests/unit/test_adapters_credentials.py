@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -16,14 +19,18 @@ from prometheus_client import CollectorRegistry
 from rollwise.adapters.credentials import CredentialError, SecretReader, SecretValues
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.outbound import OutboundPolicy
+from rollwise.adapters.prometheus import PrometheusProvider
+from rollwise.adapters.web import WebProvider
 from rollwise.adapters.webhooks import HookMetrics, HookSender
 from rollwise.api.service import ServiceSpec
 from rollwise.controller.logs import JsonFormatter
+from rollwise.core.model import GateAuth, GateQuery, WebRequest
 from tests.harness.receiver import Receiver
 from tests.harness.wait import wait_for
 from tests.unit.test_adapters_webhooks import KEY, Woken, call
 
 MARKER = "tok3nMARKERq1w2e3r4"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class Secrets:
@@ -140,3 +147,78 @@ def test_a_webhook_sets_exactly_one_of_url_and_url_secret_ref() -> None:
         {**base, "strategy": {"canary": {"steps": [{"setWeight": 5}], "webhooks": [ref]}}}
     )
     assert spec.strategy.canary.webhooks[0].url_secret_ref is not None
+
+
+class Echo(BaseHTTPRequestHandler):
+    """Answers a Prometheus-shaped scalar, and a JSON value for web gates; records headers."""
+
+    seen: list[dict[str, str]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        Echo.seen.append({k.lower(): v for k, v in self.headers.items()})
+        body = json.dumps(
+            {"status": "success", "data": {"resultType": "scalar", "result": [0, "0.5"]}, "v": 1}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def echo() -> Iterator[str]:
+    Echo.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_web_gate_header_and_a_prometheus_bearer_come_from_secrets_in_the_gates_namespace(
+    echo: str,
+) -> None:
+    api = Secrets(
+        {("shop", "slo"): {"token": MARKER}, ("rollwise-system", "prom"): {"t": "pt0ken1"}}
+    )
+    reader = SecretReader(api, "rollwise-system", SecretValues())
+    policy = OutboundPolicy((echo + "/",), allow_loopback=True)
+    web = WebRequest(
+        url=echo + "/slo", method="GET", headers=(), body=None, json_path="$.v",
+        secret_headers=(("Authorization", "slo", "token"),),
+    )  # fmt: skip
+    web_query = GateQuery(
+        key="slo", gate="slo", background=False, address=web.url, query="GET", timeout_s=2,
+        provider="web", web=web, cluster=False, namespace="shop",
+    )  # fmt: skip
+    prom_query = GateQuery(
+        key="p", gate="p", background=False, address=echo, query="up", timeout_s=2,
+        cluster=True, namespace="shop", auth=GateAuth(bearer=("prom", "t")),
+    )  # fmt: skip
+
+    web_sample = WebProvider(policy, secrets=reader).measure(web_query, NOW)
+    prom_sample = PrometheusProvider(policy=policy, secrets=reader).measure(prom_query, NOW)
+
+    assert web_sample.value == 1.0 and prom_sample.value == 0.5
+    assert [s.get("authorization") for s in Echo.seen] == [MARKER, "Bearer pt0ken1"]
+    assert ("shop", "slo") in api.reads and ("rollwise-system", "prom") in api.reads
+    assert MARKER not in (web_sample.query + str(web_sample.error))
+
+
+def test_a_gate_whose_secret_is_missing_errs_naming_it_and_sends_nothing(echo: str) -> None:
+    reader = SecretReader(Secrets({}), "rollwise-system", SecretValues())
+    query = GateQuery(
+        key="p", gate="p", background=False, address=echo, query="up", timeout_s=2,
+        cluster=False, namespace="shop", auth=GateAuth(basic_user="u", basic_password=("db", "pw")),
+    )  # fmt: skip
+    policy = OutboundPolicy((echo + "/",), allow_loopback=True)
+
+    sample = PrometheusProvider(policy=policy, secrets=reader).measure(query, NOW)
+
+    assert sample.error is not None
+    assert "MetricGate shop/p: Secret shop/db key pw: the Secret does not exist" in sample.error
+    assert Echo.seen == []

@@ -62,6 +62,11 @@ class SecretReader:
         self.own_namespace = own_namespace
         self._seen = seen
 
+    def namespace_for(self, cluster: bool, namespace: str) -> str:
+        """Where a gate's Secret is read: a namespaced gate's own namespace (the service's),
+        a ClusterMetricGate's in the operator's namespace."""
+        return self.own_namespace if cluster else namespace
+
     def value(self, namespace: str, name: str, key: str) -> str:
         where = f"Secret {namespace}/{name} key {key}"
         try:

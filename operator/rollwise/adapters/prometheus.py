@@ -8,6 +8,8 @@ series). The core turns those into Passed/Failed/Inconclusive/Error; "no data" i
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
 import json
 import logging
 import re
@@ -21,6 +23,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
+from rollwise.adapters.credentials import CredentialError, SecretReader
 from rollwise.adapters.outbound import (
     GuardedAdapter,
     OutboundPolicy,
@@ -126,20 +129,49 @@ class PrometheusProvider:
     against consecutiveErrorLimit by the core. The HTTP pool is sized for the worker threads.
     """
 
-    def __init__(self, pool_size: int = 8, policy: OutboundPolicy | None = None) -> None:
+    def __init__(
+        self,
+        pool_size: int = 8,
+        policy: OutboundPolicy | None = None,
+        secrets: SecretReader | None = None,
+    ) -> None:
         self._pool_size = max(1, pool_size)
         self.policy = policy or OutboundPolicy()
+        self.secrets = secrets
         self._clients: dict[str, PrometheusConnect] = {}
         self._lock = threading.Lock()
 
-    def _client(self, address: str) -> PrometheusConnect:
+    def _auth_headers(self, query: GateQuery) -> dict[str, str]:
+        """The Authorization header from the gate's Secret, read now; {} without one."""
+        auth = query.auth
+        if auth is None:
+            return {}
+        if self.secrets is None:
+            raise CredentialError("a secretRef: this operator reads no Secrets")
+        namespace = self.secrets.namespace_for(query.cluster, query.namespace)
+        if auth.bearer is not None:
+            return {"Authorization": f"Bearer {self.secrets.value(namespace, *auth.bearer)}"}
+        if auth.basic_password is not None:
+            password = self.secrets.value(namespace, *auth.basic_password)
+            pair = base64.b64encode(f"{auth.basic_user}:{password}".encode()).decode()
+            return {"Authorization": f"Basic {pair}"}
+        return {}
+
+    def _client(self, address: str, headers: dict[str, str] | None = None) -> PrometheusConnect:
+        # One client per address and credential (a digest of it: no credential as a key).
+        key = address
+        if headers:
+            digest = hashlib.sha256(repr(sorted(headers.items())).encode()).hexdigest()[:16]
+            key = f"{address}#{digest}"
         with self._lock:
-            client = self._clients.get(address)
+            client = self._clients.get(key)
             if client is None:
                 # The outbound policy's session: no proxy, no redirect, every peer checked.
                 session = self.policy.session()
                 no_retry = Retry(total=0, connect=0, read=0, redirect=0, status=0)
-                client = PrometheusConnect(url=address, session=session, retry=no_retry)
+                client = PrometheusConnect(
+                    url=address, session=session, retry=no_retry, headers=dict(headers or {})
+                )
                 # PrometheusConnect mounts a default-sized adapter for its URL: replace it with
                 # one pooled for the workers, still without retries, still guarded.
                 session.mount(
@@ -151,7 +183,7 @@ class PrometheusProvider:
                         max_retries=no_retry,
                     ),
                 )
-                self._clients[address] = client
+                self._clients[key] = client
             return client
 
     def measure(self, query: GateQuery, now: datetime) -> MetricSample:
@@ -168,11 +200,15 @@ class PrometheusProvider:
         except OutboundRefused as err:
             return sample(error=str(err))
         address = normal.url.rstrip("/")
+        try:
+            headers = self._auth_headers(query)
+        except CredentialError as err:
+            return sample(error=f"{owner}{query.gate}: {err}")
 
         # requests takes float seconds; the client's annotation says int.
         timeout: Any = query.timeout_s
         try:
-            result = self._client(address).custom_query(
+            result = self._client(address, headers).custom_query(
                 query.query, params={"timeout": f"{query.timeout_s:g}s"}, timeout=timeout
             )
             return sample(value=value_of(result))

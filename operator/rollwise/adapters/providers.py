@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rollwise.adapters.credentials import SecretReader
 from rollwise.adapters.outbound import OutboundPolicy
 from rollwise.adapters.prometheus import MetricProvider, PrometheusProvider
 from rollwise.adapters.web import WebProvider
@@ -23,10 +24,14 @@ class MetricProviders:
 
     @classmethod
     def default(
-        cls, pool_size: int, web: WebProvider | None = None, policy: OutboundPolicy | None = None
+        cls,
+        pool_size: int,
+        web: WebProvider | None = None,
+        policy: OutboundPolicy | None = None,
+        secrets: SecretReader | None = None,
     ) -> MetricProviders:
         return cls(
-            PrometheusProvider(pool_size=pool_size, policy=policy),
+            PrometheusProvider(pool_size=pool_size, policy=policy, secrets=secrets),
             web or WebProvider(policy, pool_size=pool_size),
         )
 

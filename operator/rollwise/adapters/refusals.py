@@ -11,18 +11,28 @@ _POLICY = re.compile(r'ValidatingAdmissionPolicy \'([^\']+)\'|policy "([^"]+)"')
 _TOO_LARGE = re.compile(r"too large|entity too large|exceeds the maximum", re.IGNORECASE)
 
 
+def admission_of(message: str) -> str | None:
+    """Who refused, when an admission webhook or policy did: "admission webhook x.example",
+    "admission policy p", or "an admission webhook or policy"; None for other refusals."""
+    webhook = _WEBHOOK.search(message)
+    if webhook:
+        return f"admission webhook {webhook.group(1)}"
+    policy = _POLICY.search(message)
+    if policy:
+        return f"admission policy {policy.group(1) or policy.group(2)}"
+    if (
+        "denied the request" in message
+        or "denied request" in message
+        or "admission" in message.lower()
+    ):
+        return "an admission webhook or policy"
+    return None
+
+
 def advice_for(code: int, message: str, obj: str, verb: str) -> str | None:
     """The fix for a refusal caused by something other than the spec; None for the others."""
-    webhook = _WEBHOOK.search(message)
-    policy = _POLICY.search(message)
-    if webhook or policy or "denied the request" in message or "admission" in message.lower():
-        who = (
-            f"admission webhook {webhook.group(1)}"
-            if webhook
-            else f"admission policy {policy.group(1) or policy.group(2)}"
-            if policy
-            else "an admission webhook or policy"
-        )
+    who = admission_of(message)
+    if who is not None:
         return (
             f"{who} refused rollwise's {verb} of {obj}: ask its owner to allow rollwise's "
             "ServiceAccount; the ProgressiveService's spec is not at fault"

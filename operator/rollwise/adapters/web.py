@@ -26,6 +26,7 @@ from typing import Any
 import requests
 from jsonpath_ng.ext import parse as parse_json_path
 
+from rollwise.adapters.credentials import CredentialError, SecretReader
 from rollwise.adapters.outbound import (
     NormalURL,
     OutboundPolicy,
@@ -90,8 +91,14 @@ class WebProvider:
     """Web gates over one pooled requests.Session, without retries: the gate's interval is
     the retry, and consecutiveErrorLimit counts the errors."""
 
-    def __init__(self, policy: OutboundPolicy | None = None, pool_size: int = 8) -> None:
+    def __init__(
+        self,
+        policy: OutboundPolicy | None = None,
+        pool_size: int = 8,
+        secrets: SecretReader | None = None,
+    ) -> None:
         self.policy = policy or OutboundPolicy()
+        self.secrets = secrets
         self._session = self.policy.session(pool_size=pool_size)
 
     def measure(self, query: GateQuery, now: datetime) -> MetricSample:
@@ -116,7 +123,11 @@ class WebProvider:
         except OutboundRefused as err:
             return sample(error=str(err))
         try:
-            document = self._fetch(query, url)
+            secret_headers = self._secret_headers(query)
+        except CredentialError as err:
+            return sample(error=f"{owner}{query.gate}: {err}")
+        try:
+            document = self._fetch(query, url, secret_headers)
             value = number_at(document, request.json_path)
         except WebGateError as err:
             return sample(error=str(err)[:500])
@@ -127,7 +138,20 @@ class WebProvider:
             return sample(message=_describe_value(document, request.json_path))
         return sample(value=value)
 
-    def _fetch(self, query: GateQuery, normal: NormalURL) -> Any:
+    def _secret_headers(self, query: GateQuery) -> dict[str, str]:
+        """Header values from Secrets, read now; CredentialError naming the Secret."""
+        request = query.web
+        if request is None or not request.secret_headers:
+            return {}
+        if self.secrets is None:
+            raise CredentialError("valueSecretRef: this operator reads no Secrets")
+        namespace = self.secrets.namespace_for(query.cluster, query.namespace)
+        return {
+            header: self.secrets.value(namespace, name, key)
+            for header, name, key in request.secret_headers
+        }
+
+    def _fetch(self, query: GateQuery, normal: NormalURL, secret_headers: dict[str, str]) -> Any:
         """The JSON document the URL answers; WebGateError for every way it does not. Errors
         name the destination as scheme://host:port/… and never quote the answer."""
         request = query.web
@@ -135,6 +159,7 @@ class WebProvider:
         url, shown = normal.url, normal.shown
         headers = {"Accept": "application/json", "User-Agent": "rollwise"}
         headers.update(dict(request.headers))
+        headers.update(secret_headers)
         data = None
         if request.body is not None:
             data = request.body.encode()

@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from rollwise.api.base import ApiModel
 from rollwise.api.durations import Duration
+from rollwise.api.secrets import SecretKeyRef
 from rollwise.api.service import PodTemplate
 
 KIND = "MetricGate"
@@ -26,10 +27,42 @@ class GateArg(ApiModel):
     regex: bool = False
 
 
+class BasicAuth(ApiModel):
+    """HTTP basic authentication; the password from a Secret."""
+
+    username: str = Field(min_length=1, max_length=256, pattern=r"^[^:\r\n]+$")
+    password_secret_ref: SecretKeyRef
+
+
 class PrometheusProvider(ApiModel):
+    """A PromQL query; credentials from Secrets only (never in `address`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.bearerTokenSecretRef) || !has(self.basicAuth)",
+                    "message": "set at most one of bearerTokenSecretRef, basicAuth",
+                },
+                {
+                    "rule": "!self.address.matches('^https?://[^/]*@')",
+                    "message": "no user or password in address: use basicAuth or "
+                    "bearerTokenSecretRef",
+                },
+            ]
+        }
+    )
     address: str = Field(pattern=r"^https?://[^\s]+$")
     query: str = Field(min_length=1)
     timeout: Duration = "10s"
+    bearer_token_secret_ref: SecretKeyRef | None = None
+    basic_auth: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> PrometheusProvider:
+        if self.bearer_token_secret_ref is not None and self.basic_auth is not None:
+            raise ValueError("set at most one of bearerTokenSecretRef, basicAuth")
+        return self
 
 
 class JobProvider(ApiModel):
@@ -48,8 +81,27 @@ class JobProvider(ApiModel):
 
 
 class WebHeader(ApiModel):
+    """A request header: its value as written, or from a Secret (a token)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.value) != has(self.valueSecretRef)",
+                    "message": "a header sets exactly one of value, valueSecretRef",
+                }
+            ]
+        }
+    )
     name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
-    value: str = Field(max_length=4096, pattern=r"^[^\r\n]*$")
+    value: str | None = Field(default=None, max_length=4096, pattern=r"^[^\r\n]*$")
+    value_secret_ref: SecretKeyRef | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self) -> WebHeader:
+        if (self.value is None) == (self.value_secret_ref is None):
+            raise ValueError("a header sets exactly one of value, valueSecretRef")
+        return self
 
 
 class WebProvider(ApiModel):

@@ -88,8 +88,9 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
         kube,
         MetricProviders.default(
             settings.workers,
-            WebProvider(policy, pool_size=settings.workers),
+            WebProvider(policy, pool_size=settings.workers, secrets=secrets),
             policy=policy,
+            secrets=secrets,
         ),
         metrics,
         backoff_initial_s=settings.backoff_initial_s,

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from rollwise.adapters.credentials import SEEN
 from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.refusals import admission_of
 
 log = logging.getLogger("rollwise.controller")
 
@@ -50,7 +51,6 @@ class Refusal:
     message: str
 
 
-_WEBHOOK = re.compile(r'admission webhook "([^"]+)"')
 _TOO_LARGE = re.compile(r"too large|request entity too large|exceeds the maximum", re.IGNORECASE)
 
 
@@ -64,9 +64,8 @@ def classify(err: AdapterError, object_bytes: int | None = None) -> Refusal:
             f"the object{size} is too large for etcd (limit {ETCD_LIMIT_BYTES} bytes): shrink "
             "the spec (the pod template's env, annotations, command lines); status is bounded",
         )
-    webhook = _WEBHOOK.search(text)
-    if webhook or "admission" in text.lower() or "denied the request" in text:
-        name = webhook.group(1) if webhook else "an admission webhook or policy"
+    name = admission_of(text)
+    if name is not None:
         return Refusal(
             StatusWriteFailure.ADMISSION,
             f"{name} refused the operator's status write: ask its owner to let the rollwise "

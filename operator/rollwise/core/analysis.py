@@ -89,6 +89,7 @@ def due_gates(
                     timeout_s=parse_duration(provider.prometheus.timeout),
                     cluster=ref.cluster,  # the outbound policy: whose address this is
                     namespace=observed.namespace,
+                    auth=gatelib.prometheus_auth(provider.prometheus),
                 )
             else:  # pragma: no cover - the provider is a closed one-of
                 continue

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from rollwise.api.durations import parse_duration
-from rollwise.api.gates import JobProvider, MetricGateSpec
+from rollwise.api.gates import JobProvider, MetricGateSpec, PrometheusProvider
 from rollwise.api.service import GateRef, GateResult, PodTemplate, Verdict
 from rollwise.core import promql
-from rollwise.core.model import MetricSample, WebRequest
+from rollwise.core.model import GateAuth, MetricSample, WebRequest
 from rollwise.core.reasons import Reason
 from rollwise.core.redaction import describe_url
 
@@ -141,10 +141,29 @@ def resolve_web(
     return WebRequest(
         url=url,
         method=web.method,
-        headers=tuple((h.name, h.value) for h in web.headers),
+        headers=tuple((h.name, h.value) for h in web.headers if h.value is not None),
+        secret_headers=tuple(
+            (h.name, h.value_secret_ref.name, h.value_secret_ref.key)
+            for h in web.headers
+            if h.value_secret_ref is not None
+        ),
         body=body,
         json_path=web.json_path,
     )
+
+
+def prometheus_auth(prometheus: PrometheusProvider) -> GateAuth | None:
+    """The gate's credential as Secret references; None without one."""
+    if prometheus.bearer_token_secret_ref is not None:
+        ref = prometheus.bearer_token_secret_ref
+        return GateAuth(bearer=(ref.name, ref.key))
+    if prometheus.basic_auth is not None:
+        password = prometheus.basic_auth.password_secret_ref
+        return GateAuth(
+            basic_user=prometheus.basic_auth.username,
+            basic_password=(password.name, password.key),
+        )
+    return None
 
 
 def describe_web(request: WebRequest) -> str:

@@ -65,6 +65,17 @@ class WebRequest:
     headers: tuple[tuple[str, str], ...]
     body: str | None
     json_path: str
+    # (header, Secret name, key): values the provider reads when it sends, never the core.
+    secret_headers: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class GateAuth:
+    """A Prometheus gate's credential, as Secret references (read by the provider)."""
+
+    bearer: tuple[str, str] | None = None  # (Secret name, key)
+    basic_user: str | None = None
+    basic_password: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,7 @@ class GateQuery:
     # the operator's --web-gate-allow names).
     cluster: bool = False
     namespace: str = ""  # the ProgressiveService's, for messages about a namespaced gate
+    auth: GateAuth | None = None  # a Prometheus gate's credential from Secrets
 
 
 @dataclass(frozen=True)
