@@ -222,6 +222,9 @@ def test_a_gate_template_with_a_placeholder_outside_a_value_is_refused_when_read
             timeout=60,
             message="the service waits, saying the gate's template is refused",
         )
+        gate_events = wait_for(
+            lambda: rollouts.events("InvalidGate"), timeout=30, message="an InvalidGate Event"
+        )
     finally:
         operator.stop()
 
@@ -229,6 +232,8 @@ def test_a_gate_template_with_a_placeholder_outside_a_value_is_refused_when_read
     assert "glued to other text" in waiting["message"]
     invalid = [e for e in rollouts.events("GateInvalid") if e.type == "Warning"]
     assert invalid and "query template refused" in (invalid[0].message or "")
+    on_gate = [e for e in gate_events if e.involved_object.kind == "MetricGate"]
+    assert on_gate and "glued to other text" in (on_gate[0].message or ""), "the gate is told"
 
 
 # ----------------------------------------------------------------------------- SSRF and leaks

@@ -300,7 +300,8 @@ def test_a_member_kubeconfig_with_an_exec_plugin_is_refused_and_its_command_neve
         "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()},
     }
     fleet.hub.kubectl("apply", "-f", "-", input=yaml.safe_dump(secret))
-    service = "pay-ok"
+    service = "pay-exec"
+    member_a.deploy(service)
     before = member_a.service(service)["metadata"]["generation"]
     manifest = fleet.fleet_manifest(
         "pay-exec", service, "9.9.8", waves=[{"name": "all", "clusters": ["member-a"]}]
