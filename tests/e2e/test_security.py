@@ -96,6 +96,20 @@ def service_account_kubeconfig(
 ) -> Iterator[Path]:
     """A namespaced helm release of the chart watching the test's namespace; the kubeconfig of
     its ServiceAccount's token (RBAC applies, unlike the admin kubeconfig)."""
+    yield from _release(cluster, tools, namespace, tmp_path, [])
+
+
+@pytest.fixture
+def secret_reading_kubeconfig(
+    cluster: LocalCluster, tools: Tools, namespace: str, rollwise_crds: None, tmp_path: Path
+) -> Iterator[Path]:
+    """The same, with the chart's secretRefs.enabled (get on Secrets, by name)."""
+    yield from _release(cluster, tools, namespace, tmp_path, ["--set", "secretRefs.enabled=true"])
+
+
+def _release(
+    cluster: LocalCluster, tools: Tools, namespace: str, tmp_path: Path, values: list[str]
+) -> Iterator[Path]:
     suffix = secrets.token_hex(3)
     name, release_ns = f"rollwise-sec-{suffix}", f"rollwise-sec-{suffix}"
     admin = cluster.kubeconfig
@@ -103,7 +117,7 @@ def service_account_kubeconfig(
         tools.helm_ok(
             "install", name, CHART, "-n", release_ns, "--create-namespace", "--wait",
             "--timeout", "90s", "--set", f"watchNamespaces={{{namespace}}}",
-            "--set", "rbac.scope=namespaced", kubeconfig=admin,
+            "--set", "rbac.scope=namespaced", *values, kubeconfig=admin,
         )  # fmt: skip
         manifest = tools.helm_ok("get", "manifest", name, "-n", release_ns, kubeconfig=admin)
         (account,) = [
@@ -450,3 +464,56 @@ def _status_write_refused(api: Any, namespace: str) -> bool:
     except ApiException as err:
         return err.status in (400, 403, 422)
     return False
+
+
+def test_a_notification_url_from_a_secret_is_used_and_never_shown(
+    rollouts: Rollouts,
+    api_client: Any,
+    secret_reading_kubeconfig: Path,
+    harness_run: HarnessRun,
+    internal: Internal,
+) -> None:
+    """urlSecretRef, read as the chart's ServiceAccount with secretRefs.enabled: the call is
+    made with the Secret's URL (token included); neither status, Events nor logs show it. A
+    reference to a missing key fails naming the Secret and key only."""
+    from kubernetes import client
+
+    internal.code = 200
+    client.CoreV1Api(api_client).create_namespaced_secret(
+        rollouts.ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="chat-hook"),
+            string_data={"url": f"{internal.url}/services/T0/{MARKER}"},
+        ),
+    )
+    operator = start_operator(
+        harness_run, secret_reading_kubeconfig, rollouts.ns, (internal.url + "/services/",)
+    )
+    try:
+        deploy_first_version(rollouts, migration=False)
+        steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {"duration": "1s"}}]
+        manifest = service_manifest(rollouts.ns, "2.0.0", migration=False, steps=steps)
+        manifest["spec"]["notifications"] = {
+            "on": ["Started", "Promoted"],
+            "receivers": [
+                {"name": "chat", "slack": {"urlSecretRef": {"name": "chat-hook", "key": "url"}}},
+                {"name": "gone", "slack": {"urlSecretRef": {"name": "chat-hook", "key": "nope"}}},
+            ],
+        }
+        rollouts.apply(manifest)
+        rollouts.wait_phase("Healthy", version="2.0.0", timeout=120)
+        done = rollouts.wait_status(
+            lambda s: (
+                {w["name"]: w.get("result") for w in s.get("webhooks") or []}.get("chat")
+                == "Succeeded"
+            ),
+            timeout=60,
+            message="the chat notification is delivered",
+        )
+    finally:
+        operator.stop()
+
+    assert any(MARKER in p for p in internal.paths), "called with the Secret's URL"
+    gone = [w for w in done["webhooks"] if w["name"] == "gone"]
+    assert gone and "Secret " + rollouts.ns + "/chat-hook key nope" in (gone[0].get("error") or "")
+    assert_marker_nowhere(rollouts, operator)

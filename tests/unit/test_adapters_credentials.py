@@ -222,3 +222,12 @@ def test_a_gate_whose_secret_is_missing_errs_naming_it_and_sends_nothing(echo: s
     assert sample.error is not None
     assert "MetricGate shop/p: Secret shop/db key pw: the Secret does not exist" in sample.error
     assert Echo.seen == []
+
+
+def test_a_url_secret_is_scrubbed_also_where_a_log_shows_only_its_path() -> None:
+    seen = SecretValues()
+    seen.remember(f"https://hooks.example.com/services/T0/{MARKER}?sig=abcdef123")
+
+    line = seen.scrub(f'hooks.example.com:443 "POST /services/T0/{MARKER}?sig=abcdef123 HTTP/1.1"')
+
+    assert MARKER not in line and "abcdef123" not in line

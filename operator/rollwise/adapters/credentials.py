@@ -10,10 +10,11 @@ import base64
 import threading
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import Resource
-from rollwise.core.redaction import redact
+from rollwise.core.redaction import MIN_SECRET, redact
 
 SECRETS = Resource("Secret", "", "v1", "secrets")
 
@@ -29,9 +30,12 @@ class SecretValues:
         self._lock = threading.Lock()
 
     def remember(self, value: str) -> str:
+        """Remember `value`, and for a URL also the parts a log line may show alone (its path
+        with query, e.g. urllib3's `"POST /services/T0/<token> HTTP/1.1"`, and query values)."""
         with self._lock:
-            self._values[value] = None
-            self._values.move_to_end(value)
+            for part in (value, *_url_parts(value)):
+                self._values[part] = None
+                self._values.move_to_end(part)
             while len(self._values) > self._limit:
                 self._values.popitem(last=False)
         return value
@@ -43,6 +47,20 @@ class SecretValues:
     def scrub(self, text: str) -> str:
         """`text` with these values and anything credential-like redacted."""
         return redact(text, self.values())
+
+
+def _url_parts(value: str) -> list[str]:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return []
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return []
+    found = [parts.path + (f"?{parts.query}" if parts.query else ""), parts.path]
+    found += [v for _, v in parse_qsl(parts.query)]
+    if parts.password:
+        found.append(parts.password)
+    return [p for p in found if len(p) >= MIN_SECRET and p.strip("/")]
 
 
 # One per process: the Secret readers add to it, the log formatter and Event poster read it.
