@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from rollwise.adapters.credentials import CredentialError, SecretReader
 from rollwise.adapters.outbound import OutboundPolicy, OutboundRefused, connection_failure
-from rollwise.api.service import DeliveryResult, WebhookStatus
+from rollwise.api.service_status import DeliveryResult, WebhookStatus
 from rollwise.core.model import HookCall, HookOutcome
 from rollwise.core.redaction import describe_url
 

@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from rollwise.adapters.kubernetes import validation_summary
+from rollwise.adapters.validation import validation_summary
 from rollwise.api.gates import MetricGateSpec
 from rollwise.core.promql import gate_template_problem
 

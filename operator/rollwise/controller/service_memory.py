@@ -32,12 +32,11 @@ Thread-safe: the watch handlers write on Kopf's event loop, the passes in worker
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from rollwise.adapters.cache import ServiceBodies
-from rollwise.adapters.kubernetes import EventRecorder
+from rollwise.adapters.events import EventRecorder
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.controller.queue import Key, WorkQueue
 
@@ -50,7 +49,6 @@ class ServiceMemory:
 
     uid: str | None = None
     failures: int = 0
-    retry_at: float = 0.0  # monotonic time the current backoff ends
     fresh_at: float | None = None
     phase: str | None = None
     fingerprint: tuple[Any, ...] | None = None
@@ -108,18 +106,12 @@ class ServiceMemories:
 
     # ---- what the passes record
 
-    def count_failure(self, key: Key, now: float, delay_for: Callable[[int], float]) -> float:
-        """One more failed pass in a row, unless it ran before the current backoff ended (a
-        watch event woke it): then the backoff stays where it is. The seconds until the next
-        try."""
+    def count_failure(self, key: Key) -> int:
+        """One more failed pass in a row; how many there are now."""
         with self._lock:
             record = self._records.get(key) or ServiceMemory()
-            if record.failures and now < record.retry_at:
-                return record.retry_at - now
-            failures = record.failures + 1
-            delay = delay_for(failures)
-            self._records[key] = replace(record, failures=failures, retry_at=now + delay)
-            return delay
+            self._records[key] = replace(record, failures=record.failures + 1)
+            return record.failures + 1
 
     def clear_failures(self, key: Key) -> None:
         """A pass did its work: the backoff starts over."""
