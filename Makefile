@@ -34,6 +34,7 @@ venv: $(VENV)/.installed ## the virtualenv in .venv (once)
 
 tools: ## build the local control plane and the kind tier into ~/.cache/rollwise [KIND=0: no kind]
 	bash deploy/local/build-tools.sh
+	bash deploy/local/build-promql-shape.sh
 	$(if $(filter 1,$(KIND)),bash deploy/kind/build.sh,)
 
 lint: venv ## ruff, mypy --strict, import-linter, stale-CRD check

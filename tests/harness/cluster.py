@@ -8,6 +8,7 @@ nothing outside the cache is touched: no ``~/.kube/config``, no ``~/.kwok``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
@@ -522,10 +523,14 @@ class LocalCluster:
         from ``kubectl create token``), for a process that must be subject to RBAC, such as the
         operator in e2e tests. Returns ``path``."""
         cluster = {"server": self.server}
-        if "certificate-authority" in self._kubeconfig_cluster():
-            cluster["certificate-authority"] = str(
-                self._kubeconfig_cluster()["certificate-authority"]
-            )
+        own = self._kubeconfig_cluster()
+        # The CA inline, never as a path: the fleet hub refuses file paths in a member's
+        # kubeconfig (they would read the hub's own files).
+        if "certificate-authority-data" in own:
+            cluster["certificate-authority-data"] = str(own["certificate-authority-data"])
+        elif "certificate-authority" in own:
+            ca = Path(str(own["certificate-authority"])).read_bytes()
+            cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
         config = {
             "apiVersion": "v1",
             "kind": "Config",

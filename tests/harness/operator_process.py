@@ -34,6 +34,9 @@ class OperatorProcess:
         name: str = "operator",
         env: dict[str, str] | None = None,
         extra_args: list[str] | None = None,
+        # The outbound policy's allow-list: the harness's receivers, simulators and Prometheus
+        # all listen on 127.0.0.1, and loopback is allowed explicitly (a chart never does).
+        outbound_allow: tuple[str, ...] = ("http://127.0.0.1:*/",),
     ) -> None:
         self.run = run
         self.kubeconfig = kubeconfig
@@ -41,6 +44,7 @@ class OperatorProcess:
         self.name = name
         self.env = env or {}
         self.extra_args = extra_args or []
+        self.outbound_allow = outbound_allow
         self.health_port = free_port()
         self.metrics_port = free_port()
         self.starts = 0
@@ -65,6 +69,8 @@ class OperatorProcess:
             "json",
             "--log-level",
             "debug",
+            "--outbound-allow-loopback",
+            *(f"--outbound-allow={entry}" for entry in self.outbound_allow),
             *self.extra_args,
         ]
         return args

@@ -7,7 +7,9 @@ rolls its own service (`pay-*`) in the members' namespace `shop`, under its own 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.harness.fleet import (
     HUB_NS,
@@ -256,3 +259,70 @@ def test_an_unreachable_member_pauses_the_fleet_and_a_killed_hub_repeats_nothing
     history = [h["event"] for h in status["history"]]
     assert "MemberUnreachable" in history and "MemberReachable" in history
     assert fleet.members["member-b"].operator.alive()
+
+
+def test_a_member_kubeconfig_with_an_exec_plugin_is_refused_and_its_command_never_runs(
+    fleet: FleetGround, tmp_path: Path
+) -> None:
+    """Issue 21: a kubeconfig Secret whose `users[].user.exec` would run a command in the hub.
+    The hub refuses it naming the field; the marker file the command would create never
+    appears; no member is patched."""
+    marker = tmp_path / "exec-ran"
+    credential = json.dumps(
+        {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+         "status": {"token": "x"}}
+    )  # fmt: skip
+    member_a = fleet.members["member-a"]
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "m", "cluster": {"server": member_a.cluster.server}}],
+        "users": [
+            {
+                "name": "u",
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1",
+                        "command": "sh",
+                        "args": ["-c", f"touch {marker}; echo '{credential}'"],
+                        "interactiveMode": "Never",
+                    }
+                },
+            }
+        ],
+        "contexts": [{"name": "c", "context": {"cluster": "m", "user": "u"}}],
+        "current-context": "c",
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "member-a-exec", "namespace": HUB_NS},
+        "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()},
+    }
+    fleet.hub.kubectl("apply", "-f", "-", input=yaml.safe_dump(secret))
+    service = "pay-exec"
+    member_a.deploy(service)
+    before = member_a.service(service)["metadata"]["generation"]
+    manifest = fleet.fleet_manifest(
+        "pay-exec", service, "9.9.8", waves=[{"name": "all", "clusters": ["member-a"]}]
+    )
+    manifest["spec"]["clusters"] = [
+        {
+            "name": "member-a",
+            "region": "eu",
+            "kubeconfigSecretRef": {"name": "member-a-exec", "key": "kubeconfig"},
+        }
+    ]
+    fleet.apply_fleet(manifest)
+
+    status = fleet.wait_fleet(
+        "pay-exec",
+        lambda s: condition(s, "MemberUnreachable").get("status") == "True",
+        60,
+        "MemberUnreachable",
+    )
+
+    message = condition(status, "MemberUnreachable")["message"]
+    assert "user.exec is refused: an exec plugin would run a program in the hub" in message
+    assert not marker.exists(), "the exec command ran in the hub"
+    assert member_a.service(service)["metadata"]["generation"] == before

@@ -130,6 +130,13 @@ No Secrets, no wildcards. Shared by the ClusterRole (cluster scope) and each Rol
 - apiGroups: ["traefik.io"]
   resources: ["traefikservices"]
   verbs: ["get", "create", "patch"]
+{{- if .Values.secretRefs.enabled }}
+# secretRefs (webhook and notification URLs, gate tokens, Prometheus credentials): one key of
+# one Secret, read by name; never list or watch (docs/security.md).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
 {{- end }}
 
 {{/* Cluster-scoped reads, needed in both modes. */}}

@@ -10,6 +10,8 @@ from typing import Any
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
+from rollwise.adapters.refusals import advice_for
+
 
 class AdapterError(Exception):
     """A failed call to the cluster, said so that someone can act on it.
@@ -81,6 +83,9 @@ def api_error(err: ApiException, obj: str, verb: str) -> AdapterError:
     """Map an ApiException of `verb` on `obj` (e.g. "ReplicaSet shop/payment-x") once."""
     code = int(err.status or 0)
     message, field = _status_message(err)
+    not_the_spec = advice_for(code, message, obj, verb)
+    if not_the_spec is not None:  # admission, or too large: the advice names the real cause
+        return AdapterError(obj, f"{verb} refused: {message}", fix=not_the_spec, status=code)
     if code == 401:
         return AdapterError(
             obj,

@@ -9,9 +9,10 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from rollwise.adapters.credentials import SEEN
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import (
     EVENTS,
@@ -60,6 +61,8 @@ class EventRecorder:
         self._lock = threading.Lock()
 
     def post(self, ref: ObjectRef, record: EventRecord, now: datetime) -> None:
+        # Nothing credential-like in an Event, whatever produced its text.
+        record = replace(record, message=SEEN.scrub(record.message))
         key = (ref.uid, record.reason, record.warning, record.message)
         with self._lock:
             series = self._series.get(key)

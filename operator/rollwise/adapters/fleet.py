@@ -21,6 +21,7 @@ from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.events import EventRecorder
 from rollwise.adapters.kubeapi import PROGRESSIVE_SERVICES, KubeApi, Resource
 from rollwise.adapters.manifests.types import COMPONENT, Manifest, ObjectRef
+from rollwise.adapters.member_kubeconfig import KubeconfigRefused, sanitised
 from rollwise.adapters.status_writer import StatusWriter
 from rollwise.api import GROUP, VERSION
 from rollwise.api import fleet as fleet_api
@@ -64,13 +65,28 @@ class MemberClients:
         if not isinstance(data, str):
             raise AdapterError(where, f"has no key {ref.key!r}", field=f"data.{ref.key}")
         try:
-            config_dict = yaml.safe_load(base64.b64decode(data))
+            # Only server, CA data and a token or client certificate data: never an exec or
+            # auth-provider plugin, a file path or a proxy (adapters/member_kubeconfig.py).
+            config_dict = sanitised(yaml.safe_load(base64.b64decode(data)))
+        except KubeconfigRefused as err:
+            raise AdapterError(
+                where,
+                f"key {ref.key} is refused: {err}",
+                fix="keep only server, certificate-authority-data and a token or client "
+                "certificate data in the member's kubeconfig",
+            ) from None
+        except (ValueError, yaml.YAMLError):
+            # Not the parser's text: it quotes the document, which holds the credential.
+            raise AdapterError(where, f"key {ref.key} is not a kubeconfig (YAML)") from None
+        try:
             configuration = Configuration()
             kubernetes.config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
                 config_dict, client_configuration=configuration, persist_config=False
             )
-        except (ValueError, yaml.YAMLError, kubernetes.config.ConfigException) as err:
-            raise AdapterError(where, f"key {ref.key} is not a usable kubeconfig: {err}") from err
+        except (ValueError, kubernetes.config.ConfigException) as err:
+            raise AdapterError(
+                where, f"key {ref.key} is not a usable kubeconfig ({type(err).__name__})"
+            ) from None
         configuration.connection_pool_maxsize = 2
         # A stopped member must not hold a pass for long: connection refused is at once, a
         # silent network costs one timeout.

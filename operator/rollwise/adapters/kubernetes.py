@@ -80,6 +80,7 @@ from rollwise.core.model import (
     ScaleWorkload,
     SetRouterWeight,
 )
+from rollwise.core.promql import gate_template_problem
 from rollwise.core.revision import revision_of
 
 log = logging.getLogger("rollwise.adapters.kubernetes")
@@ -259,9 +260,13 @@ class KubernetesAdapter:
         if obj is None:
             return None
         try:
-            return MetricGateSpec.model_validate(obj.get("spec") or {})
+            spec = MetricGateSpec.model_validate(obj.get("spec") or {})
         except ValidationError as err:
             raise InvalidGateError(res.describe(namespace, name), validation_summary(err)) from err
+        problem = gate_template_problem(spec)
+        if problem is not None:  # a placeholder where a value could change the query's shape
+            raise InvalidGateError(res.describe(namespace, name), problem)
+        return spec
 
     # ---- actions
 

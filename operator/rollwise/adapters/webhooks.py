@@ -14,14 +14,18 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
+from rollwise.adapters.credentials import CredentialError, SecretReader
+from rollwise.adapters.outbound import OutboundPolicy, OutboundRefused, connection_failure
 from rollwise.api.service_status import DeliveryResult, WebhookStatus
 from rollwise.core.model import HookCall, HookOutcome
+from rollwise.core.redaction import describe_url
 
 log = logging.getLogger("rollwise.adapters.webhooks")
 
@@ -57,8 +61,20 @@ class HookMetrics:
             self.webhooks.labels(type=call.type, outcome=result).inc()
 
 
-def post(call: HookCall, session: requests.Session, now: Callable[[], datetime]) -> HookOutcome:
-    """One attempt; never raises. Redirects are not followed (a receiver answers, or fails)."""
+def post(
+    call: HookCall,
+    session: requests.Session,
+    now: Callable[[], datetime],
+    policy: OutboundPolicy | None = None,
+) -> HookOutcome:
+    """One attempt; never raises. The URL goes through the outbound policy (a team wrote it:
+    only under the allow-list); redirects are not followed (a receiver answers, or fails)."""
+    url = call.url
+    if policy is not None:
+        try:
+            url = policy.check(call.url, platform=False, what=f"{call.type} {call.name}").url
+        except OutboundRefused as err:
+            return HookOutcome(id=call.id, attempt=call.attempt, at=now(), error=str(err))
     headers = {
         "Content-Type": call.content_type,
         "User-Agent": USER_AGENT,
@@ -68,7 +84,7 @@ def post(call: HookCall, session: requests.Session, now: Callable[[], datetime])
     }
     try:
         response = session.post(
-            call.url,
+            url,
             data=call.body.encode(),
             headers=headers,
             timeout=(call.timeout_s, call.timeout_s),
@@ -79,23 +95,15 @@ def post(call: HookCall, session: requests.Session, now: Callable[[], datetime])
     except requests.Timeout:
         error = f"no answer within {call.timeout_s:g}s"
     except requests.ConnectionError as err:
-        error = f"cannot connect: {_reason(err)}"
+        error = f"cannot connect to {describe_url(url)}: {connection_failure(err)}"
     except requests.RequestException as err:
-        error = f"request failed: {err}"
+        error = f"request to {describe_url(url)} failed: {connection_failure(err)}"
     return HookOutcome(id=call.id, attempt=call.attempt, at=now(), error=error)
 
 
 def _ref(key: Key) -> dict[str, Any]:
     """`extra=` naming the service, as the controller's JSON log formatter reads it."""
     return {"k8s_ref": {"namespace": key[0], "name": key[1]}}
-
-
-def _reason(err: Exception) -> str:
-    text = str(err)
-    for marker in ("Connection refused", "Name or service not known", "No route to host"):
-        if marker in text:
-            return marker
-    return text[:200]
 
 
 class HookSender:
@@ -109,7 +117,11 @@ class HookSender:
         metrics: HookMetrics | None = None,
         workers: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        policy: OutboundPolicy | None = None,
+        secrets: SecretReader | None = None,
     ) -> None:
+        self._policy = policy or OutboundPolicy()
+        self._secrets = secrets
         self._wake = wake
         self._leads = leads
         self._metrics = metrics
@@ -159,8 +171,7 @@ class HookSender:
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
-            session.trust_env = False  # no proxy from the environment for cluster-local hooks
+            session = self._policy.session()  # no proxy, no redirect, every peer checked
             self._local.session = session
         return session
 
@@ -170,7 +181,14 @@ class HookSender:
             if not self._leads():
                 # Only the leader sends; the entry stays pending for the next leader.
                 return
-            outcome = post(call, self._session(), self._clock)
+            try:
+                url = self._url(key, call)
+            except CredentialError as err:
+                at = self._clock()
+                outcome = HookOutcome(id=call.id, attempt=call.attempt, at=at, error=str(err))
+            else:
+                call_now = replace(call, url=url)
+                outcome = post(call_now, self._session(), self._clock, self._policy)
             if self._metrics is not None:
                 self._metrics.count(call, outcome)
             context = _ref(key)
@@ -200,6 +218,14 @@ class HookSender:
             with self._lock:
                 self._in_flight.discard(attempt)
         self._wake(key)
+
+    def _url(self, key: Key, call: HookCall) -> str:
+        """The call's URL: as written, or read now from its Secret in the service's namespace."""
+        if call.url_secret is None:
+            return call.url
+        if self._secrets is None:
+            raise CredentialError("urlSecretRef: this operator reads no Secrets")
+        return self._secrets.value(key[0], *call.url_secret)
 
     def stop(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

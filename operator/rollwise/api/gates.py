@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from rollwise.api.base import ApiModel, one_of
 from rollwise.api.durations import Duration, parse_duration
+from rollwise.api.secrets import SecretKeyRef
 from rollwise.api.service import PodTemplate
 
 KIND = "MetricGate"
@@ -22,12 +23,47 @@ class GateArg(ApiModel):
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     default: str | None = None
+    # Inside a `=~`/`!~` matcher a value is regex-escaped (it matches itself only) unless the
+    # gate's owner declares the argument a regex: then a team's value may widen the match.
+    regex: bool = False
+
+
+class BasicAuth(ApiModel):
+    """HTTP basic authentication; the password from a Secret."""
+
+    username: str = Field(min_length=1, max_length=256, pattern=r"^[^:\r\n]+$")
+    password_secret_ref: SecretKeyRef
 
 
 class PrometheusProvider(ApiModel):
+    """A PromQL query; credentials from Secrets only (never in `address`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.bearerTokenSecretRef) || !has(self.basicAuth)",
+                    "message": "set at most one of bearerTokenSecretRef, basicAuth",
+                },
+                {
+                    "rule": "!self.address.matches('^https?://[^/]*@')",
+                    "message": "no user or password in address: use basicAuth or "
+                    "bearerTokenSecretRef",
+                },
+            ]
+        }
+    )
     address: str = Field(pattern=r"^https?://[^\s]+$")
     query: str = Field(min_length=1)
     timeout: Duration = "10s"
+    bearer_token_secret_ref: SecretKeyRef | None = None
+    basic_auth: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> PrometheusProvider:
+        if self.bearer_token_secret_ref is not None and self.basic_auth is not None:
+            raise ValueError("set at most one of bearerTokenSecretRef, basicAuth")
+        return self
 
 
 class JobProvider(ApiModel):
@@ -46,16 +82,36 @@ class JobProvider(ApiModel):
 
 
 class WebHeader(ApiModel):
+    """A request header: its value as written, or from a Secret (a token)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.value) != has(self.valueSecretRef)",
+                    "message": "a header sets exactly one of value, valueSecretRef",
+                }
+            ]
+        }
+    )
     name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
-    value: str = Field(max_length=4096, pattern=r"^[^\r\n]*$")
+    value: str | None = Field(default=None, max_length=4096, pattern=r"^[^\r\n]*$")
+    value_secret_ref: SecretKeyRef | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self) -> WebHeader:
+        if (self.value is None) == (self.value_secret_ref is None):
+            raise ValueError("a header sets exactly one of value, valueSecretRef")
+        return self
 
 
 class WebProvider(ApiModel):
     """An HTTP GET or POST answering JSON; `jsonPath` picks the gate value out of it.
 
     Placeholders are substituted in `url` (percent-encoded) and `body` (JSON-string-escaped);
-    headers are sent as written. Which URLs a gate may call is the operator's
-    `--web-gate-allow` setting (namespaced MetricGates: only those; ClusterMetricGates: any).
+    headers are sent as written. Which URLs a gate may call is the operator's outbound policy
+    (namespaced MetricGates: under `--outbound-allow` only; ClusterMetricGates: any but
+    link-local and metadata addresses).
     """
 
     url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)

@@ -12,6 +12,7 @@ from pydantic.config import JsonDict
 
 from rollwise.api.base import ApiModel, one_of
 from rollwise.api.durations import Duration, parse_duration
+from rollwise.api.secrets import NO_METADATA_URL, URL_OR_SECRET, SecretKeyRef, one_of_url
 
 
 class WebhookType(StrEnum):
@@ -45,10 +46,19 @@ def timeout_within_bounds(timeout: str) -> None:
 class Webhook(ApiModel):
     """A lifecycle webhook: an HTTP POST of the rollout's state at one moment of the rollout."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [TIMEOUT_BOUNDS]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [TIMEOUT_BOUNDS, URL_OR_SECRET, NO_METADATA_URL]
+        }
+    )
     name: str = Field(min_length=1, max_length=63, pattern=HOOK_NAME)
     type: WebhookType
-    url: str = Field(max_length=2048, pattern=HOOK_URL)
+    url: str | None = Field(default=None, max_length=2048, pattern=HOOK_URL)
+    url_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="The URL from a Secret in the service's namespace (a URL holding a token, "
+        "as chat webhooks do, belongs there); exactly one of url, urlSecretRef.",
+    )
     timeout: Duration = "10s"
     max_attempts: int = Field(
         default=3,
@@ -62,6 +72,7 @@ class Webhook(ApiModel):
     @model_validator(mode="after")
     def _bounded_timeout(self) -> Webhook:
         timeout_within_bounds(self.timeout)
+        one_of_url(self.url, self.url_secret_ref, f"webhook {self.name}")
         return self
 
     @property
@@ -125,7 +136,15 @@ def template_placeholders(template: str) -> list[str]:
 class WebhookReceiver(ApiModel):
     """A generic HTTP receiver: the JSON payload, or `template` with `{{field}}` replaced."""
 
-    url: str = Field(max_length=2048, pattern=HOOK_URL)
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [URL_OR_SECRET, NO_METADATA_URL]}
+    )
+    url: str | None = Field(default=None, max_length=2048, pattern=HOOK_URL)
+    url_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="The URL from a Secret in the service's namespace (a URL holding a token, "
+        "as chat webhooks do, belongs there); exactly one of url, urlSecretRef.",
+    )
     template: str | None = Field(
         default=None,
         max_length=4096,
@@ -135,6 +154,7 @@ class WebhookReceiver(ApiModel):
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> WebhookReceiver:
+        one_of_url(self.url, self.url_secret_ref, "a webhook receiver")
         for name in template_placeholders(self.template or ""):
             if name not in TEMPLATE_FIELDS:
                 raise ValueError(
@@ -147,8 +167,21 @@ class WebhookReceiver(ApiModel):
 class SlackReceiver(ApiModel):
     """A Slack incoming webhook (or anything Slack-compatible): `{"text": ..., "channel"?}`."""
 
-    url: str = Field(max_length=2048, pattern=HOOK_URL)
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [URL_OR_SECRET, NO_METADATA_URL]}
+    )
+    url: str | None = Field(default=None, max_length=2048, pattern=HOOK_URL)
+    url_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="The URL from a Secret in the service's namespace (a URL holding a token, "
+        "as chat webhooks do, belongs there); exactly one of url, urlSecretRef.",
+    )
     channel: str | None = Field(default=None, max_length=80)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> SlackReceiver:
+        one_of_url(self.url, self.url_secret_ref, "a slack receiver")
+        return self
 
 
 ONE_RECEIVER = one_of("a receiver", "webhook", "slack")
@@ -178,10 +211,16 @@ class NotificationReceiver(ApiModel):
         return self
 
     @property
-    def url(self) -> str:
+    def url(self) -> str | None:
         target = self.webhook or self.slack
         assert target is not None
         return target.url
+
+    @property
+    def url_secret_ref(self) -> SecretKeyRef | None:
+        target = self.webhook or self.slack
+        assert target is not None
+        return target.url_secret_ref
 
 
 class Notifications(ApiModel):

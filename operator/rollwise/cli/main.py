@@ -31,14 +31,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=int, default=8081, help="0 disables /healthz")
     run.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
     env_allow = [e for e in os.environ.get("ROLLWISE_WEB_GATE_ALLOW", "").split(",") if e]
+    env_allow += [e for e in os.environ.get("ROLLWISE_OUTBOUND_ALLOW", "").split(",") if e]
     run.add_argument(
+        "--outbound-allow",
         "--web-gate-allow",
+        dest="web_gate_allow",
         action="append",
         default=env_allow,
         metavar="URL_PREFIX",
-        help="a URL prefix (scheme://host[:port]/path, host may start with '*.') that web "
-        "gates of namespaced MetricGates may call; repeatable or comma-separated. "
-        "ClusterMetricGates may call any URL; without this, namespaced web gates are refused",
+        help="a URL prefix (scheme://host[:port]/path; host may start with '*.', port may be "
+        "'*') that team-written URLs may call: namespaced MetricGates (web and Prometheus) and "
+        "ProgressiveServices' webhooks and notifications; repeatable or comma-separated. "
+        "ClusterMetricGates may call any URL but link-local and metadata addresses",
+    )
+    run.add_argument(
+        "--outbound-allow-loopback",
+        action="store_true",
+        default=os.environ.get("ROLLWISE_OUTBOUND_ALLOW_LOOPBACK", "") == "1",
+        help="allow calls to loopback addresses (127.0.0.0/8, ::1): for local runs and tests",
     )
     fleet = run.add_argument_group("fleet hub (FleetRollouts across member clusters)")
     fleet.add_argument(

@@ -36,6 +36,7 @@ from rollwise.api import GROUP, VERSION
 from rollwise.api import gates as gate_api
 from rollwise.api import service as service_api
 from rollwise.api import train as train_api
+from rollwise.controller.gate_events import warn_if_invalid_gate
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
 from rollwise.controller.service_memory import GateRefKey, ServiceMemories
 from rollwise.controller.settings import OWNED_RESOURCES
@@ -235,6 +236,7 @@ async def adopted_deployment_event(event: Mapping[str, Any], memo: Any, **_: Any
 async def metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
     """A MetricGate changed: every service of its namespace that refers to it."""
     _cache_event(memo, gate_api.PLURAL, event)
+    warn_if_invalid_gate(event)
     runtime = _runtime(memo)
     metadata = (event.get("object") or {}).get("metadata") or {}
     for key in runtime.memory.gate_users(
@@ -247,6 +249,7 @@ async def metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> No
 async def cluster_metric_gate_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
     """A ClusterMetricGate changed: every service, in any namespace, that refers to it."""
     _cache_event(memo, gate_api.CLUSTER_PLURAL, event)
+    warn_if_invalid_gate(event)
     runtime = _runtime(memo)
     metadata = (event.get("object") or {}).get("metadata") or {}
     for key in runtime.memory.gate_users(str(metadata.get("name")), cluster=True):

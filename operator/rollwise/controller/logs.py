@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from rollwise.adapters.credentials import SEEN
+
 # Log records carry the object under this key, as Kopf's own object loggers do (`extra=` cannot
 # use "name": that is the logger's name on every LogRecord).
 REF_KEY = "k8s_ref"
@@ -42,7 +44,8 @@ class JsonFormatter(logging.Formatter):
         out.update(_object_of(record))
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        # No credential in a log line, whoever logged it (Kopf, urllib3, an exception's text).
+        return SEEN.scrub(json.dumps(out, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -57,7 +60,7 @@ class TextFormatter(logging.Formatter):
             where = f"[{obj.get('namespace', '')}/{obj['name']}"
             where += f"@{obj['revision']}]" if obj.get("revision") else "]"
             record = logging.makeLogRecord({**record.__dict__, "msg": f"{where} {record.msg}"})
-        return super().format(record)
+        return SEEN.scrub(super().format(record))
 
 
 # Per-event and per-probe chatter: shown with --log-level debug only.

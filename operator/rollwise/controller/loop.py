@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -85,19 +86,42 @@ class FailureCounts:
 
 
 class Backoff:
-    """The delay after a failed pass: `initial_s * 2**(failures - 1)`, at most `max_s`."""
+    """The delay after a failed pass: `initial_s * 2**(failures - 1)`, at most `max_s`.
 
-    def __init__(self, initial_s: float, max_s: float, failures: Failures | None = None) -> None:
+    A failed pass that ran before the key's backoff was due (a watch event woke it) is no
+    further step: events never push a blocked object's backoff toward the cap (the issue: 234 s
+    to recover from a 30 s block of status writes)."""
+
+    def __init__(
+        self,
+        initial_s: float,
+        max_s: float,
+        failures: Failures | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.initial_s = initial_s
         self.max_s = max_s
         self.failures: Failures = failures if failures is not None else FailureCounts()
+        self._clock = clock
+        self._due: dict[Key, float] = {}
+        self._lock = threading.Lock()
 
     def failed(self, key: Key) -> float:
+        now = self._clock()
+        with self._lock:
+            due = self._due.get(key)
+            if due is not None and now < due:
+                return due - now
         failures = self.failures.count_failure(key)
-        return float(min(self.max_s, self.initial_s * 2 ** (failures - 1)))
+        delay = float(min(self.max_s, self.initial_s * 2 ** (failures - 1)))
+        with self._lock:
+            self._due[key] = now + delay
+        return delay
 
     def succeeded(self, key: Key) -> None:
         self.failures.clear_failures(key)
+        with self._lock:
+            self._due.pop(key, None)
 
 
 def read_lenient(

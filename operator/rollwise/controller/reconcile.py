@@ -31,7 +31,7 @@ from rollwise.adapters.workload import read_workload
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import ServiceSpec
 from rollwise.api.service_status import HISTORY_LIMIT, ServiceStatus
-from rollwise.controller import logs
+from rollwise.controller import logs, status_failures
 from rollwise.controller.loop import Backoff, KindLoop, RetryLater, checkpoint, read_lenient
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.controller.service_memory import ServiceMemories
@@ -172,6 +172,10 @@ class Reconciler(KindLoop):
             key, ref, resource_version, raw_status, status, generation, self._clock(), context
         )
         now = p.now
+        near_limit = status_failures.spec_size_warning(obj)
+        if near_limit is not None:  # before status writes start failing: what to shrink
+            record = EventRecord("SpecNearSizeLimit", near_limit, warning=True)
+            self.post_events(self.kube.post_event, ref, [record], now, context)
 
         try:
             spec = ServiceSpec.model_validate(obj.get("spec") or {})
@@ -228,7 +232,7 @@ class Reconciler(KindLoop):
         try:
             self.kube.patch_status(ref, resource_version, raw_status, plan.status)
         except AdapterError as err:
-            log.warning("status patch failed: %s", err, extra=context)
+            status_failures.report(self.kube, self.metrics.registry, ref, err, now, context)
             raise RetryLater from err
         if self.hooks is not None:
             # Only now, with every call recorded in status: a crash before this line re-sends
@@ -344,7 +348,9 @@ class Reconciler(KindLoop):
         try:
             self.kube.patch_status(p.ref, p.resource_version, p.raw_status, new)
         except AdapterError as patch_err:
-            log.warning("status patch failed: %s", patch_err, extra=context)
+            status_failures.report(
+                self.kube, self.metrics.registry, p.ref, patch_err, p.now, context
+            )
             raise RetryLater from patch_err
         record = EventRecord(Reason.INVALID_SPEC, message, warning=True)
         self.post_events(self.kube.post_event, p.ref, [record], p.now, context)
@@ -366,7 +372,9 @@ class Reconciler(KindLoop):
         try:
             self.kube.patch_status(p.ref, p.resource_version, p.raw_status, new)
         except AdapterError as patch_err:
-            log.warning("status patch failed: %s", patch_err, extra=context)
+            status_failures.report(
+                self.kube, self.metrics.registry, p.ref, patch_err, p.now, context
+            )
         record = EventRecord(Reason.APPLY_FAILED, message, warning=True)
         self.post_events(self.kube.post_event, p.ref, [record], p.now, context)
 

@@ -22,11 +22,12 @@ import kopf
 from kubernetes.client import ApiClient
 
 from rollwise.adapters.cache import ObjectCache, ServiceBodies, prime
+from rollwise.adapters.credentials import SecretReader
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import USER_AGENT, KubeApi, connect
 from rollwise.adapters.kubernetes import KubernetesAdapter
 from rollwise.adapters.providers.registry import MetricProviders
-from rollwise.adapters.providers.web import WebGateAllowList, WebProvider
+from rollwise.adapters.providers.web import WebProvider
 from rollwise.adapters.webhooks import HookMetrics, HookSender
 from rollwise.controller import handlers, logs, readiness
 from rollwise.controller.fencing import (
@@ -79,18 +80,30 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
     kube = KubernetesAdapter(fenced, cache=cache, bodies=bodies)
     metrics.queue_depth.set_function(lambda: len(queue))
     memory = ServiceMemories(queue=queue, bodies=bodies, events=kube.events, metrics=metrics)
+    policy = settings.outbound_policy()
+    # Credentials from secretRefs: read by name in the namespace of the object naming them (a
+    # ClusterMetricGate's in the operator's own), scrubbed from every text shown.
+    secrets = SecretReader(fenced, own_namespace=settings.election_namespace)
     reconciler = Reconciler(
         kube,
         MetricProviders.default(
             settings.workers,
-            WebProvider(WebGateAllowList(settings.web_gate_allow), pool_size=settings.workers),
+            WebProvider(policy, pool_size=settings.workers, secrets=secrets),
+            policy=policy,
+            secrets=secrets,
         ),
         metrics,
         backoff_initial_s=settings.backoff_initial_s,
         backoff_max_s=settings.backoff_max_s,
         fresh_observe_s=settings.fresh_observe_s,
         memory=memory,
-        hooks=HookSender(wake=queue.add, leads=leads, metrics=HookMetrics(metrics.registry)),
+        hooks=HookSender(
+            wake=queue.add,
+            leads=leads,
+            metrics=HookMetrics(metrics.registry),
+            policy=policy,
+            secrets=secrets,
+        ),
     )
     reconcile = (
         reconciler.reconcile if elector is None else only_when_leading(reconciler.reconcile, leads)

@@ -18,7 +18,7 @@ import kopf
 from kopf._core.engines.peering import Identity
 
 from rollwise.adapters.cache import OWNED, OWNED_SELECTOR
-from rollwise.adapters.providers.web import WebGateAllowList
+from rollwise.adapters.outbound import OutboundPolicy
 from rollwise.core import naming
 
 # Owned objects are watched through a server-side label selector: the API server sends only
@@ -66,6 +66,9 @@ class OperatorSettings:
     # URL prefixes a namespaced MetricGate's web provider may call (adapters/web.py); a
     # ClusterMetricGate may call any URL. Empty: namespaced web gates are refused.
     web_gate_allow: tuple[str, ...] = ()
+    # The one outbound policy (adapters/outbound.py): web_gate_allow is its allow-list for every
+    # team-written URL; loopback only when this is set (local runs, the test harness).
+    outbound_allow_loopback: bool = False
 
     def __post_init__(self) -> None:
         if self.clusterwide == bool(self.namespaces):
@@ -75,7 +78,7 @@ class OperatorSettings:
         for port in (self.metrics_port, self.health_port):
             if not 0 <= port <= 65535:
                 raise ValueError(f"port {port} is not in 0..65535")
-        WebGateAllowList(self.web_gate_allow)  # raises ValueError naming a bad entry
+        self.outbound_policy()  # raises ValueError naming a bad allow-list entry
         if self.leader_elect:
             check_election_timing(self.lease_duration_s, self.renew_deadline_s, self.retry_period_s)
             if not self.election_namespace:
@@ -110,7 +113,12 @@ class OperatorSettings:
                 for entry in str(given).split(",")
                 if entry.strip()
             ),
+            outbound_allow_loopback=bool(getattr(args, "outbound_allow_loopback", False)),
         )
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """The policy for every URL the operator calls."""
+        return OutboundPolicy(self.web_gate_allow, allow_loopback=self.outbound_allow_loopback)
 
     @property
     def election_namespace(self) -> str:

@@ -123,6 +123,9 @@ def due_gates(
                     address=provider.prometheus.address,
                     query=gatelib.resolve_query(ref.name, gspec, ref, context),
                     timeout_s=parse_duration(provider.prometheus.timeout),
+                    cluster=ref.cluster,  # the outbound policy: whose address this is
+                    namespace=observed.namespace,
+                    auth=gatelib.prometheus_auth(provider.prometheus),
                 )
             else:  # pragma: no cover - the provider is a closed one-of
                 continue

@@ -12,17 +12,16 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from rollwise.api.durations import parse_duration
-from rollwise.api.gates import Comparison, JobProvider, MetricGateSpec
+from rollwise.api.gates import Comparison, JobProvider, MetricGateSpec, PrometheusProvider
 from rollwise.api.service import GateRef, PodTemplate
 from rollwise.api.service_status import GateResult, Verdict
+from rollwise.core import promql
 from rollwise.core.comparison import ComparisonOutcome, judge
-from rollwise.core.model import MetricSample, WebRequest
+from rollwise.core.model import GateAuth, MetricSample, WebRequest
 from rollwise.core.reasons import Reason
+from rollwise.core.redaction import describe_url
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
-# A value that could close the label matcher's string, start another matcher or a new line is
-# rejected outright rather than escaped: a gate must never be widened by an argument.
-_FORBIDDEN = re.compile(r'["\'`{}\n\r\t\x00-\x1f]')
 _MAX_VALUE = 253
 
 
@@ -30,8 +29,13 @@ class GateConfigError(ValueError):
     """The gate or the reference to it cannot produce a query; says what to fix."""
 
 
+# An InfluxQL value that could close its string literal, start another clause or a new line is
+# refused outright rather than escaped. (PromQL values are typed by core/promql instead.)
+_FORBIDDEN = re.compile(r'["\'`{}\n\r\t\x00-\x1f]')
+
+
 def escape_label_value(value: str) -> str:
-    """Escape a value for use inside a double-quoted PromQL label matcher."""
+    """Escape a value for use inside a quoted InfluxQL string."""
     return value.replace("\\", "\\\\")
 
 
@@ -125,8 +129,7 @@ def resolve_query(
     if spec.comparison is not None:
         return resolve_comparison(gate_name, spec, ref, context)[0]
     if provider.prometheus is not None:
-        values = _values(gate_name, spec, ref, context, _checked)
-        return _substitute(gate_name, provider.prometheus.query, values)
+        return render_promql(gate_name, spec, ref, context)
     if provider.influxdb is not None:
         values = _values(gate_name, spec, ref, context, _checked)
         return _substitute(gate_name, provider.influxdb.query, values)
@@ -137,6 +140,28 @@ def resolve_query(
         return describe_web(resolve_web(gate_name, spec, ref, context))
     resolve_job_template(gate_name, spec, ref, context)  # reports a bad argument now
     return "Job"
+
+
+def render_promql(
+    gate_name: str, spec: MetricGateSpec, ref: GateRef, context: dict[str, str]
+) -> str:
+    """A Prometheus gate's query: each value typed by where its placeholder stands (a label
+    value, a regex, a duration, a number) and rendered as one, never spliced in as text."""
+    prometheus = spec.provider.prometheus
+    if prometheus is None:
+        raise GateConfigError(f"gate {gate_name}: not a prometheus gate")
+    values = _values(gate_name, spec, ref, context, lambda _gate, _arg, value: value)
+    regex_args = frozenset(a.name for a in spec.args if a.regex)
+    try:
+        return promql.render(prometheus.query, values, regex_args)
+    except promql.TemplateError as err:
+        raise GateConfigError(f"gate {gate_name}: query template refused: {err}") from None
+    except promql.ArgumentError as err:
+        raise GateConfigError(f"gate {gate_name}: {err}") from None
+    except KeyError as err:
+        raise GateConfigError(
+            f"gate {gate_name}: unknown placeholder {{{{{err.args[0]}}}}}"
+        ) from None
 
 
 def resolve_comparison(
@@ -152,11 +177,11 @@ def resolve_comparison(
             f"gate {gate_name}: a comparison gate's query must select the revision measured "
             'with {{revision}}, e.g. revision="{{revision}}"'
         )
-    queries = []
-    for side in ("canary.revision", "stable.revision"):
-        values = _values(gate_name, spec, ref, context | {"revision": context[side]}, _checked)
-        queries.append(_substitute(gate_name, prometheus.query, values))
-    return queries[0], queries[1]
+    canary, stable = (
+        render_promql(gate_name, spec, ref, context | {"revision": context[side]})
+        for side in ("canary.revision", "stable.revision")
+    )
+    return canary, stable
 
 
 def _json_string_content(value: str) -> str:
@@ -179,15 +204,35 @@ def resolve_web(
     return WebRequest(
         url=url,
         method=web.method,
-        headers=tuple((h.name, h.value) for h in web.headers),
+        headers=tuple((h.name, h.value) for h in web.headers if h.value is not None),
+        secret_headers=tuple(
+            (h.name, h.value_secret_ref.name, h.value_secret_ref.key)
+            for h in web.headers
+            if h.value_secret_ref is not None
+        ),
         body=body,
         json_path=web.json_path,
     )
 
 
+def prometheus_auth(prometheus: PrometheusProvider) -> GateAuth | None:
+    """The gate's credential as Secret references; None without one."""
+    if prometheus.bearer_token_secret_ref is not None:
+        ref = prometheus.bearer_token_secret_ref
+        return GateAuth(bearer=(ref.name, ref.key))
+    if prometheus.basic_auth is not None:
+        password = prometheus.basic_auth.password_secret_ref
+        return GateAuth(
+            basic_user=prometheus.basic_auth.username,
+            basic_password=(password.name, password.key),
+        )
+    return None
+
+
 def describe_web(request: WebRequest) -> str:
-    """`GET <url> jsonPath <path>`: a web gate's query as status shows it."""
-    return f"{request.method} {request.url} jsonPath {request.json_path}"
+    """`GET <scheme://host:port/…> jsonPath <path>`: a web gate's query as status shows it
+    (never the URL's path or query: they can be a credential)."""
+    return f"{request.method} {describe_url(request.url)} jsonPath {request.json_path}"
 
 
 def resolve_job_template(

@@ -378,7 +378,12 @@ def schedule_calls(p: Pass) -> None:
                 attempt=attempt,
                 name=entry.name,
                 type=entry.type,
-                url=target.url,
+                url=target.url or "",
+                url_secret=(
+                    None
+                    if target.url_secret_ref is None
+                    else (target.url_secret_ref.name, target.url_secret_ref.key)
+                ),
                 body=body,
                 content_type=content_type,
                 timeout_s=parse_duration(target.timeout),

@@ -69,6 +69,17 @@ class WebRequest:
     headers: tuple[tuple[str, str], ...]
     body: str | None
     json_path: str
+    # (header, Secret name, key): values the provider reads when it sends, never the core.
+    secret_headers: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class GateAuth:
+    """A Prometheus gate's credential, as Secret references (read by the provider)."""
+
+    bearer: tuple[str, str] | None = None  # (Secret name, key)
+    basic_user: str | None = None
+    basic_password: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ class GateQuery:
     comparison: RangeQuery | None = None  # a comparison gate: canary and stable sampled
     # Provider parameters besides the query: influxdb's ("db", ...), graphite's ("from", ...).
     params: tuple[tuple[str, str], ...] = ()
+    auth: GateAuth | None = None  # a Prometheus gate's credential from Secrets
 
 
 @dataclass(frozen=True)
@@ -322,11 +334,12 @@ class HookCall:
     attempt: int
     name: str
     type: str  # a WebhookType, or "notification"
-    url: str
+    url: str  # empty when it comes from a Secret: the sender reads it, the core never sees it
     body: str
     content_type: str
     timeout_s: float
     last_attempt: bool  # no retry after this one (confirm* hooks: never true)
+    url_secret: tuple[str, str] | None = None  # (Secret name, key) in the service's namespace
 
 
 @dataclass(frozen=True)

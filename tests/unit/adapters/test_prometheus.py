@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
+from rollwise.adapters.outbound import OutboundPolicy
 from rollwise.adapters.providers.prometheus import (
     PrometheusProvider,
     QueryResultError,
@@ -88,11 +89,11 @@ def test_range_vector_is_refused_with_a_hint() -> None:
 
 
 def test_string_result_is_refused() -> None:
-    with pytest.raises(QueryResultError, match="string 'hello'"):
+    with pytest.raises(QueryResultError, match="a string, not a number"):
         value_of([TS, "hello"])
 
 
-def test_prometheus_error_body_is_unwrapped_from_the_client_exception() -> None:
+def test_only_prometheus_own_error_type_is_taken_from_an_error_answer() -> None:
     body = json.dumps(
         {
             "status": "error",
@@ -103,8 +104,7 @@ def test_prometheus_error_body_is_unwrapped_from_the_client_exception() -> None:
     err = PrometheusApiClientException(f"HTTP Status Code 400 ({body!r})")
 
     assert http_error_message(err) == (
-        'Prometheus answered HTTP 400: bad_data: invalid parameter "query": 1:5: '
-        "parse error: unclosed left parenthesis"
+        "Prometheus answered HTTP 400 (bad_data); its answer is not shown"
     )
 
 
@@ -119,7 +119,13 @@ def gate_query(address: str, query: str = "up", timeout_s: float = 2.0) -> GateQ
         address=address,
         query=query,
         timeout_s=timeout_s,
+        cluster=True,  # a platform gate: any address the policy allows
     )
+
+
+def provider() -> PrometheusProvider:
+    """The provider with loopback allowed, as the test harness runs the operator."""
+    return PrometheusProvider(policy=OutboundPolicy(allow_loopback=True))
 
 
 class CannedPrometheus(HTTPServer):
@@ -171,7 +177,7 @@ def test_measure_returns_the_value_with_the_query_as_sent(prometheus: CannedProm
         {"status": "success", "data": {"resultType": "vector", "result": one_series("0.02")}},
     )
 
-    sample = PrometheusProvider().measure(gate_query(prometheus.address, "sum(x)"), NOW)
+    sample = provider().measure(gate_query(prometheus.address, "sum(x)"), NOW)
 
     assert (sample.key, sample.query, sample.value, sample.error) == (
         "error-rate",
@@ -189,18 +195,18 @@ def test_measure_reports_a_bad_query_with_prometheus_message(prometheus: CannedP
         {"status": "error", "errorType": "bad_data", "error": "parse error: unexpected end"},
     )
 
-    sample = PrometheusProvider().measure(gate_query(prometheus.address, "sum("), NOW)
+    sample = provider().measure(gate_query(prometheus.address, "sum("), NOW)
 
     assert sample.value is None
-    assert sample.error == "Prometheus answered HTTP 400: bad_data: parse error: unexpected end"
+    assert sample.error == "Prometheus answered HTTP 400 (bad_data); its answer is not shown"
 
 
 def test_measure_reports_a_server_error_without_retrying(prometheus: CannedPrometheus) -> None:
     prometheus.answer = (503, {"status": "error", "errorType": "unavailable", "error": "busy"})
 
-    sample = PrometheusProvider().measure(gate_query(prometheus.address), NOW)
+    sample = provider().measure(gate_query(prometheus.address), NOW)
 
-    assert sample.error == "Prometheus answered HTTP 503: unavailable: busy"
+    assert sample.error == "Prometheus answered HTTP 503 (unavailable); its answer is not shown"
     assert len(prometheus.seen) == 1
 
 
@@ -210,7 +216,7 @@ def test_measure_reports_several_series_as_an_error(prometheus: CannedPrometheus
         {"status": "success", "data": {"resultType": "vector", "result": series(2)}},
     )
 
-    sample = PrometheusProvider().measure(gate_query(prometheus.address), NOW)
+    sample = provider().measure(gate_query(prometheus.address), NOW)
 
     assert sample.error == "query returned 2 series; aggregate it to one, e.g. sum(...)"
 
@@ -220,11 +226,11 @@ def test_measure_reports_an_unreachable_prometheus() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
 
-    sample = PrometheusProvider().measure(gate_query(f"http://127.0.0.1:{port}"), NOW)
+    sample = provider().measure(gate_query(f"http://127.0.0.1:{port}"), NOW)
 
     assert sample.value is None
     assert (
-        sample.error == f"Prometheus at http://127.0.0.1:{port} is unreachable: Connection refused"
+        sample.error == f"Prometheus at http://127.0.0.1:{port} is unreachable: connection refused"
     )
 
 
@@ -235,7 +241,7 @@ def test_measure_gives_up_after_the_gate_timeout() -> None:
         address = f"http://127.0.0.1:{listener.getsockname()[1]}"
         started = time.monotonic()
 
-        sample = PrometheusProvider().measure(gate_query(address, timeout_s=0.5), NOW)
+        sample = provider().measure(gate_query(address, timeout_s=0.5), NOW)
 
         elapsed = time.monotonic() - started
     assert sample.error == f"Prometheus at {address} did not answer within 0.5s"
@@ -243,10 +249,10 @@ def test_measure_gives_up_after_the_gate_timeout() -> None:
 
 
 def test_one_client_is_kept_per_address(prometheus: CannedPrometheus) -> None:
-    provider = PrometheusProvider()
+    measured = provider()
     address = prometheus.address
 
-    provider.measure(gate_query(address), NOW)
-    provider.measure(gate_query(address + "/"), NOW)
+    measured.measure(gate_query(address), NOW)
+    measured.measure(gate_query(address + "/"), NOW)
 
-    assert list(provider._clients) == [address]
+    assert list(measured._clients) == [address]

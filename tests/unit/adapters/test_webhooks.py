@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import CollectorRegistry
 
+from rollwise.adapters.outbound import OutboundPolicy
 from rollwise.adapters.webhooks import HookMetrics, HookSender
 from rollwise.api.service_status import DeliveryResult, WebhookStatus
 from rollwise.core.model import HookCall
@@ -54,7 +55,13 @@ def call(url: str, *, attempt: int = 1, id: str = "c" * 64, timeout: float = 2.0
 
 
 def sender(woken: Woken, registry: CollectorRegistry, leads: bool = True) -> HookSender:
-    return HookSender(wake=woken, leads=lambda: leads, metrics=HookMetrics(registry))
+    return HookSender(
+        wake=woken,
+        leads=lambda: leads,
+        metrics=HookMetrics(registry),
+        # As the harness runs the operator: its receivers on 127.0.0.1 allowed explicitly.
+        policy=OutboundPolicy(("http://127.0.0.1:*/",), allow_loopback=True),
+    )
 
 
 def count(registry: CollectorRegistry, outcome: str) -> float:

@@ -77,7 +77,7 @@ def test_web_gate_allow_entries_are_repeatable_and_comma_separated() -> None:
 
 
 def test_a_malformed_web_gate_allow_entry_stops_the_operator_at_start() -> None:
-    with pytest.raises(ValueError, match=r"--web-gate-allow 'slo\.example\.com'"):
+    with pytest.raises(ValueError, match=r"--outbound-allow 'slo\.example\.com'"):
         OperatorSettings.from_args(run_args(web_gate_allow=["slo.example.com"]))
 
 

@@ -38,10 +38,22 @@ class Failing(KindLoop):
         return 7.0
 
 
-def test_failed_passes_back_off_doubling_up_to_the_cap_and_a_success_starts_over() -> None:
-    loop = Failing(AdapterError("X shop/a", "timed out"), Backoff(1.0, 5.0))
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
 
-    delays = [loop.reconcile(KEY) for _ in range(5)]
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failed_passes_back_off_doubling_up_to_the_cap_and_a_success_starts_over() -> None:
+    clock = Clock()
+    loop = Failing(AdapterError("X shop/a", "timed out"), Backoff(1.0, 5.0, clock=clock))
+
+    delays = []
+    for _ in range(5):  # each pass runs when its backoff is due
+        delays.append(loop.reconcile(KEY))
+        clock.now += delays[-1] or 0.0
     loop.error = None
     after_success = loop.reconcile(KEY)
     loop.error = RetryLater()
@@ -49,6 +61,25 @@ def test_failed_passes_back_off_doubling_up_to_the_cap_and_a_success_starts_over
     assert delays == [1.0, 2.0, 4.0, 5.0, 5.0]
     assert after_success == 7.0
     assert loop.reconcile(KEY) == 1.0
+
+
+def test_failing_passes_a_watch_event_runs_early_never_push_the_backoff_toward_the_cap() -> None:
+    """Issue 21: status writes blocked for 30 s took 234 s to recover, watch events having
+    pushed the backoff toward its cap. A pass that fails before its backoff is due is no
+    further step."""
+    clock = Clock()
+    backoff = Backoff(1.0, 300.0, clock=clock)
+    loop = Failing(AdapterError("X shop/a", "refused"), backoff)
+
+    delays = []
+    while clock.now < 30:  # blocked for 30 s, a watch event every 0.5 s runs a failing pass
+        delays.append(loop.reconcile(KEY))
+        clock.now += 0.5
+
+    assert max(d or 0.0 for d in delays) <= 16, (
+        "steps at 0, 1, 3, 7 and 15 s only: 1, 2, 4, 8, 16 s"
+    )
+    assert backoff.failures.count_failure(KEY) == 6, "five failures counted, this is the sixth"
 
 
 def test_an_unexpected_error_is_logged_with_the_object_and_backed_off(
@@ -78,8 +109,13 @@ class FakeKube:
 def test_a_train_whose_reads_fail_backs_off_exponentially_not_every_five_seconds() -> None:
     kube = FakeKube()
     trains = TrainReconciler(kube, None, backoff_initial_s=1.0, backoff_max_s=8.0)  # type: ignore[arg-type]
+    clock = Clock()
+    trains._backoff._clock = clock  # each pass runs when its backoff is due
 
-    delays = [trains.reconcile(("shop", "spring")) for _ in range(5)]
+    delays = []
+    for _ in range(5):
+        delays.append(trains.reconcile(("shop", "spring")))
+        clock.now += delays[-1] or 0.0
 
     assert delays == [1.0, 2.0, 4.0, 8.0, 8.0]
     assert kube.reads == 5

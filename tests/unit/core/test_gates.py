@@ -68,25 +68,29 @@ def test_backslashes_in_arg_values_are_escaped_for_promql() -> None:
 
 
 @pytest.mark.parametrize(
-    "value",
+    ("value", "rendered"),
     [
-        'pay"} or vector(1) or x{a="',
-        "pay'",
-        "pay`",
-        "pay}",
-        "{pay",
-        "pay\nsum(up)",
-        "pay\r",
-        "pay\t",
-        "pay\x00",
-        "x" * 254,
+        ('pay"} or vector(1) or x{a="', 'pay\\"} or vector(1) or x{a=\\"'),
+        ("pay'`}{", "pay'`}{"),
+        ("pay\nsum(up)", "pay\\u000asum(up)"),
+        ("pay\x00", "pay\\u0000"),
     ],
 )
-def test_arg_values_that_could_break_out_of_a_label_matcher_are_rejected(value: str) -> None:
+def test_arg_values_that_could_break_out_of_a_label_matcher_stay_inside_its_string(
+    value: str, rendered: str
+) -> None:
     gate = gate_with('x{svc="{{args.service}}"}', args=[{"name": "service"}])
 
-    with pytest.raises(GateConfigError, match="arg 'service'"):
-        resolve_query("g", gate, GateRef(name="g", args={"service": value}), CONTEXT)
+    query = resolve_query("g", gate, GateRef(name="g", args={"service": value}), CONTEXT)
+
+    assert query == f'x{{svc="{rendered}"}}'
+
+
+def test_overlong_arg_value_is_rejected_naming_it() -> None:
+    gate = gate_with('x{svc="{{args.service}}"}', args=[{"name": "service"}])
+
+    with pytest.raises(GateConfigError, match=r"args\.service"):
+        resolve_query("g", gate, GateRef(name="g", args={"service": "x" * 254}), CONTEXT)
 
 
 def test_arg_not_declared_by_the_gate_is_rejected_naming_it() -> None:
@@ -273,9 +277,7 @@ def test_gate_args_reach_the_query_that_is_measured() -> None:
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
-        ({"service": 'x"} or vector(1) or {a="'}, "contains a quote"),
-        ({"service": "x{y}"}, "contains a quote, brace"),
-        ({"service": "x\ny"}, "control character"),
+        ({"service": "x" * 254}, "over 253 characters"),
         ({}, "has no value"),
         ({"service": "x", "region": "eu"}, "not declared"),
     ],

@@ -7,6 +7,8 @@ an error (Prometheus unreachable, a timeout, a bad query, several series).
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
 import json
 import logging
 import re
@@ -18,10 +20,17 @@ import requests
 import urllib3.exceptions
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from rollwise.adapters.credentials import CredentialError, SecretReader
+from rollwise.adapters.outbound import (
+    GuardedAdapter,
+    OutboundPolicy,
+    OutboundRefused,
+    connection_failure,
+)
 from rollwise.core.model import GateQuery, MetricSample
+from rollwise.core.redaction import describe_url
 
 log = logging.getLogger("rollwise.adapters.prometheus")
 
@@ -41,11 +50,9 @@ def value_of(result: Any) -> float | None:
         try:
             return float(result[1])
         except (TypeError, ValueError):
-            raise QueryResultError(
-                f"query returned the string {str(result[1])[:80]!r}, not a number"
-            ) from None
+            raise QueryResultError("query returned a string, not a number") from None
     if not isinstance(result, list):
-        raise QueryResultError(f"unexpected query result {str(result)[:120]}")
+        raise QueryResultError(f"unexpected query result (a {type(result).__name__})")
     if not result:
         return None
     if any(isinstance(s, dict) and "values" in s for s in result):
@@ -60,26 +67,33 @@ def value_of(result: Any) -> float | None:
     try:
         return float(series["value"][1])
     except (KeyError, IndexError, TypeError, ValueError):
-        raise QueryResultError(f"unexpected series in query result: {str(series)[:120]}") from None
+        raise QueryResultError("unexpected series in query result: no value in it") from None
 
 
 _STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
 
 
+# Prometheus' own errorType values: a fixed vocabulary, safe to show. Nothing else of an answer
+# is ever shown (the address may be something else answering anything).
+_ERROR_TYPES = {"bad_data", "execution", "timeout", "canceled", "internal", "unavailable",
+                "not_found", "not_acceptable"}  # fmt: skip
+
+
 def http_error_message(err: PrometheusApiClientException) -> str:
-    """Prometheus's own message from the client's "HTTP Status Code N (b'{...}')" exception."""
-    text = str(err)
-    match = _STATUS.match(text)
+    """A status code and a fixed text from the client's "HTTP Status Code N (b'{...}')"
+    exception; Prometheus' errorType when it is one of its own, never the answer's text."""
+    match = _STATUS.match(str(err))
     if not match:
-        return text[:500]
+        return "Prometheus answered an error; the answer is not shown"
     code, raw = match.groups()
+    kind = ""
     try:
-        body = ast.literal_eval(raw)
-        payload = json.loads(body)
-        detail = f"{payload.get('errorType', 'error')}: {payload.get('error', '')}"
+        payload = json.loads(ast.literal_eval(raw))
+        if isinstance(payload, dict) and payload.get("errorType") in _ERROR_TYPES:
+            kind = f" ({payload['errorType']})"
     except (ValueError, SyntaxError, AttributeError, TypeError):
-        detail = raw[:300]
-    return f"Prometheus answered HTTP {code}: {detail}"[:500]
+        pass
+    return f"Prometheus answered HTTP {code}{kind}; its answer is not shown"
 
 
 def _timed_out(err: requests.RequestException) -> bool:
@@ -95,13 +109,10 @@ def _timed_out(err: requests.RequestException) -> bool:
 
 
 def _unreachable(address: str, err: requests.RequestException, timeout: float) -> str:
+    shown = describe_url(address)
     if _timed_out(err):
-        return f"Prometheus at {address} did not answer within {timeout:g}s"
-    reason = str(err)
-    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", reason)
-    if errno:
-        reason = errno.group(1)
-    return f"Prometheus at {address} is unreachable: {reason}"[:500]
+        return f"Prometheus at {shown} did not answer within {timeout:g}s"
+    return f"Prometheus at {shown} is unreachable: {connection_failure(err)}"
 
 
 class PrometheusProvider:
@@ -111,41 +122,86 @@ class PrometheusProvider:
     against consecutiveErrorLimit by the core. The HTTP pool is sized for the worker threads.
     """
 
-    def __init__(self, pool_size: int = 8) -> None:
+    def __init__(
+        self,
+        pool_size: int = 8,
+        policy: OutboundPolicy | None = None,
+        secrets: SecretReader | None = None,
+    ) -> None:
         self._pool_size = max(1, pool_size)
+        self.policy = policy or OutboundPolicy()
+        self.secrets = secrets
         self._clients: dict[str, PrometheusConnect] = {}
         self._lock = threading.Lock()
 
-    def _client(self, address: str) -> PrometheusConnect:
+    def _auth_headers(self, query: GateQuery) -> dict[str, str]:
+        """The Authorization header from the gate's Secret, read now; {} without one."""
+        auth = query.auth
+        if auth is None:
+            return {}
+        if self.secrets is None:
+            raise CredentialError("a secretRef: this operator reads no Secrets")
+        namespace = self.secrets.namespace_for(query.cluster, query.namespace)
+        if auth.bearer is not None:
+            return {"Authorization": f"Bearer {self.secrets.value(namespace, *auth.bearer)}"}
+        if auth.basic_password is not None:
+            password = self.secrets.value(namespace, *auth.basic_password)
+            pair = base64.b64encode(f"{auth.basic_user}:{password}".encode()).decode()
+            return {"Authorization": f"Basic {pair}"}
+        return {}
+
+    def _client(self, address: str, headers: dict[str, str] | None = None) -> PrometheusConnect:
+        # One client per address and credential (a digest of it: no credential as a key).
+        key = address
+        if headers:
+            digest = hashlib.sha256(repr(sorted(headers.items())).encode()).hexdigest()[:16]
+            key = f"{address}#{digest}"
         with self._lock:
-            client = self._clients.get(address)
+            client = self._clients.get(key)
             if client is None:
-                session = requests.Session()
+                # The outbound policy's session: no proxy, no redirect, every peer checked.
+                session = self.policy.session()
                 no_retry = Retry(total=0, connect=0, read=0, redirect=0, status=0)
-                client = PrometheusConnect(url=address, session=session, retry=no_retry)
+                client = PrometheusConnect(
+                    url=address, session=session, retry=no_retry, headers=dict(headers or {})
+                )
                 # PrometheusConnect mounts a default-sized adapter for its URL: replace it with
-                # one pooled for the workers, still without retries.
+                # one pooled for the workers, still without retries, still guarded.
                 session.mount(
                     address,
-                    HTTPAdapter(
-                        pool_connections=1, pool_maxsize=self._pool_size, max_retries=no_retry
+                    GuardedAdapter(
+                        self.policy.address_refusal,
+                        pool_connections=1,
+                        pool_maxsize=self._pool_size,
+                        max_retries=no_retry,
                     ),
                 )
-                self._clients[address] = client
+                self._clients[key] = client
             return client
 
     def measure(self, query: GateQuery, now: datetime) -> MetricSample:
-        address = query.address.rstrip("/")
-
         def sample(value: float | None = None, error: str | None = None) -> MetricSample:
             return MetricSample(
                 key=query.key, query=query.query, measured_at=now, value=value, error=error
             )
 
+        owner = "ClusterMetricGate " if query.cluster else f"MetricGate {query.namespace}/"
+        try:
+            normal = self.policy.check(
+                query.address, platform=query.cluster, what=owner + query.gate
+            )
+        except OutboundRefused as err:
+            return sample(error=str(err))
+        address = normal.url.rstrip("/")
+        try:
+            headers = self._auth_headers(query)
+        except CredentialError as err:
+            return sample(error=f"{owner}{query.gate}: {err}")
+
         # requests takes float seconds; the client's annotation says int.
         timeout: Any = query.timeout_s
         try:
-            result = self._client(address).custom_query(
+            result = self._client(address, headers).custom_query(
                 query.query, params={"timeout": f"{query.timeout_s:g}s"}, timeout=timeout
             )
             return sample(value=value_of(result))
@@ -155,8 +211,11 @@ class PrometheusProvider:
             return sample(error=http_error_message(err))
         except requests.RequestException as err:
             return sample(error=_unreachable(address, err, query.timeout_s))
-        except (ValueError, KeyError, TypeError) as err:  # a body that is not Prometheus JSON
-            return sample(error=f"Prometheus at {address} answered something else: {err}"[:500])
+        except (ValueError, KeyError, TypeError):  # a body that is not Prometheus JSON
+            return sample(
+                error=f"Prometheus at {describe_url(address)} answered something that is not "
+                "a Prometheus query result"
+            )
         except Exception as err:  # never raise into the reconcile loop, but say what it was
-            log.exception("unexpected error measuring gate %s", query.gate)
-            return sample(error=f"unexpected {type(err).__name__}: {err}"[:500])
+            log.error("unexpected %s measuring gate %s", type(err).__name__, query.gate)
+            return sample(error=f"unexpected {type(err).__name__} measuring the gate")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import assert_never
 
+from rollwise.adapters.credentials import SecretReader
+from rollwise.adapters.outbound import OutboundPolicy
 from rollwise.adapters.providers.comparison import ComparisonProvider
 from rollwise.adapters.providers.graphite import GraphiteProvider
 from rollwise.adapters.providers.influxdb import InfluxDBProvider
@@ -40,10 +42,16 @@ class MetricProviders:
         self.graphite = graphite or GraphiteProvider()
 
     @classmethod
-    def default(cls, pool_size: int, web: WebProvider | None = None) -> MetricProviders:
+    def default(
+        cls,
+        pool_size: int,
+        web: WebProvider | None = None,
+        policy: OutboundPolicy | None = None,
+        secrets: SecretReader | None = None,
+    ) -> MetricProviders:
         return cls(
-            PrometheusProvider(pool_size=pool_size),
-            web or WebProvider(pool_size=pool_size),
+            PrometheusProvider(pool_size=pool_size, policy=policy, secrets=secrets),
+            web or WebProvider(policy, pool_size=pool_size),
             ComparisonProvider(pool_size=pool_size),
             InfluxDBProvider(pool_size=pool_size),
             GraphiteProvider(pool_size=pool_size),

@@ -6,12 +6,12 @@
 - a URL the allow-list refuses, a connection error, a timeout, an HTTP status outside 2xx, a
   redirect, a body that is not JSON, a path matching several values: an error (Error).
 
-SSRF: web gate URLs come only from MetricGates and ClusterMetricGates, never from a
-ProgressiveService. A ClusterMetricGate is platform-owned and may call any URL; a namespaced
-MetricGate is written by whoever administers its namespace, so its URLs must match the
-operator's `--web-gate-allow` list (empty by default: namespaced web gates are refused).
-Redirects are never followed (a redirect could leave the allowed prefix), proxies from the
-environment are not used, and a body is read up to 1 MiB.
+SSRF: every URL goes through the one outbound policy (adapters/outbound.py): normalised,
+resolved, link-local and metadata addresses refused; a namespaced MetricGate (a team's) only
+under the operator's outbound allow-list, a ClusterMetricGate (the platform's) anywhere else.
+Redirects are never followed, proxies from the environment are not used, a body is read up to
+1 MiB, and no part of an answer is ever copied into status or Events: a status code and a
+fixed text.
 """
 
 from __future__ import annotations
@@ -20,97 +20,28 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from jsonpath_ng.ext import parse as parse_json_path
-from requests.adapters import HTTPAdapter
 
+from rollwise.adapters.credentials import CredentialError, SecretReader
+from rollwise.adapters.outbound import (
+    NormalURL,
+    OutboundPolicy,
+    OutboundRefused,
+    connection_failure,
+)
 from rollwise.core.model import GateQuery, MetricSample
 
 log = logging.getLogger("rollwise.adapters.web")
 
 MAX_BODY_BYTES = 1024 * 1024
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class WebGateError(ValueError):
     """A web gate measurement that cannot give a value; the message says what to fix."""
-
-
-@dataclass(frozen=True)
-class AllowedPrefix:
-    """One `--web-gate-allow` entry: scheme, host (`*.` allows subdomains), port, path prefix."""
-
-    scheme: str
-    host: str
-    port: int
-    path: str
-
-    @classmethod
-    def parse(cls, text: str) -> AllowedPrefix:
-        parts = urlsplit(text.strip())
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(
-                f"--web-gate-allow {text!r}: give a URL prefix such as "
-                "https://slo.example.com/api/ or http://*.monitoring.svc:8080/"
-            )
-        if parts.username or parts.password or parts.query or parts.fragment:
-            raise ValueError(
-                f"--web-gate-allow {text!r}: no user, query or fragment in an allowed prefix"
-            )
-        host = parts.hostname.lower()
-        if "*" in host.removeprefix("*."):
-            raise ValueError(f"--web-gate-allow {text!r}: only a leading '*.' wildcard is allowed")
-        return cls(
-            scheme=parts.scheme,
-            host=host,
-            port=parts.port or _DEFAULT_PORTS[parts.scheme],
-            path=parts.path or "/",
-        )
-
-    def allows(self, url: str) -> bool:
-        try:
-            parts = urlsplit(url)
-            port = parts.port or _DEFAULT_PORTS.get(parts.scheme, -1)
-        except ValueError:
-            return False
-        host = (parts.hostname or "").lower()
-        if parts.scheme != self.scheme or port != self.port or parts.username is not None:
-            return False
-        if self.host.startswith("*."):
-            if not host.endswith(self.host[1:]) or host == self.host[2:]:
-                return False
-        elif host != self.host:
-            return False
-        path = parts.path or "/"
-        # A prefix ending in "/" matches below it; one without matches itself and below it.
-        prefix = self.path
-        return path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/")
-
-
-class WebGateAllowList:
-    """Which URLs a web gate may call: every URL for a ClusterMetricGate, only the allowed
-    prefixes for a namespaced MetricGate."""
-
-    def __init__(self, entries: Iterable[str] = ()) -> None:
-        self.entries = tuple(e for e in entries if e.strip())
-        self.prefixes = tuple(AllowedPrefix.parse(e) for e in self.entries)
-
-    def refusal(self, query: GateQuery) -> str | None:
-        """Why this gate may not call its URL; None when it may."""
-        if query.cluster or any(p.allows(query.address) for p in self.prefixes):
-            return None
-        allowed = ", ".join(self.entries) or "none"
-        return (
-            f"MetricGate {query.namespace}/{query.gate}: URL {query.address} is not allowed for "
-            f"namespaced MetricGates (operator setting --web-gate-allow: {allowed}); ask the "
-            "platform team to allow its prefix, or use a ClusterMetricGate"
-        )
 
 
 def number_at(document: Any, json_path: str) -> float | None:
@@ -152,21 +83,23 @@ def _describe_value(document: Any, json_path: str) -> str:
         return f"jsonPath {json_path} matched nothing"
     if not matches or matches == [[]]:
         return f"jsonPath {json_path} matched nothing: no data"
-    shown = json.dumps(matches[0])[:80]
-    return f"jsonPath {json_path} gave {shown}, not a number: no data"
+    kind = "null" if matches[0] is None else type(matches[0]).__name__
+    return f"jsonPath {json_path} matched a {kind} that is not a number: no data"
 
 
 class WebProvider:
     """Web gates over one pooled requests.Session, without retries: the gate's interval is
     the retry, and consecutiveErrorLimit counts the errors."""
 
-    def __init__(self, allow: WebGateAllowList | None = None, pool_size: int = 8) -> None:
-        self.allow = allow or WebGateAllowList()
-        self._session = requests.Session()
-        self._session.trust_env = False  # no proxy from the environment: the URL is the URL
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size), max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+    def __init__(
+        self,
+        policy: OutboundPolicy | None = None,
+        pool_size: int = 8,
+        secrets: SecretReader | None = None,
+    ) -> None:
+        self.policy = policy or OutboundPolicy()
+        self.secrets = secrets
+        self._session = self.policy.session(pool_size=pool_size)
 
     def measure(self, query: GateQuery, now: datetime) -> MetricSample:
         def sample(
@@ -184,28 +117,49 @@ class WebProvider:
         request = query.web
         if request is None:
             return sample(error=f"gate {query.gate}: not a web gate")
-        refused = self.allow.refusal(query)
-        if refused is not None:
-            return sample(error=refused)
+        owner = "ClusterMetricGate " if query.cluster else f"MetricGate {query.namespace}/"
         try:
-            document = self._fetch(query)
+            url = self.policy.check(query.address, platform=query.cluster, what=owner + query.gate)
+        except OutboundRefused as err:
+            return sample(error=str(err))
+        try:
+            secret_headers = self._secret_headers(query)
+        except CredentialError as err:
+            return sample(error=f"{owner}{query.gate}: {err}")
+        try:
+            document = self._fetch(query, url, secret_headers)
             value = number_at(document, request.json_path)
         except WebGateError as err:
             return sample(error=str(err)[:500])
         except Exception as err:  # never raise into the reconcile loop, but say what it was
-            log.exception("unexpected error measuring web gate %s", query.gate)
-            return sample(error=f"unexpected {type(err).__name__}: {err}"[:500])
+            log.error("unexpected %s measuring web gate %s", type(err).__name__, query.gate)
+            return sample(error=f"unexpected {type(err).__name__} measuring the gate")
         if value is None:
             return sample(message=_describe_value(document, request.json_path))
         return sample(value=value)
 
-    def _fetch(self, query: GateQuery) -> Any:
-        """The JSON document the URL answers; WebGateError for every way it does not."""
+    def _secret_headers(self, query: GateQuery) -> dict[str, str]:
+        """Header values from Secrets, read now; CredentialError naming the Secret."""
+        request = query.web
+        if request is None or not request.secret_headers:
+            return {}
+        if self.secrets is None:
+            raise CredentialError("valueSecretRef: this operator reads no Secrets")
+        namespace = self.secrets.namespace_for(query.cluster, query.namespace)
+        return {
+            header: self.secrets.value(namespace, name, key)
+            for header, name, key in request.secret_headers
+        }
+
+    def _fetch(self, query: GateQuery, normal: NormalURL, secret_headers: dict[str, str]) -> Any:
+        """The JSON document the URL answers; WebGateError for every way it does not. Errors
+        name the destination as scheme://host:port/… and never quote the answer."""
         request = query.web
         assert request is not None
-        url = query.address
+        url, shown = normal.url, normal.shown
         headers = {"Accept": "application/json", "User-Agent": "rollwise"}
         headers.update(dict(request.headers))
+        headers.update(secret_headers)
         data = None
         if request.body is not None:
             data = request.body.encode()
@@ -221,31 +175,33 @@ class WebProvider:
                 stream=True,
             )
         except requests.Timeout as err:
-            raise WebGateError(f"{url} did not answer within {query.timeout_s:g}s") from err
+            raise WebGateError(f"{shown} did not answer within {query.timeout_s:g}s") from err
         except requests.RequestException as err:
-            raise WebGateError(f"{url} is unreachable: {_reason(err)}") from err
+            raise WebGateError(f"{shown} is unreachable: {connection_failure(err)}") from err
         with response:
             if 300 <= response.status_code < 400:
                 raise WebGateError(
-                    f"{url} answered HTTP {response.status_code} (redirect to "
-                    f"{response.headers.get('Location', '?')}); web gates follow no redirect: "
-                    "put the final URL in the gate"
+                    f"{shown} answered HTTP {response.status_code} (a redirect); web gates "
+                    "follow no redirect: put the final URL in the gate"
+                )
+            if not 200 <= response.status_code < 300:
+                raise WebGateError(
+                    f"{shown} answered HTTP {response.status_code}; the answer is not shown "
+                    "(it could hold anything): look at the service's own logs"
                 )
             try:
-                body = _read_bounded(response, query.timeout_s)
+                body = _read_bounded(response, query.timeout_s, shown)
             except requests.RequestException as err:
-                raise WebGateError(f"{url}: reading the answer failed: {_reason(err)}") from err
-            if not 200 <= response.status_code < 300:
-                snippet = body[:200].decode(errors="replace").strip()
-                raise WebGateError(f"{url} answered HTTP {response.status_code}: {snippet}")
+                raise WebGateError(
+                    f"{shown}: reading the answer failed: {connection_failure(err)}"
+                ) from err
         try:
             return json.loads(body)
         except ValueError as err:
-            snippet = body[:80].decode(errors="replace").strip()
-            raise WebGateError(f"{url} answered something that is not JSON: {snippet!r}") from err
+            raise WebGateError(f"{shown} answered something that is not JSON") from err
 
 
-def _read_bounded(response: requests.Response, timeout: float) -> bytes:
+def _read_bounded(response: requests.Response, timeout: float, shown: str) -> bytes:
     """The body, at most MAX_BODY_BYTES, within `timeout` in all (requests' own timeout is per
     socket read, so a server dripping a byte at a time would never reach it)."""
     deadline = time.monotonic() + timeout
@@ -253,18 +209,9 @@ def _read_bounded(response: requests.Response, timeout: float) -> bytes:
     size = 0
     for chunk in response.iter_content(chunk_size=65536):
         if time.monotonic() > deadline:
-            raise WebGateError(f"{response.url} did not finish its answer within {timeout:g}s")
+            raise WebGateError(f"{shown} did not finish its answer within {timeout:g}s")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise WebGateError(f"{response.url} answered more than {MAX_BODY_BYTES} bytes")
+            raise WebGateError(f"{shown} answered more than {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _reason(err: requests.RequestException) -> str:
-    text = str(err)
-    for marker in ("[Errno", "Failed to resolve", "Connection refused", "Read timed out"):
-        index = text.find(marker)
-        if index >= 0:
-            return text[index:].split("'))")[0].split('"))')[0][:200]
-    return text[:200]
