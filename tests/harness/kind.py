@@ -43,6 +43,8 @@ CHART = paths.REPO_ROOT / "charts" / "rollwise"
 RELEASE = "rollwise"
 OPERATOR_NAMESPACE = "rollwise-system"
 MONITORING = "monitoring"
+# The example gates' Prometheus address (deploy/examples): the one URL the platform allows teams.
+PROMETHEUS_URL = f"http://prometheus.{MONITORING}:9090"
 # NodePorts inside the node; kind publishes them on free loopback ports of this machine.
 GATEWAY_NODE_PORT = 30080
 PROMETHEUS_NODE_PORT = 30090
@@ -422,7 +424,8 @@ class KindCluster:
     # ------------------------------------------------------------------ the operator
 
     def helm_install(self, image: str, *values: str, upgrade: bool = False) -> None:
-        """The chart as shipped: only the image (and what a test passes) set."""
+        """The chart as shipped: only the image, the platform's outbound allow-list (the
+        example gates' in-cluster Prometheus, docs/security.md) and what a test passes set."""
         repository, tag = image.rsplit(":", 1)
         verb = ["upgrade"] if upgrade else ["install", "--create-namespace"]
         with self.run_.timed(f"kind: helm {verb[0]}"):
@@ -438,6 +441,8 @@ class KindCluster:
                 f"image.tag={tag}",
                 "--set",
                 "image.pullPolicy=Never",
+                "--set",
+                f"outbound.allow={{{PROMETHEUS_URL}/}}",
                 *values,
                 "--wait",
                 "--timeout",
