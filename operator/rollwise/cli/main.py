@@ -16,6 +16,8 @@ def _parser() -> argparse.ArgumentParser:
     crds.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
     crds.add_argument("--check", action="store_true", help="fail if the files are stale")
 
+    sub.add_parser("version", help="print the installed rollwise version")
+
     run = sub.add_parser("run", help="run the operator")
     env_ns = [n for n in os.environ.get("ROLLWISE_NAMESPACES", "").split(",") if n]
     run.add_argument("--namespace", "-n", action="append", default=env_ns, dest="namespaces")
@@ -83,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `rollwise` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "version":
+        from rollwise.cli.version import installed_version
+
+        print(f"rollwise {installed_version()}")
+        return 0
     if args.command == "crds":
         from rollwise.cli import crds
 

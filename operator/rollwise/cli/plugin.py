@@ -6,6 +6,7 @@
     kubectl rollwise promote|abort|retry|pause|resume payment [--wait] [--timeout 120]
     kubectl rollwise train status|promote|abort|retry shop [-o json|yaml]
     kubectl rollwise fleet status|promote|abort NAME     (a FleetRollout, on the hub)
+    kubectl rollwise version [--client]
 
 Requests are written to the `rollwise.dev/request` annotation, never to the spec, so GitOps
 tools see no drift; the operator acts once per request id and acknowledges in status.
@@ -46,6 +47,7 @@ from rollwise.cli.plugin_requests import (
     unacknowledged_request,
 )
 from rollwise.cli.plugin_train import ACTIONS, run_train
+from rollwise.cli.plugin_version import show_version
 from rollwise.core.model import Action
 
 PROG = "kubectl rollwise"
@@ -156,6 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_fleet_commands(
         commands, lambda sub: _add_connection_flags(sub, on_subcommand=True), _seconds
     )
+    version = commands.add_parser(
+        "version",
+        help="the plugin's version, and the operator's when the cluster is reachable",
+        description="the plugin's version (its package metadata) and, unless --client, the "
+        "version, image and readiness of every operator Deployment the cluster shows",
+    )
+    version.add_argument("--client", action="store_true", help="the plugin's version only")
+    _add_connection_flags(version, on_subcommand=True)
     return parser
 
 
@@ -274,8 +284,22 @@ def send_request(
     return EXIT_FAILED
 
 
+def _version(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.client:
+        return show_version(None, out)
+    try:
+        session = open_session(args.kubeconfig, args.context, args.namespace)
+    except PluginError as error:
+        show_version(None, out)
+        err.write(f"operator: unknown ({error})\n")
+        return EXIT_OK
+    return show_version(session, out)
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Dispatch one parsed command line."""
+    if args.command == "version":
+        return _version(args, out, err)
     session = open_session(args.kubeconfig, args.context, args.namespace)
     command: str = args.command
     if command == "fleet":
