@@ -23,6 +23,7 @@ from rollwise.core.model import (
     JobState,
     ReplicaSetState,
 )
+from rollwise.core.one_line import one_line
 
 Manifest = dict[str, Any]
 
@@ -273,7 +274,7 @@ def event_manifest(
             "uid": ref.uid,
         },
         "reason": record.reason,
-        "message": record.message[:EVENT_MESSAGE_LIMIT],
+        "message": one_line(record.message)[:EVENT_MESSAGE_LIMIT],
         "type": "Warning" if record.warning else "Normal",
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,

@@ -92,7 +92,9 @@ SERVICE: dict[str, str] = {
     "Webhook.url": "The http(s) URL the payload is POSTed to; redirects are not followed.",
     "Webhook.timeout": "How long one call may take (100ms to 60s).",
     "Webhook.metadata": "Extra values sent in the payload's metadata.",
-    "Notifications.on": "The transitions to tell: Started, StepStarted, Paused, Promoted, "
+    "Notifications.on": "Deprecated spelling of when: YAML 1.1 (kubectl) reads an unquoted "
+    '`on:` key as true, so it works only quoted ("on":) or in JSON. Use when.',
+    "Notifications.when": "The transitions to tell: Started, StepStarted, Paused, Promoted, "
     "RollingBack, RolledBack, MigrationFailed.",
     "Notifications.receivers": "Where to send them (1-8, names unique).",
     "NotificationReceiver.name": "A name unique among the receivers (a DNS label).",
@@ -123,6 +125,8 @@ SERVICE: dict[str, str] = {
     "(setMirror); 0 when not mirroring.",
     "ServiceStatus.current_step_index": "The index (from 0) of the step in progress; "
     "`kubectl rollwise status` and the Step column show it from 1.",
+    "ServiceStatus.current_step": 'The step in progress as people count it, "2/6" (from 1, '
+    "of all steps), as the Step column and `kubectl rollwise status` show it.",
     "ServiceStatus.step_started_at": "When the current step began.",
     "ServiceStatus.pause_started_at": "When the current pause began.",
     "ServiceStatus.paused_by_request": "true: paused by `kubectl rollwise pause` until resume.",

@@ -13,25 +13,78 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     crds = sub.add_parser("crds", help="write the CRD YAML generated from the API models")
-    crds.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
+    crds.add_argument(
+        "--root",
+        type=Path,
+        default=Path.cwd(),
+        help="repository root (default: the current folder)",
+    )
     crds.add_argument("--check", action="store_true", help="fail if the files are stale")
 
     sub.add_parser("version", help="print the installed rollwise version")
 
-    run = sub.add_parser("run", help="run the operator")
+    run = sub.add_parser(
+        "run",
+        help="run the operator",
+        description="Run the operator: watch ProgressiveServices, ReleaseTrains and MetricGates "
+        "in the given namespaces and roll them out (or, with --fleet-hub, FleetRollouts).",
+    )
     env_ns = [n for n in os.environ.get("ROLLWISE_NAMESPACES", "").split(",") if n]
-    run.add_argument("--namespace", "-n", action="append", default=env_ns, dest="namespaces")
-    run.add_argument("--all-namespaces", "-A", action="store_true")
-    run.add_argument("--workers", type=int, default=int(os.environ.get("ROLLWISE_WORKERS", "8")))
-    run.add_argument("--log-level", default=os.environ.get("ROLLWISE_LOG_LEVEL", "info"))
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=env_ns,
+        dest="namespaces",
+        metavar="NS",
+        help="a namespace to watch; repeatable (env ROLLWISE_NAMESPACES, comma-separated)",
+    )
+    run.add_argument(
+        "--all-namespaces",
+        "-A",
+        action="store_true",
+        help="watch every namespace (needs the cluster-wide RBAC of the chart's default)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("ROLLWISE_WORKERS", "8")),
+        metavar="N",
+        help="services reconciled in parallel (env ROLLWISE_WORKERS; default %(default)s)",
+    )
+    run.add_argument(
+        "--log-level",
+        default=os.environ.get("ROLLWISE_LOG_LEVEL", "info"),
+        metavar="LEVEL",
+        help="debug, info or warning (env ROLLWISE_LOG_LEVEL; default %(default)s)",
+    )
     run.add_argument(
         "--log-format",
         choices=["json", "text"],
         default=os.environ.get("ROLLWISE_LOG_FORMAT", "json"),
+        help="one JSON object per line, or text for people (env ROLLWISE_LOG_FORMAT; "
+        "default %(default)s)",
     )
-    run.add_argument("--metrics-port", type=int, default=8080, help="0 disables /metrics")
-    run.add_argument("--health-port", type=int, default=8081, help="0 disables /healthz")
-    run.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8080,
+        metavar="PORT",
+        help="Prometheus /metrics and /readyz; 0 disables them (default %(default)s)",
+    )
+    run.add_argument(
+        "--health-port",
+        type=int,
+        default=8081,
+        metavar="PORT",
+        help="Kopf's liveness endpoint /healthz; 0 disables it (default %(default)s)",
+    )
+    run.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        metavar="FILE",
+        help="kubeconfig to use (env KUBECONFIG); default: in-cluster, else ~/.kube/config",
+    )
     env_allow = [e for e in os.environ.get("ROLLWISE_WEB_GATE_ALLOW", "").split(",") if e]
     run.add_argument(
         "--web-gate-allow",
@@ -69,15 +122,45 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("ROLLWISE_LEADER_ELECT", "").lower() in ("1", "true", "yes"),
         help="only the holder of a coordination.k8s.io Lease writes; the others stand by warm",
     )
-    elect.add_argument("--leader-elect-lease-name", default="rollwise-leader")
     elect.add_argument(
-        "--leader-elect-namespace", default="", help="default: $POD_NAMESPACE, else the first -n"
+        "--leader-elect-lease-name",
+        default="rollwise-leader",
+        metavar="NAME",
+        help="the coordination.k8s.io Lease (default %(default)s)",
     )
-    elect.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="S")
-    elect.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="S")
-    elect.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="S")
     elect.add_argument(
-        "--leader-elect-identity", default="", help="default: $POD_NAME, else hostname-pid"
+        "--leader-elect-namespace",
+        default="",
+        metavar="NS",
+        help="default: $POD_NAMESPACE, else the first -n",
+    )
+    elect.add_argument(
+        "--leader-elect-lease-duration",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="a standby takes over this long after the leader's last renewal (default %(default)s)",
+    )
+    elect.add_argument(
+        "--leader-elect-renew-deadline",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="the leader stops writing this long after its last renewal; below the lease "
+        "duration (default %(default)s)",
+    )
+    elect.add_argument(
+        "--leader-elect-retry-period",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="how often the leader renews and standbys try (default %(default)s)",
+    )
+    elect.add_argument(
+        "--leader-elect-identity",
+        default="",
+        metavar="ID",
+        help="default: $POD_NAME, else hostname-pid",
     )
     return parser
 

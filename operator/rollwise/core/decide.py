@@ -31,6 +31,7 @@ from rollwise.core.requests import ack_unhandled_request, report_invalid_request
 from rollwise.core.revision import revision_of
 from rollwise.core.rollout import run_rollout
 from rollwise.core.steady import deploy_first_revision, keep_steady
+from rollwise.core.step_label import step_label
 
 _PROGRESSING_PHASES = {
     Phase.PENDING,
@@ -60,6 +61,7 @@ def decide(spec: ServiceSpec, status: ServiceStatus, observed: Observed, now: da
     announce(p, status)
     schedule_calls(p)
     _finish_status(p)
+    p.set(current_step=step_label(p.status.current_step_index, len(p.spec.strategy.canary.steps)))
     return p.plan()
 
 
