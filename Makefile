@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 N ?= 100,500,1000,2000
 
-.PHONY: check-clean help venv tools test test-unit lint crds demo demo-down bench cluster-up cluster-down clean release
+.PHONY: check-clean help venv tools test test-unit lint crds demo demo-down bench cluster-up cluster-down clean release docs
 
 help:
 	@echo "make demo        a real canary and a real rollback on the local control plane"
@@ -43,9 +43,14 @@ lint: venv
 	$(VENV)/bin/mypy tests/harness tests/conftest.py
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/rollwise crds --check
+	$(VENV)/bin/rollwise docs --check
 
 crds: venv
 	$(VENV)/bin/rollwise crds
+	$(VENV)/bin/rollwise docs
+
+docs: venv
+	$(VENV)/bin/rollwise docs
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

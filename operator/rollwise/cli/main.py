@@ -21,6 +21,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     crds.add_argument("--check", action="store_true", help="fail if the files are stale")
 
+    docs = sub.add_parser("docs", help="write the API reference generated from the CRD schemas")
+    docs.add_argument(
+        "--root",
+        type=Path,
+        default=Path.cwd(),
+        help="repository root (default: the current folder)",
+    )
+    docs.add_argument("--check", action="store_true", help="fail if docs/reference/api.md is stale")
+
     sub.add_parser("version", help="print the installed rollwise version")
 
     run = sub.add_parser(
@@ -172,6 +181,16 @@ def main(argv: list[str] | None = None) -> int:
         from rollwise.cli.version import installed_version
 
         print(f"rollwise {installed_version()}")
+        return 0
+    if args.command == "docs":
+        from rollwise.cli import reference
+
+        if args.check:
+            if reference.is_fresh(args.root):
+                return 0
+            print(f"stale: {reference.TARGET} (run `rollwise docs`)", file=sys.stderr)
+            return 1
+        print(f"wrote {reference.write(args.root)}")
         return 0
     if args.command == "crds":
         from rollwise.cli import crds
