@@ -6,6 +6,7 @@
     kubectl rollwise promote|abort|retry|pause|resume payment [--wait] [--timeout 120]
     kubectl rollwise train status|promote|abort|retry shop [-o json|yaml]
     kubectl rollwise fleet status|promote|abort NAME     (a FleetRollout, on the hub)
+    kubectl rollwise convert -f rollout.yaml [-f analysis-templates.yaml]   (from Argo Rollouts)
     kubectl rollwise version [--client]
 
 Requests are written to the `rollwise.dev/request` annotation, never to the spec, so GitOps
@@ -38,6 +39,7 @@ from rollwise.cli.plugin_cluster import (
     username,
     write_request,
 )
+from rollwise.cli.plugin_convert import add_convert_command, run_convert
 from rollwise.cli.plugin_fleet import add_fleet_commands, run_fleet
 from rollwise.cli.plugin_render import render_history, render_status, status_is_current
 from rollwise.cli.plugin_requests import (
@@ -158,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fleet_commands(
         commands, lambda sub: _add_connection_flags(sub, on_subcommand=True), _seconds
     )
+    add_convert_command(commands)
     version = commands.add_parser(
         "version",
         help="the plugin's version, and the operator's when the cluster is reachable",
@@ -300,6 +303,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Dispatch one parsed command line."""
     if args.command == "version":
         return _version(args, out, err)
+    if args.command == "convert":
+        return run_convert(args, out, err)
     session = open_session(args.kubeconfig, args.context, args.namespace)
     command: str = args.command
     if command == "fleet":
