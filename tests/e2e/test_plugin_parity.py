@@ -306,3 +306,27 @@ def test_kubectl_completes_service_names_through_kubectl_complete_rollwise(
 
     assert done.returncode == 0, done.stderr
     assert NAME in done.stdout.splitlines(), done.stdout
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("source", ["routers.yaml", "workload-ref.yaml"])
+def test_converted_argo_rollouts_are_accepted_by_the_api_server(
+    cluster: LocalCluster, crds: None, namespace: str, tmp_path: Path, source: str
+) -> None:
+    converted = run_plugin(
+        cluster,
+        "convert",
+        "-f",
+        str(REPO_ROOT / "tests" / "unit" / "cli" / "argo" / source),
+        home=tmp_path,
+    )
+    assert converted.returncode == 0, converted.stderr
+    assert "not converted" in converted.stderr  # what was left behind is said, by path
+
+    # Server-side: the CRDs' OpenAPI schemas and CEL rules judge every converted object.
+    applied = cluster.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-f", "-", input=converted.stdout
+    )
+
+    kinds = [line.split("/")[0] for line in applied.stdout.splitlines()]
+    assert kinds and all(k.endswith("rollwise.dev") for k in kinds), applied.stdout

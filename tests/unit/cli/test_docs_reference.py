@@ -6,9 +6,9 @@ from pathlib import Path
 
 from rollwise.api.crd import build_crds
 from rollwise.cli import reference
-from tests.unit.test_crd_descriptions import all_fields
+from tests.unit.api.test_crd_descriptions import all_fields
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_the_api_reference_is_fresh() -> None:
