@@ -37,7 +37,7 @@ DEFAULT_IMAGE = "ghcr.io/rollwise/rollwise"
 RELEASE_NAMESPACE = "rollwise-system"
 NAMESPACED_WATCH = "shop"  # the examples' namespace; other choices: the chart
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
-KIND_IMAGE_SCRIPT = REPO / "deploy" / "kind" / "build-image.sh"
+KIND = REPO / "deploy" / "kind"  # the kind tier's private dockerd (deploy/kind/dockerd.sh)
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "operator", "charts", "Dockerfile")
 
 
@@ -151,29 +151,73 @@ def crds_manifest(chart: Path) -> str:
     return "---\n".join(path.read_text() for path in files)
 
 
-def docker_reachable() -> bool:
+def docker_reachable(env: dict[str, str] | None = None) -> bool:
     if shutil.which("docker") is None:
         return False
-    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+    done = subprocess.run(["docker", "info"], capture_output=True, check=False, env=env)
+    return done.returncode == 0
+
+
+def _kind_env() -> dict[str, str]:
+    """The environment the kind tier's scripts use: DOCKER_HOST of its private daemon and the
+    pinned image names (PYTHON_IMAGE: the local stand-in base where python:3.11-slim cannot be
+    pulled)."""
+    printed = run("bash", "-c", f"source {KIND / 'env.sh'} >/dev/null && env")
+    values = dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)
+    return {**os.environ, **values}
+
+
+def _docker_build(staging: Path, reference: str, env: dict[str, str], dist: Path) -> Path:
+    args = ["docker", "build", "-q", "-t", reference]
+    if env.get("PYTHON_IMAGE"):
+        args += ["--build-arg", f"PYTHON_IMAGE={env['PYTHON_IMAGE']}"]
+    done = subprocess.run(
+        [*args, str(staging)], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        raise ReleaseError(f"docker build of {reference} failed:\n{done.stderr[-2000:]}")
+    tarball = dist / f"rollwise-image-{reference.rsplit(':', 1)[1]}.tar"
+    done = subprocess.run(
+        ["docker", "save", "-o", str(tarball), reference],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ReleaseError(f"docker save of {reference} failed:\n{done.stderr[-2000:]}")
+    return tarball
 
 
 def build_image(staging: Path, image: str, version: str, dist: Path) -> dict[str, str]:
-    """The operator image from the Dockerfile, saved as a tarball; or why it was not built."""
+    """The operator image from the Dockerfile, saved as a tarball; or why it was not built.
+
+    A Docker daemon that answers is used as it is. Without one, the kind tier's private daemon
+    (deploy/kind/dockerd.sh) is started for the build and stopped after it, with the base image
+    its build provides (PYTHON_IMAGE)."""
     reference = f"{image}:{version}"
-    if KIND_IMAGE_SCRIPT.exists():
-        run("bash", KIND_IMAGE_SCRIPT, staging, reference)
-    elif docker_reachable():
-        run("docker", "build", "-t", reference, staging)
-    else:
+    if docker_reachable():
         return {
             "image": reference,
-            "skipped": "no Docker daemon reachable (docker info failed) and no "
-            "deploy/kind/build-image.sh: build it with `docker build -t "
-            f"{reference} .` on a machine with Docker, or let the workflow build it",
+            "file": _docker_build(staging, reference, dict(os.environ), dist).name,
         }
-    tarball = dist / f"rollwise-image-{version}.tar"
-    run("docker", "save", "-o", tarball, reference)
-    return {"image": reference, "file": tarball.name}
+    if not (KIND / "dockerd.sh").exists():
+        return {
+            "image": reference,
+            "skipped": "no Docker daemon reachable (docker info failed) and no deploy/kind/"
+            f"dockerd.sh to start one: build it with `docker build -t {reference} .` where "
+            "Docker runs, or let the release workflow build it",
+        }
+    env = _kind_env()
+    started = not docker_reachable(env)
+    if started:
+        run("bash", KIND / "dockerd.sh", "start")
+    try:
+        tarball = _docker_build(staging, reference, env, dist)
+    finally:
+        if started:
+            run("bash", KIND / "dockerd.sh", "stop")
+    return {"image": reference, "file": tarball.name, "daemon": "deploy/kind/dockerd.sh"}
 
 
 def find_helm() -> Path:
