@@ -17,6 +17,7 @@ ELSEWHERE = {
     "docs/rollout-semantics.md",
     "docs/gitops.md",
     "docs/architecture.md",
+    "docs/analysis-advanced.md",
     "SECURITY.md",
 }
 PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.md"))]
