@@ -30,13 +30,17 @@ from rollwise.cli.plugin_cluster import KubeSession
 from rollwise.cli.plugin_render import (
     describe_step,
     format_age,
+    format_time,
     format_value,
     read_service,
+    step_number,
+    table,
 )
 from rollwise.core.naming import LABEL_OWNER, LABEL_REVISION, service_names
 from rollwise.core.one_line import one_line
 
 _TIMEOUT = (5.0, 15.0)
+HISTORY_SHOWN = 5
 _BRANCH, _LAST, _PIPE, _SPACE = "├── ", "└── ", "│   ", "    "
 
 
@@ -159,6 +163,23 @@ def render_tree(obj: Mapping[str, Any], world: World, now: datetime | None = Non
     for rs in sorted(by_revision.values(), key=lambda r: r.name):
         children.append((f"old {rs.revision}", _rs_children(rs)))
     lines += _tree(children, "  ") if children else ["  (none yet)"]
+    history = sorted(status.history, key=lambda entry: entry.at.timestamp())[-HISTORY_SHOWN:]
+    if history:
+        lines.append(f"History (last {len(history)}):")
+        lines += table(
+            ("AT", "EVENT", "STEP", "WEIGHT", "MESSAGE"),
+            [
+                (
+                    format_time(e.at),
+                    e.event,
+                    step_number(e.step),
+                    "-" if e.weight is None else str(e.weight),
+                    e.message or "-",
+                )
+                for e in history
+            ],
+            "  ",
+        )
     lines += [f"unreadable: {problem}" for problem in (*view.reading.problems, *world.problems)]
     return "\n".join(lines) + "\n"
 

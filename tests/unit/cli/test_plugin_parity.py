@@ -250,6 +250,15 @@ def test_the_watch_tree_shows_steps_gates_router_revisions_and_pods() -> None:
         canary_weight=10,
         current_step_index=2,
         current_step="3/3",
+        history=[
+            HistoryEntry(
+                at=T0,
+                event="StepCompleted",
+                step=1,
+                weight=10,
+                message="step 2/3 (pause 2m)\ncompleted",
+            )
+        ],
         analysis=[
             GateResult(
                 gate="e",
@@ -302,6 +311,11 @@ def test_the_watch_tree_shows_steps_gates_router_revisions_and_pods() -> None:
         "          └── pod pay-s1-a  Pending  not ready  restarts 0  shop/pay:1.0.0  "
         "ContainerCreating\n"
     ) in text
+    assert text.endswith(
+        "History (last 1):\n"
+        "  AT                    EVENT          STEP  WEIGHT  MESSAGE\n"
+        "  2026-12-01T10:00:00Z  StepCompleted  2     10      step 2/3 (pause 2m) completed\n"
+    )
 
 
 # ------------------------------------------------------------------------------ completion
