@@ -330,3 +330,42 @@ def test_converted_argo_rollouts_are_accepted_by_the_api_server(
 
     kinds = [line.split("/")[0] for line in applied.stdout.splitlines()]
     assert kinds and all(k.endswith("rollwise.dev") for k in kinds), applied.stdout
+
+
+@pytest.mark.cluster
+def test_watch_reads_the_weight_the_httproute_holds(
+    cluster: LocalCluster, crds: None, namespace: str, tmp_path: Path
+) -> None:
+    gateway_crds = cluster.bins.gateway_crds
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(gateway_crds))
+    cluster.wait_established("crd/httproutes.gateway.networking.k8s.io")
+    body = yaml.safe_load(manifest(namespace, "1.1.0"))
+    body["spec"]["strategy"]["canary"]["trafficRouting"] = {"gatewayAPI": {"httpRoute": NAME}}
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+    write_status(cluster, namespace, canary_at_step_two())
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": NAME, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": f"{NAME}-stable", "port": 80, "weight": 70},
+                        {"name": f"{NAME}-canary", "port": 80, "weight": 30},
+                    ]
+                }
+            ],
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(route))
+
+    watched = run_plugin(cluster, "watch", NAME, "-n", namespace, "--timeout", "2", home=tmp_path)
+
+    assert watched.returncode == 0, watched.stderr
+    # The route holds 30 while status asks for 10: the difference is there to see.
+    assert (
+        f"Router:     gatewayAPI HTTPRoute {NAME}: canary weight 30% on the router, 10% in status"
+        in watched.stdout
+    ), watched.stdout
