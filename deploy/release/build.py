@@ -213,6 +213,9 @@ def build_image(staging: Path, image: str, version: str, dist: Path) -> dict[str
     if started:
         run("bash", KIND / "dockerd.sh", "start")
     try:
+        # The base where python:3.11-slim cannot be pulled (idempotent: built once).
+        if (KIND / "build.sh").exists():
+            run("bash", KIND / "build.sh", "python-image")
         tarball = _docker_build(staging, reference, env, dist)
     finally:
         if started:
