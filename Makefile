@@ -43,11 +43,9 @@ lint: venv
 	$(VENV)/bin/mypy tests/harness tests/conftest.py
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/rollwise crds --check
-	$(VENV)/bin/rollwise docs --check
 
 crds: venv
 	$(VENV)/bin/rollwise crds
-	$(VENV)/bin/rollwise docs
 
 docs: venv
 	$(VENV)/bin/rollwise docs

@@ -12,7 +12,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollwise", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    crds = sub.add_parser("crds", help="write the CRD YAML generated from the API models")
+    crds = sub.add_parser(
+        "crds",
+        help="write the CRD YAML and docs/reference/api.md generated from the API models",
+    )
     crds.add_argument(
         "--root",
         type=Path,
@@ -193,14 +196,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {reference.write(args.root)}")
         return 0
     if args.command == "crds":
-        from rollwise.cli import crds
+        from rollwise.cli import crds, reference
 
+        # The API reference is generated from the same schemas: one command keeps both fresh.
         if args.check:
             stale = crds.stale_files(args.root)
+            if not reference.is_fresh(args.root):
+                stale.append(args.root / reference.TARGET)
             for path in stale:
                 print(f"stale: {path} (run `rollwise crds`)", file=sys.stderr)
             return 1 if stale else 0
-        for path in crds.write(args.root):
+        for path in [*crds.write(args.root), reference.write(args.root)]:
             print(f"wrote {path}")
         return 0
     if not args.namespaces and not args.all_namespaces:

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_the_api_reference_is_fresh() -> None:
-    assert reference.is_fresh(REPO), "docs/reference/api.md is stale: run `make docs`"
+    assert reference.is_fresh(REPO), "docs/reference/api.md is stale: run `make crds`"
 
 
 def test_the_reference_lists_every_field_of_every_kind() -> None:
