@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 N ?= 100,500,1000,2000
 
-.PHONY: check-clean help venv tools test test-unit lint crds demo demo-down bench cluster-up cluster-down clean release docs
+.PHONY: check-clean help venv tools test test-unit lint crds demo demo-down bench cluster-up cluster-down clean
 
 help:
 	@echo "make demo        a real canary and a real rollback on the local control plane"
@@ -23,7 +23,6 @@ help:
 	@echo "make tools       build the local control plane binaries into $(CACHE)"
 	@echo "make cluster-up / cluster-down   a local control plane to poke at by hand"
 	@echo "make bench [N=..] benchmarks, JSON under tests/bench/results/"
-	@echo "make release VERSION=x.y.z   wheel, sdist, chart, install manifests, image into dist/"
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -46,9 +45,6 @@ lint: venv
 
 crds: venv
 	$(VENV)/bin/rollwise crds
-
-docs: venv
-	$(VENV)/bin/rollwise docs
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -78,11 +74,12 @@ demo-down: venv
 bench: venv tools
 	$(PY) -m tests.bench.run $(if $(N),--n $(N),)
 
-# Everything a user installs, into dist/ (deploy/release/build.py says what); IMAGE=repo
-# overrides the image repository, NO_IMAGE=1 skips the image.
-release: venv
-	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z" >&2; exit 2; }
-	$(PY) deploy/release/build.py --version $(VERSION) $(if $(IMAGE),--image $(IMAGE),) $(if $(NO_IMAGE),--no-image,)
-
 clean:
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: release
+# Everything a user installs, into dist/ (deploy/release/build.py says what); IMAGE=repo
+# overrides the image repository, NO_IMAGE=1 skips the image.
+release: venv ## wheel, sdist, chart, install manifests, checksums, image into dist/ (VERSION=x.y.z)
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z" >&2; exit 2; }
+	$(PY) deploy/release/build.py --version $(VERSION) $(if $(IMAGE),--image $(IMAGE),) $(if $(NO_IMAGE),--no-image,)
