@@ -143,13 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
         "redrawn as it changes",
     )
     follow.add_argument(
-        "--interval",
-        type=_seconds,
-        default=DEFAULT_POLL_S,
-        metavar="S",
-        help="how often the pods and the router are read again (default %(default)s)",
-    )
-    follow.add_argument(
         "--until", type=_phases, metavar="PHASES", help="exit 0 once the phase is one of these"
     )
     follow.add_argument(
@@ -409,14 +402,6 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     command: str = args.command
     if command == "fleet":
         return run_fleet(session, args, out, err)
-    if command == "status":
-        return show_status(session, args.name, args.output, out)
-    if command == "history":
-        return show_history(session, args.name, args.output, out)
-    if command == "train":
-        return run_train(session, args.action, args.name, args.output, out)
-    if command == "watch":
-        return watch_status(session, args.name, args.until, args.timeout, out, err, args.interval)
     if command == "list":
         return run_list(session, args.all_namespaces, args.watch, args.timeout, _now, out)
     if command == "set":
@@ -430,6 +415,14 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out,
             lambda: send_request(session, args.name, Action.ABORT, False, 0.0, out, err),
         )
+    if command == "status":
+        return show_status(session, args.name, args.output, out)
+    if command == "history":
+        return show_history(session, args.name, args.output, out)
+    if command == "train":
+        return run_train(session, args.action, args.name, args.output, out)
+    if command == "watch":
+        return watch_status(session, args.name, args.until, args.timeout, out, err)
     return send_request(session, args.name, Action(command), args.wait, args.timeout, out, err)
 
 

@@ -58,10 +58,11 @@ def decide(spec: ServiceSpec, status: ServiceStatus, observed: Observed, now: da
         _route(p, revision_of(spec))
         hand_over(p)
     ack_unhandled_request(p)
+    # The step as people count it ("2/6"), for the Step column; phases only set the index.
+    p.set(current_step=step_label(p.status.current_step_index, len(p.spec.strategy.canary.steps)))
     announce(p, status)
     schedule_calls(p)
     _finish_status(p)
-    p.set(current_step=step_label(p.status.current_step_index, len(p.spec.strategy.canary.steps)))
     return p.plan()
 
 
