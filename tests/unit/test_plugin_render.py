@@ -405,15 +405,8 @@ def test_a_multi_line_message_stays_on_its_row_of_the_history_table() -> None:
 
 
 def test_an_event_message_is_one_line() -> None:
-    from datetime import UTC, datetime
-
-    from rollwise.adapters.manifests import ServiceRef, event_manifest
     from rollwise.core.model import EventRecord
 
-    ref = ServiceRef(namespace="shop", name="payment", uid="u")
-    record = EventRecord(
-        reason="GateFailed", message="error-rate\n  query:\n\tsum(x)", warning=True
-    )
-    manifest = event_manifest(ref, record, name="e", at=datetime.now(UTC), instance="i")
+    record = EventRecord(reason="GateFailed", message="error-rate  0.04\n  query:\n\tsum(x)\n")
 
-    assert manifest["message"] == "error-rate query: sum(x)"
+    assert record.message == "error-rate  0.04 query: sum(x)"

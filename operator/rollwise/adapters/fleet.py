@@ -32,7 +32,6 @@ from rollwise.api import API_VERSION, GROUP, VERSION
 from rollwise.api import fleet as fleet_api
 from rollwise.api.fleet import FleetCluster, FleetRolloutStatus, TargetRef
 from rollwise.core.fleet import FleetEvent, MemberObservation, MemberSpec, PatchMember
-from rollwise.core.one_line import one_line
 
 FLEET_ROLLOUTS = Resource(fleet_api.KIND, GROUP, VERSION, fleet_api.PLURAL)
 SECRETS = Resource("Secret", "", "v1", "secrets")
@@ -202,7 +201,7 @@ class FleetAdapter:
                     "uid": ref.uid,
                 },
                 "reason": event.reason,
-                "message": one_line(event.message)[:EVENT_MESSAGE_LIMIT],
+                "message": event.message[:EVENT_MESSAGE_LIMIT],
                 "type": "Warning" if event.warning else "Normal",
                 "source": {"component": f"{COMPONENT}-fleet-hub"},
                 "reportingComponent": f"{COMPONENT}-fleet-hub",

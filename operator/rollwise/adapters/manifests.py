@@ -23,7 +23,6 @@ from rollwise.core.model import (
     JobState,
     ReplicaSetState,
 )
-from rollwise.core.one_line import one_line
 
 Manifest = dict[str, Any]
 
@@ -274,7 +273,7 @@ def event_manifest(
             "uid": ref.uid,
         },
         "reason": record.reason,
-        "message": one_line(record.message)[:EVENT_MESSAGE_LIMIT],
+        "message": record.message[:EVENT_MESSAGE_LIMIT],
         "type": "Warning" if record.warning else "Normal",
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,

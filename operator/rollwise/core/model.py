@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import PodTemplate, ServiceStatus, Verdict
+from rollwise.core.one_line import one_line
 
 
 @dataclass(frozen=True)
@@ -286,11 +287,15 @@ PlanAction = (
 
 @dataclass(frozen=True)
 class EventRecord:
-    """A Kubernetes Event to post on the ProgressiveService."""
+    """A Kubernetes Event to post on the ProgressiveService. Its message is one line: a
+    multi-line query quoted in it would break `kubectl get events` and `describe` tables."""
 
     reason: str
     message: str
     warning: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", one_line(self.message))
 
 
 @dataclass(frozen=True)

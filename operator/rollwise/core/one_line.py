@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-_WHITESPACE = re.compile(r"\s+")
+_LINE_BREAK = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 
 
 def one_line(text: str) -> str:
-    """Every run of whitespace (newlines and indentation included) as one space, trimmed."""
-    return _WHITESPACE.sub(" ", text).strip()
+    """Line breaks (with the indentation around them) and tabs as one space; spacing within a
+    line is kept."""
+    return _LINE_BREAK.sub(" ", text).replace("\t", " ").strip()
