@@ -24,7 +24,7 @@ from rollwise.api.service import (
     ServiceStatus,
 )
 from rollwise.api.stored_status import StatusReading, read_stored_status
-from rollwise.core.one_line import one_line
+from rollwise.core.model import one_line
 from rollwise.core.step_label import step_label
 
 STATUS_WEBHOOKS_SHOWN = 10

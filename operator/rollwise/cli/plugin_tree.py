@@ -36,8 +36,8 @@ from rollwise.cli.plugin_render import (
     step_number,
     table,
 )
+from rollwise.core.model import one_line
 from rollwise.core.naming import LABEL_OWNER, LABEL_REVISION, service_names
-from rollwise.core.one_line import one_line
 
 _TIMEOUT = (5.0, 15.0)
 HISTORY_SHOWN = 5

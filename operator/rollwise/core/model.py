@@ -7,13 +7,13 @@ half of it before a crash, is repaired by the next pass.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from rollwise.api.gates import MetricGateSpec
 from rollwise.api.service import PodTemplate, ServiceStatus, Verdict
-from rollwise.core.one_line import one_line
 
 
 @dataclass(frozen=True)
@@ -283,6 +283,15 @@ PlanAction = (
     | ScaleWorkload
     | ReleaseWorkload
 )
+
+
+_LINE_BREAK = re.compile(r"[ \t]*[\r\n]+[ \t]*")
+
+
+def one_line(text: str) -> str:
+    """Text for one table cell or one Event line: line breaks (with the indentation around
+    them) and tabs as one space, spacing within a line kept."""
+    return _LINE_BREAK.sub(" ", text).replace("\t", " ").strip()
 
 
 @dataclass(frozen=True)
