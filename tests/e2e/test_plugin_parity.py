@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rollwise.api.service import HistoryEntry, Phase, RevisionStatus, ServiceSpec, ServiceStatus
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import HistoryEntry, Phase, RevisionStatus, ServiceStatus
 from rollwise.core.naming import ANNOTATION_REQUEST, LABEL_OWNER, LABEL_REVISION
 from rollwise.core.revision import revision_of
 from tests.harness.cluster import LocalCluster

@@ -26,7 +26,8 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from rollwise.api import GROUP, VERSION
-from rollwise.api.service import PLURAL, Phase, ServiceSpec
+from rollwise.api.service import PLURAL, ServiceSpec
+from rollwise.api.service_status import Phase
 from rollwise.api.stored_status import read_stored_status
 from rollwise.cli.plugin_cluster import KubeSession, PluginError, explain, get_service
 from rollwise.core.revision import revision_of

@@ -19,13 +19,11 @@ import urllib3.exceptions
 from kubernetes.client import AppsV1Api, CoreV1Api, CustomObjectsApi, NetworkingV1Api
 from kubernetes.client.exceptions import ApiException
 
-from rollwise.adapters.routers import (
-    NGINX_CANARY_WEIGHT,
-    httproute_weight,
-    nginx_canary_name,
-    virtualservice_weight,
-)
-from rollwise.api.service import KIND, CanaryMatch, CanaryStep
+from rollwise.adapters.routers.httproute import httproute_weight
+from rollwise.adapters.routers.istio import virtualservice_weight
+from rollwise.adapters.routers.nginx import NGINX_CANARY_WEIGHT, nginx_canary_name
+from rollwise.api.routing import CanaryMatch
+from rollwise.api.service import KIND, CanaryStep
 from rollwise.cli.plugin_cluster import KubeSession
 from rollwise.cli.plugin_render import (
     describe_step,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import start_http_server as _start_http_server
 
-from rollwise.api.service import Phase
+from rollwise.api.service_status import Phase
 
 
 class OperatorMetrics:

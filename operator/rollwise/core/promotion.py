@@ -3,7 +3,8 @@ Only scaling: the canary's pods are never restarted."""
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase, WebhookType
+from rollwise.api.hooks import WebhookType
+from rollwise.api.service_status import Phase
 from rollwise.core.analysis import background_passed
 from rollwise.core.hooks import hook_gate
 from rollwise.core.passes import WATCH_FALLBACK_S, Pass

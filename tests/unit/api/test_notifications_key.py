@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from rollwise.api.service import Notifications, Transition
+from rollwise.api.hooks import Notifications, Transition
 
 RECEIVERS = "receivers: [{name: chat, slack: {url: 'https://hooks.example/x'}}]\n"
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from rollwise.api.service import (
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import (
     GateResult,
     HistoryEntry,
     Phase,
     RevisionStatus,
-    ServiceSpec,
     ServiceStatus,
     Verdict,
 )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase
-from tests.unit.world import gate_from, healthy_world, released
+from rollwise.api.service_status import Phase
+from tests.unit.core.world import gate_from, healthy_world, released
 
 
 def test_every_pass_writes_the_step_counted_from_one_of_all_steps() -> None:
