@@ -93,3 +93,10 @@ bench: venv tools ## benchmarks [N=100,500,...], JSON under tests/bench/results/
 
 clean: ## remove .venv, .run and the caches
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: release
+# Everything a user installs, into dist/ (deploy/release/build.py says what); IMAGE=repo
+# overrides the image repository, NO_IMAGE=1 skips the image.
+release: venv ## wheel, sdist, chart, install manifests, checksums, image into dist/ (VERSION=x.y.z)
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z" >&2; exit 2; }
+	$(PY) deploy/release/build.py --version $(VERSION) $(if $(IMAGE),--image $(IMAGE),) $(if $(NO_IMAGE),--no-image,)

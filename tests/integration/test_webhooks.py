@@ -214,7 +214,7 @@ NOTIFY_ALL = ["Started", "StepStarted", "Paused", "Promoted", "RolledBack", "Mig
 
 def notifications(receiver: Receiver, *, on: list[str] = NOTIFY_ALL) -> dict[str, Any]:
     return {
-        "on": on,
+        "when": on,
         "receivers": [
             {
                 "name": "ops",
@@ -291,7 +291,7 @@ def test_a_dead_receiver_does_not_slow_a_rollout_and_its_failures_are_visible(
     closed = f"http://127.0.0.1:{free_port()}/gone"
     manifest = service_manifest(rollouts.ns, "2.0.0", migration=False)
     manifest["spec"]["notifications"] = {
-        "on": NOTIFY_ALL,
+        "when": NOTIFY_ALL,
         "receivers": [
             {
                 "name": "hung",
@@ -357,7 +357,7 @@ def test_a_dead_receiver_does_not_slow_a_rollout_and_its_failures_are_visible(
         (
             lambda s: s.update(
                 notifications={
-                    "on": ["Started"],
+                    "when": ["Started"],
                     "receivers": [
                         {
                             "name": "x",
@@ -372,11 +372,21 @@ def test_a_dead_receiver_does_not_slow_a_rollout_and_its_failures_are_visible(
         (
             lambda s: s.update(
                 notifications={
-                    "on": ["Started", "Started"],
+                    "when": ["Started", "Started"],
                     "receivers": [{"name": "x", "webhook": {"url": "http://x/"}}],
                 }
             ),
             "Duplicate value",
+        ),
+        (
+            lambda s: s.update(
+                notifications={
+                    "when": ["Started"],
+                    "on": ["Started"],
+                    "receivers": [{"name": "x", "webhook": {"url": "http://x/"}}],
+                }
+            ),
+            "exactly once",
         ),
     ],
 )

@@ -152,7 +152,7 @@ def build_crds() -> dict[str, Schema]:
             _column("Canary", ".status.canary.version"),
             _column("Weight", ".status.canaryWeight", "integer"),
             _column("Mirror", ".status.mirrorPercent", "integer", priority=1),
-            _column("Step", ".status.currentStepIndex", "integer"),
+            _column("Step", ".status.currentStep"),
             _column("Replicas", ".spec.replicas", "integer"),
             _column("Stable-Pods", ".status.stable.replicas", "integer", priority=1),
             _column("Canary-Pods", ".status.canary.replicas", "integer", priority=1),

@@ -224,10 +224,35 @@ class NotificationReceiver(ApiModel):
 
 
 class Notifications(ApiModel):
-    """Which transitions to tell, and to whom. Never blocks a rollout."""
+    """Which transitions to tell, and to whom. Never blocks a rollout.
 
-    on: list[Transition] = Field(
-        min_length=1, max_length=7, json_schema_extra={"x-kubernetes-list-type": "set"}
+    The transitions are listed under `when`. The first spelling, `on`, is read by YAML 1.1
+    parsers (kubectl's among them) as the boolean key `true`, so an unquoted `on:` never reaches
+    the apiserver as `on`; it is still accepted when it does (quoted `"on":`, or JSON).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.when) != has(self.on)",
+                    "message": "notifications lists its transitions under `when` (or the "
+                    'deprecated, quoted "on"), exactly once',
+                }
+            ]
+        }
+    )
+    when: list[Transition] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=7,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    on: list[Transition] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=7,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     receivers: list[NotificationReceiver] = Field(
         min_length=1, max_length=8, json_schema_extra=unique_names("receiver")
@@ -236,6 +261,16 @@ class Notifications(ApiModel):
     @model_validator(mode="after")
     def _unique_receivers(self) -> Notifications:
         check_unique("receiver", [r.name for r in self.receivers])
-        if len(set(self.on)) != len(self.on):
-            raise ValueError("notifications.on lists a transition twice")
+        if (self.when is None) == (self.on is None):
+            raise ValueError(
+                'notifications lists its transitions under `when` (or the deprecated, quoted "on")'
+                ", exactly once"
+            )
+        if len(set(self.transitions)) != len(self.transitions):
+            raise ValueError("notifications.when lists a transition twice")
         return self
+
+    @property
+    def transitions(self) -> list[Transition]:
+        """The transitions to tell, whichever spelling listed them."""
+        return list(self.when or self.on or ())

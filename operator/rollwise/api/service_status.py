@@ -194,6 +194,7 @@ class ServiceStatus(StatusModel):
     # The share of stable's requests copied to the canary (setMirror); 0 when not mirroring.
     mirror_percent: int = Field(default=0, ge=0, le=100)
     current_step_index: int | None = None
+    current_step: str | None = None
     step_started_at: datetime | None = None
     pause_started_at: datetime | None = None
     paused_by_request: bool = False

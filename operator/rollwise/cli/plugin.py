@@ -1,14 +1,22 @@
 """`kubectl rollwise`: see a ProgressiveService's rollout, and ask the operator to act on it.
 
+    kubectl rollwise list [-A] [--watch]
     kubectl rollwise status payment [-o json|yaml]
-    kubectl rollwise watch payment [--until Healthy,RolledBack] [--timeout 600]
+    kubectl rollwise watch payment [--until Healthy,RolledBack] [--timeout 600]   (a tree)
     kubectl rollwise history payment
     kubectl rollwise promote|abort|retry|pause|resume payment [--wait] [--timeout 120]
     kubectl rollwise train status|promote|abort|retry shop [-o json|yaml]
     kubectl rollwise fleet status|promote|abort NAME     (a FleetRollout, on the hub)
+    kubectl rollwise set image payment app=shop/payment:2.5.0 [--version 2.5.0]
+    kubectl rollwise undo payment [--to-revision REVISION|VERSION]
+    kubectl rollwise completion bash|zsh|fish
+    kubectl rollwise convert -f rollout.yaml [-f analysis-templates.yaml]   (from Argo Rollouts)
+    kubectl rollwise version [--client]
 
 Requests are written to the `rollwise.dev/request` annotation, never to the spec, so GitOps
-tools see no drift; the operator acts once per request id and acknowledges in status.
+tools see no drift; the operator acts once per request id and acknowledges in status. Only
+`set image` and `undo` change the spec, and only when no GitOps tool applies the object
+(otherwise they print the change to make in Git).
 """
 
 from __future__ import annotations
@@ -37,7 +45,10 @@ from rollwise.cli.plugin_cluster import (
     username,
     write_request,
 )
+from rollwise.cli.plugin_completion import SCRIPTS, complete_main
+from rollwise.cli.plugin_convert import add_convert_command, run_convert
 from rollwise.cli.plugin_fleet import add_fleet_commands, run_fleet
+from rollwise.cli.plugin_list import run_list
 from rollwise.cli.plugin_render import render_history, render_status, status_is_current
 from rollwise.cli.plugin_requests import (
     acknowledgement_of,
@@ -45,13 +56,23 @@ from rollwise.cli.plugin_requests import (
     request_annotation,
     unacknowledged_request,
 )
+from rollwise.cli.plugin_spec import set_image, undo
 from rollwise.cli.plugin_train import ACTIONS, run_train
+from rollwise.cli.plugin_tree import read_world, render_tree
+from rollwise.cli.plugin_version import show_version
 from rollwise.core.model import Action
 
 PROG = "kubectl rollwise"
+SET_DOC = (
+    "Change a ProgressiveService's spec. When a GitOps tool applies the object (Argo CD's "
+    "tracking annotation or instance label, Flux's kustomize or helm labels, or their "
+    "controllers in managedFields), nothing is written: the JSON patch to make in Git is "
+    "printed instead (--force writes anyway)."
+)
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 FRAME_SEPARATOR = "-" * 100
 DEFAULT_WAIT_TIMEOUT_S = 120.0
+DEFAULT_POLL_S = 1.0
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -116,7 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", "the rollout: phase, revisions, step, migration, gates, history")
     status.add_argument("-o", "--output", choices=["json", "yaml"], help="print the raw status")
 
-    follow = command("watch", "redraw the status view each time the object changes")
+    follow = command(
+        "watch",
+        "the rollout as a tree (steps, gates, router weight, revisions, ReplicaSets, pods), "
+        "redrawn as it changes",
+    )
     follow.add_argument(
         "--until", type=_phases, metavar="PHASES", help="exit 0 once the phase is one of these"
     )
@@ -156,6 +181,72 @@ def build_parser() -> argparse.ArgumentParser:
     add_fleet_commands(
         commands, lambda sub: _add_connection_flags(sub, on_subcommand=True), _seconds
     )
+    listing = commands.add_parser(
+        "list",
+        help="every ProgressiveService: phase, versions, weight, step, ready pods",
+        description="every ProgressiveService of the namespace (or all namespaces) in a table",
+    )
+    listing.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="list them in every namespace"
+    )
+    listing.add_argument("-w", "--watch", action="store_true", help="redraw when a row changes")
+    listing.add_argument(
+        "--timeout", type=_seconds, metavar="S", help="with --watch: stop after S seconds"
+    )
+    _add_connection_flags(listing, on_subcommand=True)
+
+    setter = commands.add_parser("set", help="change the spec: set image", description=SET_DOC)
+    set_commands = setter.add_subparsers(dest="set_command", required=True, metavar="COMMAND")
+    image = set_commands.add_parser(
+        "image",
+        help="set container images (a new revision: rollwise rolls it out as a canary)",
+        description=SET_DOC,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    image.add_argument("name", metavar="NAME", help="the ProgressiveService")
+    image.add_argument(
+        "images", nargs="+", metavar="CONTAINER=IMAGE", help="a container's new image; * for all"
+    )
+    image.add_argument(
+        "--version",
+        help="also set spec.version (default: follow the image tag when spec.version did)",
+    )
+    image.add_argument(
+        "--force", action="store_true", help="write even when a GitOps tool applies the object"
+    )
+    _add_connection_flags(image, on_subcommand=True)
+
+    undo = command(
+        "undo",
+        "roll back: abort a rollout in flight, or declare an earlier stable revision again",
+    )
+    undo.add_argument(
+        "--to-revision",
+        metavar="REVISION",
+        help="a revision (or its version) that was stable; default: the previous one",
+    )
+    undo.add_argument(
+        "--force", action="store_true", help="write even when a GitOps tool applies the object"
+    )
+
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script for kubectl-rollwise",
+        description="bash: source <(kubectl-rollwise completion bash). kubectl 1.26+ completes "
+        "`kubectl rollwise` by itself through kubectl_complete-rollwise, which the package "
+        "installs beside kubectl-rollwise.",
+    )
+    completion.add_argument("shell", choices=sorted(SCRIPTS), help="the shell")
+
+    add_convert_command(commands)
+    version = commands.add_parser(
+        "version",
+        help="the plugin's version, and the operator's when the cluster is reachable",
+        description="the plugin's version (its package metadata) and, unless --client, the "
+        "version, image and readiness of every operator Deployment the cluster shows",
+    )
+    version.add_argument("--client", action="store_true", help="the plugin's version only")
+    _add_connection_flags(version, on_subcommand=True)
     return parser
 
 
@@ -210,21 +301,33 @@ def watch_status(
     timeout: float | None,
     out: TextIO,
     err: TextIO,
+    interval: float = DEFAULT_POLL_S,
 ) -> int:
-    """`watch NAME`: one frame per change; with --until, stop once the phase is reached."""
+    """`watch NAME`: the tree, redrawn when anything it shows changed; with --until, stop once
+    the phase is reached.
+
+    The ProgressiveService is followed by a watch; pods, ReplicaSets and the router's object
+    are read again every `interval` seconds (their changes do not touch the service)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     phase = Phase.PENDING
     shown: str | None = None
-    for obj in follow_service(session, name, deadline):
-        # Changes the view does not show (another request annotation, labels) draw no frame.
-        content = render_status(obj)
-        if content != shown:
-            _draw(out, render_status(obj, _now()), first=shown is None)
-            shown = content
-        phase = read_stored_status(obj.get("status")).status.phase
-        # A phase written for an older generation says nothing about the current spec.
-        if until is not None and phase in until and status_is_current(obj):
-            return EXIT_OK
+    while True:
+        window = time.monotonic() + interval
+        if deadline is not None:
+            window = min(window, deadline)
+        for obj in follow_service(session, name, window):
+            content = render_tree(obj, read_world(session, obj))
+            # Ages tick every second: a frame is drawn only when something else changed.
+            if content != shown:
+                frame = render_tree(obj, read_world(session, obj), _now())
+                _draw(out, frame, first=shown is None)
+                shown = content
+            phase = read_stored_status(obj.get("status")).status.phase
+            # A phase written for an older generation says nothing about the current spec.
+            if until is not None and phase in until and status_is_current(obj):
+                return EXIT_OK
+        if deadline is not None and time.monotonic() >= deadline:
+            break
     if until is None:
         return EXIT_OK
     wanted = ", ".join(sorted(p.value for p in until))
@@ -274,12 +377,44 @@ def send_request(
     return EXIT_FAILED
 
 
+def _version(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.client:
+        return show_version(None, out)
+    try:
+        session = open_session(args.kubeconfig, args.context, args.namespace)
+    except PluginError as error:
+        show_version(None, out)
+        err.write(f"operator: unknown ({error})\n")
+        return EXIT_OK
+    return show_version(session, out)
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Dispatch one parsed command line."""
+    if args.command == "version":
+        return _version(args, out, err)
+    if args.command == "convert":
+        return run_convert(args, out, err)
+    if args.command == "completion":
+        out.write(SCRIPTS[args.shell])
+        return EXIT_OK
     session = open_session(args.kubeconfig, args.context, args.namespace)
     command: str = args.command
     if command == "fleet":
         return run_fleet(session, args, out, err)
+    if command == "list":
+        return run_list(session, args.all_namespaces, args.watch, args.timeout, _now, out)
+    if command == "set":
+        return set_image(session, args.name, args.images, args.version, args.force, out, err)
+    if command == "undo":
+        return undo(
+            session,
+            args.name,
+            args.to_revision,
+            args.force,
+            out,
+            lambda: send_request(session, args.name, Action.ABORT, False, 0.0, out, err),
+        )
     if command == "status":
         return show_status(session, args.name, args.output, out)
     if command == "history":
@@ -293,7 +428,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `kubectl-rollwise` console script."""
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["__complete"]:
+        return complete_main(build_parser(), words[1:])
+    args = build_parser().parse_args(words)
     try:
         return run(args, sys.stdout, sys.stderr)
     except PluginError as error:

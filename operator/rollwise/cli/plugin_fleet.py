@@ -61,7 +61,13 @@ def add_fleet_commands(
         request = sub.add_parser(action.value, help=helps[action])
         request.add_argument("name", metavar="NAME", help="the FleetRollout")
         request.add_argument("--wait", action="store_true", help="wait for the acknowledgement")
-        request.add_argument("--timeout", type=seconds, default=120.0, metavar="S")
+        request.add_argument(
+            "--timeout",
+            type=seconds,
+            default=120.0,
+            metavar="S",
+            help="with --wait: give up after S seconds (default %(default)s)",
+        )
         connection_flags(request)
 
 

@@ -25,6 +25,8 @@ from rollwise.api.service_status import (
     ServiceStatus,
 )
 from rollwise.api.stored_status import StatusReading, read_stored_status
+from rollwise.core.model import one_line
+from rollwise.core.step_label import step_label
 
 STATUS_WEBHOOKS_SHOWN = 10
 STATUS_HISTORY_SHOWN = 5
@@ -128,7 +130,8 @@ def _text(value: object) -> str:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], indent: str = "") -> list[str]:
     """Left-aligned columns two spaces apart; the last column is not padded."""
-    body = [list(row) for row in rows]
+    # One line per row: a multi-line query or message is folded onto its row.
+    body = [[one_line(cell) for cell in row] for row in rows]
     widths = [len(header) for header in headers]
     for row in body:
         for index, cell in enumerate(row):
@@ -180,9 +183,10 @@ def describe_progress(index: int | None, steps: Sequence[CanaryStep | None] | No
     if steps is None:
         return f"{index + 1}/?"
     total = len(steps)
+    # The same "n/total" as the Step column (status.currentStep).
     if index >= total:
-        return f"{total}/{total} done"
-    return f"{index + 1}/{total} {describe_step(steps[index])}"
+        return f"{step_label(index, total)} done"
+    return f"{step_label(index, total)} {describe_step(steps[index])}"
 
 
 def _revision_row(role: str, revision: RevisionStatus | None) -> list[str]:

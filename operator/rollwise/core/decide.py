@@ -32,6 +32,7 @@ from rollwise.core.requests import ack_unhandled_request, report_invalid_request
 from rollwise.core.revision import revision_of
 from rollwise.core.rollout import run_rollout
 from rollwise.core.steady import deploy_first_revision, keep_steady
+from rollwise.core.step_label import step_label
 
 _PROGRESSING_PHASES = {
     Phase.PENDING,
@@ -58,6 +59,8 @@ def decide(spec: ServiceSpec, status: ServiceStatus, observed: Observed, now: da
         _route(p, revision_of(spec))
         hand_over(p)
     ack_unhandled_request(p)
+    # The step as people count it ("2/6"), for the Step column; phases only set the index.
+    p.set(current_step=step_label(p.status.current_step_index, len(p.spec.strategy.canary.steps)))
     announce(p, status)
     schedule_calls(p)
     _finish_status(p)

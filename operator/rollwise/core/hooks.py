@@ -267,7 +267,7 @@ def announce(p: Pass, before: ServiceStatus) -> None:
         if h.type in _HOOK_TRANSITIONS
     ]
     if p.spec.notifications is not None:
-        wanted = set(p.spec.notifications.on)
+        wanted = set(p.spec.notifications.transitions)
         targets += [(r.name, NOTIFICATION, wanted) for r in receivers_of(p)]
     seen = {(e.name, e.type, e.revision, e.transition, e.step) for e in p.status.webhooks}
     for transition, entry in found:

@@ -7,6 +7,7 @@ half of it before a crash, is repaired by the next pass.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -316,13 +317,26 @@ PlanAction = (
 )
 
 
+_LINE_BREAK = re.compile(r"[ \t]*[\r\n]+[ \t]*")
+
+
+def one_line(text: str) -> str:
+    """Text for one table cell or one Event line: line breaks (with the indentation around
+    them) and tabs as one space, spacing within a line kept."""
+    return _LINE_BREAK.sub(" ", text).replace("\t", " ").strip()
+
+
 @dataclass(frozen=True)
 class EventRecord:
-    """A Kubernetes Event to post on the ProgressiveService."""
+    """A Kubernetes Event to post on the ProgressiveService. Its message is one line: a
+    multi-line query quoted in it would break `kubectl get events` and `describe` tables."""
 
     reason: str
     message: str
     warning: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", one_line(self.message))
 
 
 @dataclass(frozen=True)

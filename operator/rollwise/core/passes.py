@@ -66,6 +66,7 @@ class StatusChanges(TypedDict, total=False):
     canary_weight: int
     mirror_percent: int
     current_step_index: int | None
+    current_step: str | None
     step_started_at: datetime | None
     pause_started_at: datetime | None
     paused_by_request: bool

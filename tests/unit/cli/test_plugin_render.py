@@ -377,3 +377,36 @@ def test_status_shows_the_mirror_share_only_while_mirroring() -> None:
     )
     assert "Mirror:" not in render_status(service(analysing()), NOW)
     assert describe_progress(0, [CanaryStep(set_mirror=50)]) == "1/1 setMirror 50"
+
+
+def test_the_step_column_and_the_plugin_count_steps_alike() -> None:
+    from rollwise.api.crd import build_crds
+    from rollwise.core.step_label import step_label
+
+    crd = build_crds()["rollwise.dev_progressiveservices.yaml"]
+    columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    step = next(c for c in columns if c["name"] == "Step")
+
+    assert step["jsonPath"] == ".status.currentStep"
+    assert step_label(1, 6) == "2/6"
+    assert describe_progress(1, [None] * 6).startswith("2/6 ")
+    assert step_label(6, 6) == "6/6" and describe_progress(6, [None] * 6) == "6/6 done"
+    assert step_label(None, 6) is None
+
+
+def test_a_multi_line_message_stays_on_its_row_of_the_history_table() -> None:
+    from rollwise.cli.plugin_render import table
+
+    query = 'sum(rate(x{code=~"5.."}[1m]))\n  /\n  sum(rate(x[1m]))'
+    lines = table(("EVENT", "MESSAGE"), [("GateFailed", query), ("Promoted", "ok")])
+
+    assert len(lines) == 3
+    assert lines[1] == 'GateFailed  sum(rate(x{code=~"5.."}[1m])) / sum(rate(x[1m]))'
+
+
+def test_an_event_message_is_one_line() -> None:
+    from rollwise.core.model import EventRecord
+
+    record = EventRecord(reason="GateFailed", message="error-rate  0.04\n  query:\n\tsum(x)\n")
+
+    assert record.message == "error-rate  0.04 query: sum(x)"

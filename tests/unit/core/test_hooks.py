@@ -307,7 +307,7 @@ def test_a_stale_or_repeated_outcome_is_recorded_once() -> None:
 # ---------------------------------------------------------------- notifications
 
 NOTIFY_ALL = {
-    "on": ["Started", "StepStarted", "Paused", "Promoted", "RolledBack", "MigrationFailed"],
+    "when": ["Started", "StepStarted", "Paused", "Promoted", "RolledBack", "MigrationFailed"],
     "receivers": [
         {"name": "ops", "webhook": {"url": "http://127.0.0.1:9/ops"}},
         {"name": "chat", "slack": {"url": "https://hooks.example/x", "channel": "#deploys"}},
@@ -354,7 +354,7 @@ def test_notifications_tell_a_rollback_and_a_failed_migration() -> None:
 
 
 def test_only_the_chosen_transitions_are_notified() -> None:
-    only = {**NOTIFY_ALL, "on": ["Promoted"]}
+    only = {**NOTIFY_ALL, "when": ["Promoted"]}
     world = v2_world(with_hooks(notifications=only))
     world.reach("Healthy")
     assert notified(world, "ops") == [("Promoted", None)]
@@ -379,7 +379,7 @@ def test_a_dead_notification_receiver_fails_with_an_event_and_never_holds() -> N
 
 def test_slack_and_template_bodies() -> None:
     templated = {
-        "on": ["Started"],
+        "when": ["Started"],
         "receivers": [
             {
                 "name": "ops",
@@ -433,11 +433,11 @@ def test_invalid_webhooks_are_rejected(hooks: list[dict[str, Any]], problem: str
 @pytest.mark.parametrize(
     ("notifications", "problem"),
     [
-        ({**NOTIFY_ALL, "on": ["Started", "Started"]}, "twice"),
-        ({**NOTIFY_ALL, "on": ["Deployed"]}, "Input should be"),
+        ({**NOTIFY_ALL, "when": ["Started", "Started"]}, "twice"),
+        ({**NOTIFY_ALL, "when": ["Deployed"]}, "Input should be"),
         (
             {
-                "on": ["Started"],
+                "when": ["Started"],
                 "receivers": [
                     {"name": "x", "webhook": {"url": "http://a/"}, "slack": {"url": "http://a/"}}
                 ],
@@ -446,7 +446,7 @@ def test_invalid_webhooks_are_rejected(hooks: list[dict[str, Any]], problem: str
         ),
         (
             {
-                "on": ["Started"],
+                "when": ["Started"],
                 "receivers": [
                     {"name": "x", "webhook": {"url": "http://a/", "template": "{{secret}}"}}
                 ],
