@@ -236,6 +236,15 @@ GATES: dict[str, str] = {
     "PrometheusProvider.query": "A PromQL query returning one value. Placeholders: "
     "{{args.NAME}}, {{canary.revision}}, {{stable.revision}}, {{namespace}}, {{service}}.",
     "PrometheusProvider.timeout": "How long one query may take.",
+    "BasicAuth.username": "The user name sent with HTTP basic authentication (not a secret; "
+    "the password comes from passwordSecretRef).",
+    "BlueGreenStrategy.pre_promotion_analysis": "Gates run on the preview (the new revision at "
+    "full size behind <name>-canary) before the switch; a failure rolls back, no user traffic "
+    "having reached it.",
+    "BlueGreenStrategy.post_promotion_analysis": "Gates run after the switch; a failure switches "
+    "the active Service (or route) back to the old revision in one write.",
+    "BlueGreenStrategy.webhooks": "Lifecycle webhooks, as for canary (confirmRollout, "
+    "preRollout, confirmPromotion, postRollout, rollback, event).",
     "JobProvider.template": "The Job's pod template; placeholders are substituted in "
     "env[].value only.",
     "JobProvider.backoff_limit": "Retries of the Job's pod before the measurement fails.",
