@@ -16,6 +16,7 @@ from rollwise.core.replicas import (
     canary_replicas_for,
     move_bounds,
     next_sizes,
+    replica_split,
     stable_replicas_for,
 )
 
@@ -26,10 +27,18 @@ def replicas_router(p: Pass) -> bool:
 
 def targets(p: Pass) -> tuple[int, int]:
     """(canary, stable) sizes the current weight asks for; promotion asks all for the canary.
-    Mirrored copies are load too: the canary is sized for the larger of weight and mirror."""
+
+    Under the replicas router the pod ratio is the traffic split (`replica_split`: both sides
+    keep a pod for any weight strictly between 0 and 100, closest rounding, a surge pod at 1
+    replica). A traffic router splits requests, so the canary is capacity beside a full stable,
+    rounded up; mirrored copies are load too: it is sized for the larger of weight and mirror."""
     replicas = p.spec.replicas
     if p.status.phase is Phase.PROMOTING:
         canary = replicas
+    elif replicas_router(p):
+        strategy = p.spec.strategy.canary
+        surge, _ = move_bounds(strategy.max_surge, strategy.max_unavailable, replicas)
+        return replica_split(p.status.canary_weight, replicas, surge)
     else:
         share = max(p.status.canary_weight, p.status.mirror_percent)
         canary = canary_replicas_for(share, replicas)
