@@ -3,6 +3,9 @@
 
 - Replica split at the edges: 2 replicas at 51% and 1 replica at 25% keep a ready pod on each
   side (the 1-replica canary runs beside its stable on a surge pod).
+- Inconclusive holds: a background gate whose query has no data holds the weight at its step,
+  Paused with the reason, measurement after measurement; once the query has data the rollout
+  goes on.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.harness.operator_process import OperatorProcess
-from tests.harness.rollouts import Rollouts, service_manifest
+from tests.harness.prometheus import PrometheusServer
+from tests.harness.rollouts import GROUP, VERSION, Rollouts, gate_manifest, service_manifest
 from tests.harness.wait import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -56,3 +60,66 @@ def test_a_canary_step_keeps_a_ready_pod_on_each_side(
     assert paused["canary"]["replicas"] == 1 and paused["stable"]["replicas"] == 1
     # Kept there, not passed through: the split still holds a moment later.
     assert ready_split(rollouts) == (1, 1)
+
+
+NO_DATA = 'sum(rate(rollwise_no_such_metric_total{service="{{args.service}}"}[5s]))'
+
+
+def test_a_background_gate_without_data_holds_the_weight_until_it_has_data(
+    rollouts: Rollouts, prometheus: PrometheusServer, operator: OperatorProcess
+) -> None:
+    gate = gate_manifest(
+        rollouts.ns,
+        prometheus.url,
+        name="latency",
+        interval="1s",
+        count=0,
+        inconclusive_limit=1000,
+        query=NO_DATA,
+    )
+    rollouts.create_gate(gate)
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 25},
+        {"pause": {"duration": "1s"}},
+        {"setWeight": 50},
+    ]
+
+    def manifest(version: str) -> dict[str, Any]:
+        m = service_manifest(rollouts.ns, version, steps=steps, migration=False)
+        m["spec"]["strategy"]["canary"]["analysis"] = {
+            "gates": [{"name": "latency", "args": {"service": "payment"}}]
+        }
+        return m
+
+    rollouts.apply(manifest("1.0.0"))
+    rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
+    rollouts.apply(manifest("2.0.0"))
+
+    def held_for(measurements: int) -> Any:
+        def check(s: dict[str, Any]) -> bool:
+            results = [r for r in s.get("analysis") or [] if r.get("background")]
+            return bool(
+                s.get("phase") == "Paused"
+                and results
+                and results[0].get("inconclusive", 0) >= measurements
+            )
+
+        return check
+
+    held = rollouts.wait_status(held_for(1), timeout=90, message="held by the gate")
+    later = rollouts.wait_status(held_for(5), timeout=60, message="still held, 5 measurements on")
+
+    for status in (held, later):
+        assert status["canaryWeight"] == 25
+        assert status["currentStepIndex"] == 1
+        assert "latency (background) is Inconclusive" in status["message"]
+        paused = next(c for c in status["conditions"] if c["type"] == "Paused")
+        assert paused["status"] == "True" and paused["reason"] == "GateInconclusive"
+
+    gate["spec"]["provider"]["prometheus"]["query"] = "vector(0.001)"
+    rollouts.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, rollouts.ns, "metricgates", "latency", {"spec": gate["spec"]}
+    )
+    rollouts.wait_phase("Healthy", version="2.0.0", timeout=90)
+    weights = [h.get("weight") for h in rollouts.history()]
+    assert 50 in weights

@@ -128,7 +128,9 @@ def test_no_data_never_passes_a_gate_however_long_it_lasts() -> None:
     world.run(200, advance=10)
 
     assert world.status.current_step_index == 2
-    assert world.status.phase is Phase.PROGRESSING
+    # Held: Paused, and says which gate holds it (docs/rollout-semantics.md, rule 2).
+    assert world.status.phase is Phase.PAUSED
+    assert "error-rate is Inconclusive" in (world.status.message or "")
     assert world.status.analysis[0].verdict == "Inconclusive"
     assert world.status.analysis[0].inconclusive > 100
     assert not any("gate error-rate passed" in m for m in world.messages(Reason.STEP_COMPLETED))

@@ -359,8 +359,9 @@ def test_promotion_waits_for_a_passing_background_measurement() -> None:
     assert world.status.message == "all steps done; waiting for a passing background measurement"
     assert world.status.stable is not None and world.status.stable.revision != v2
     world.gate_value = None
-    world.run(16)  # the first measurement, at 2 min, has no data
-    assert world.status.phase is Phase.PROGRESSING
+    world.run(16)  # the first measurement, at 2 min, has no data: held, and says so
+    assert world.status.phase is Phase.PAUSED
+    assert "latency (background) is Inconclusive" in (world.status.message or "")
     world.gate_value = 0.01
     world.reach("Healthy", passes=30)
     assert world.status.stable is not None and world.status.stable.revision == v2

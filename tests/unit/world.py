@@ -24,6 +24,7 @@ from rollwise.core.model import (
     AdoptWorkload,
     CreateGateJob,
     CreateMigrationJob,
+    DeleteJob,
     DeleteReplicaSet,
     EnsureServices,
     GateJobState,
@@ -234,6 +235,11 @@ class World:
                 self.gate_jobs.setdefault(
                     action.job_name, GateJobState(name=action.job_name, owned=True)
                 )
+            elif isinstance(action, DeleteJob):
+                self.gate_jobs.pop(action.job_name, None)
+                for revision, job in list(self.jobs.items()):
+                    if job.name == action.job_name:
+                        del self.jobs[revision]
             elif isinstance(action, CreateMigrationJob):
                 self.job_creations.append(action.job_name)
                 self.jobs[action.revision] = JobState(

@@ -65,6 +65,7 @@ from rollwise.core.model import (
     AdoptWorkload,
     CreateGateJob,
     CreateMigrationJob,
+    DeleteJob,
     DeleteReplicaSet,
     EnsureServices,
     EventRecord,
@@ -351,6 +352,8 @@ class KubernetesAdapter:
             self._create_migration_job(ref, spec, action)
         elif isinstance(action, CreateGateJob):
             self._create_gate_job(ref, spec, action)
+        elif isinstance(action, DeleteJob):
+            self._delete_job(ref, action)
         elif isinstance(action, AdoptWorkload):
             self.workloads.adopt(ref, action.name)
         elif isinstance(action, ScaleWorkload):
@@ -452,6 +455,22 @@ class KubernetesAdapter:
             create_or_adopt(self.api, JOBS, ref, manifest)
         except ObjectVanishedError:
             return  # its TTL removed it as the create was refused: the next pass decides
+
+    def _delete_job(self, ref: ServiceRef, action: DeleteJob) -> None:
+        current = self._current(JOBS, ref.namespace, action.job_name)
+        if current is None:
+            return
+        if not is_owned_by(current, ref.uid):
+            raise NotOwnedError(ref.child("Job", action.job_name))
+        uid = (current.get("metadata") or {}).get("uid")
+        # Background: the Job goes at once and its pods after it (they stop their work).
+        self.api.delete(
+            JOBS,
+            ref.namespace,
+            action.job_name,
+            {"propagationPolicy": "Background", "preconditions": {"uid": uid}},
+        )
+        self._gone(JOBS, ref.namespace, action.job_name)
 
     # ---- events and status
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from rollwise.api.service import Phase, ServiceSpec, ServiceStatus
 from rollwise.core.abort import supersede_canary
 from rollwise.core.adoption import hand_over, release, workload_missing
+from rollwise.core.analysis import inconclusive_gates
 from rollwise.core.conditions import with_condition
 from rollwise.core.hooks import announce, fold_outcomes, schedule_calls
 from rollwise.core.migration import migrate, migration_done, needs_migration
@@ -106,7 +107,7 @@ def _finish_status(p: Pass) -> None:
         (ConditionType.READY, ready, phase.value),
         (ConditionType.PROGRESSING, phase in _PROGRESSING_PHASES, phase.value),
         (ConditionType.DEGRADED, phase in _DEGRADED_PHASES, reason),
-        (ConditionType.PAUSED, phase is Phase.PAUSED, phase.value),
+        (ConditionType.PAUSED, phase is Phase.PAUSED, _paused_reason(p)),
         (
             ConditionType.MIGRATION_COMPLETE,
             migration_ok,
@@ -130,3 +131,10 @@ def _finish_status(p: Pass) -> None:
         selector=workload_selector(p.observed.name),
         observed_generation=generation,
     )
+
+
+def _paused_reason(p: Pass) -> str:
+    """Why Paused: a gate without data holds the rollout (GateInconclusive), else the phase."""
+    if p.status.phase is Phase.PAUSED and inconclusive_gates(p.spec, p.status):
+        return Reason.GATE_INCONCLUSIVE
+    return p.status.phase.value

@@ -248,6 +248,14 @@ class CreateGateJob:
 
 
 @dataclass(frozen=True)
+class DeleteJob:
+    """Delete one of this service's Jobs (a measurement no longer awaited, a migration a newer
+    version stops); only if ours, its pods with it. Gone already is done."""
+
+    job_name: str
+
+
+@dataclass(frozen=True)
 class AdoptWorkload:
     """Label the workloadRef's Deployment as ours (its events wake this service) and add the
     finalizer that makes a deletion hand its pods back before rollwise's go."""
@@ -278,6 +286,7 @@ PlanAction = (
     | SetRouterWeight
     | CreateMigrationJob
     | CreateGateJob
+    | DeleteJob
     | AdoptWorkload
     | ScaleWorkload
     | ReleaseWorkload

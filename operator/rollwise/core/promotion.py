@@ -4,7 +4,7 @@ Only scaling: the canary's pods are never restarted."""
 from __future__ import annotations
 
 from rollwise.api.service import Phase, WebhookType
-from rollwise.core.analysis import background_passed
+from rollwise.core.analysis import await_in_flight, background_passed, hold_for_inconclusive
 from rollwise.core.hooks import hook_gate
 from rollwise.core.passes import WATCH_FALLBACK_S, Pass
 from rollwise.core.reasons import Reason
@@ -21,6 +21,16 @@ def begin_promotion(p: Pass, revision: str) -> tuple[bool, str]:
         message = "all steps done; paused by request before promotion"
         p.set(phase=Phase.PAUSED, message=message)
         return False, message
+    awaited = await_in_flight(p)
+    if awaited:
+        message = (
+            f"all steps done; waiting for the measurement still running ({', '.join(awaited)}), "
+            f"at most {p.spec.progress_deadline_seconds}s"
+        )
+        p.set(phase=Phase.PROGRESSING, message=message)
+        return False, message
+    if hold_for_inconclusive(p):
+        return False, p.status.message or ""
     if not background_passed(p):
         message = "all steps done; waiting for a passing background measurement"
         p.set(phase=Phase.PROGRESSING, message=message)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rollwise.api.durations import parse_duration
 from rollwise.api.service import CanaryStep, Phase
 from rollwise.core.abort import begin_abort
-from rollwise.core.analysis import measure_step_gates, passed_gates
+from rollwise.core.analysis import hold_for_inconclusive, measure_step_gates, passed_gates
 from rollwise.core.model import Action
 from rollwise.core.passes import ACTOR, WATCH_FALLBACK_S, Pass, seconds
 from rollwise.core.promotion import begin_promotion, promote
@@ -42,6 +42,8 @@ def advance(p: Pass, revision: str) -> None:
         if state == "wait":
             return
         if state == "done":
+            if hold_for_inconclusive(p):
+                return
             complete_step(p, index, steps[index])
 
 
@@ -153,6 +155,8 @@ def _step_state(p: Pass, revision: str, index: int, step: CanaryStep) -> str:
     gates = measure_step_gates(p, index, step.analysis.gates)
     if gates.breached:
         begin_abort(p, gates.reason, gates.message, actor=ACTOR)
+    elif not gates.passed:
+        hold_for_inconclusive(p)  # the step waits either way; Paused says why
     return "done" if gates.passed else "wait"
 
 
