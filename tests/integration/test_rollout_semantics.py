@@ -6,14 +6,21 @@
 - Inconclusive holds: a background gate whose query has no data holds the weight at its step,
   Paused with the reason, measurement after measurement; once the query has data the rollout
   goes on.
+- `kubectl rollwise promote --full`: from an indefinite pause at step 2 of 6, one command
+  promotes (the background gate that would fail is never measured again); from RolledBack only
+  with --force. Status and history show the fast promotion and who asked.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.harness.cluster import LocalCluster
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.prometheus import PrometheusServer
 from tests.harness.rollouts import GROUP, VERSION, Rollouts, gate_manifest, service_manifest
@@ -123,3 +130,84 @@ def test_a_background_gate_without_data_holds_the_weight_until_it_has_data(
     rollouts.wait_phase("Healthy", version="2.0.0", timeout=90)
     weights = [h.get("weight") for h in rollouts.history()]
     assert 50 in weights
+
+
+PLUGIN = Path(sys.executable).with_name("kubectl-rollwise")
+
+
+def plugin(cluster: LocalCluster, namespace: str, *args: str) -> str:
+    result = subprocess.run(
+        [str(PLUGIN), "--kubeconfig", str(cluster.kubeconfig), "-n", namespace, *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_promote_full_skips_every_remaining_step_and_gate(
+    cluster: LocalCluster,
+    rollouts: Rollouts,
+    prometheus: PrometheusServer,
+    operator: OperatorProcess,
+) -> None:
+    rollouts.create_gate(gate_manifest(rollouts.ns, prometheus.url, name="latency", count=0))
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 20},
+        {"pause": {}},
+        {"setWeight": 40},
+        {"pause": {"duration": "1h"}},
+        {"setWeight": 60},
+        {"pause": {}},
+    ]
+
+    def manifest(version: str, error_rate: float = 0.0) -> dict[str, Any]:
+        m = service_manifest(
+            rollouts.ns, version, steps=steps, migration=False, error_rate=error_rate
+        )
+        m["spec"]["strategy"]["canary"]["analysis"] = {
+            "gates": [{"name": "latency", "args": {"service": "payment"}}],
+            "startingStep": 2,
+        }
+        return m
+
+    rollouts.apply(manifest("1.0.0"))
+    rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
+    # 2.0.0 answers 50% errors: its background gate would fail from step 3 on.
+    rollouts.apply(manifest("2.0.0", error_rate=0.5))
+    rollouts.wait_status(
+        lambda s: s.get("phase") == "Paused" and s.get("currentStepIndex") == 1,
+        timeout=90,
+        message="paused at step 2",
+    )
+
+    said = plugin(cluster, rollouts.ns, "promote", "payment", "--full", "--wait")
+    healthy = rollouts.wait_phase("Healthy", version="2.0.0", timeout=120)
+
+    assert "acknowledged" in said and "full promotion" in said, said
+    full = healthy["fullPromotion"]
+    assert full["fromStep"] == 1 and full["fromPhase"] == "Paused"
+    assert "kubectl rollwise promote" in full["by"]
+    events = [h["event"] for h in healthy["history"]]
+    assert "FullPromotion" in events and "Promoted" in events
+    assert "GateFailed" not in events and "RolledBack" not in events
+    view = plugin(cluster, rollouts.ns, "status", "payment")
+    assert "Promotion:  fast (promote --full)" in view, view
+
+    # 3.0.0 fails its gate and rolls back; promote --full refuses it, --force promotes it.
+    rollouts.apply(manifest("3.0.0", error_rate=0.5))
+    rollouts.wait_status(
+        lambda s: s.get("phase") == "Paused" and s.get("currentStepIndex") == 1,
+        timeout=90,
+        message="3.0.0 paused at step 2",
+    )
+    plugin(cluster, rollouts.ns, "promote", "payment", "--wait")
+    rollouts.wait_phase("RolledBack", timeout=120)
+    refused = plugin(cluster, rollouts.ns, "promote", "payment", "--full", "--wait")
+    assert "--force" in refused, refused
+    assert rollouts.status()["phase"] == "RolledBack"
+    plugin(cluster, rollouts.ns, "promote", "payment", "--full", "--force", "--wait")
+    forced = rollouts.wait_phase("Healthy", version="3.0.0", timeout=120)
+    assert forced["fullPromotion"]["fromPhase"] == "RolledBack"

@@ -755,6 +755,16 @@ class RequestAck(StatusModel):
     result: str
 
 
+class FullPromotion(StatusModel):
+    """`kubectl rollwise promote --full`: who skipped the remaining steps, pauses and analysis,
+    when, and from which step (0-based; the step count when promoted from RolledBack)."""
+
+    by: str
+    at: datetime
+    from_step: int
+    from_phase: str
+
+
 class DeliveryResult(StrEnum):
     PENDING = "Pending"
     SUCCEEDED = "Succeeded"
@@ -812,6 +822,8 @@ class ServiceStatus(StatusModel):
     last_request: RequestAck | None = None
     invalid_request: str | None = None
     webhooks: list[WebhookStatus] = Field(default_factory=list, max_length=WEBHOOKS_LIMIT)
+    # Set by a full promotion of the current canary (kept on the Healthy status it led to).
+    full_promotion: FullPromotion | None = None
 
 
 class ProgressiveService(ApiModel):

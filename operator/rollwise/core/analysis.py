@@ -54,8 +54,8 @@ def due_gates(
     canary = status.canary
     if canary is None or status.stable is None or status.current_step_index is None:
         return []
-    if canary.revision != revision_of(spec):
-        return []
+    if canary.revision != revision_of(spec) or status.full_promotion is not None:
+        return []  # a full promotion skips every gate
     queries: list[GateQuery] = []
     for ref, background, started in active_gates(spec, status):
         gspec = observed.gates.get(gate_spec_key(ref.name, ref.cluster))

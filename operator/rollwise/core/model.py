@@ -114,6 +114,10 @@ class ManualRequest:
     id: str
     action: Action
     by: str
+    # promote only: `full` skips the remaining steps, pauses and analysis; `force` also
+    # promotes a RolledBack revision.
+    full: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from rollwise.api.service import (
     HISTORY_LIMIT,
     AbortStatus,
     Condition,
+    FullPromotion,
     GateResult,
     HistoryEntry,
     MigrationStatus,
@@ -76,6 +77,7 @@ class StatusChanges(TypedDict, total=False):
     last_request: RequestAck | None
     invalid_request: str | None
     webhooks: list[WebhookStatus]
+    full_promotion: FullPromotion | None
 
 
 STATUS_FIELDS = frozenset(ServiceStatus.model_fields)

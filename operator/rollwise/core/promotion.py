@@ -3,11 +3,13 @@ Only scaling: the canary's pods are never restarted."""
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase, WebhookType
+from rollwise.api.service import FullPromotion, Phase, WebhookType
 from rollwise.core.analysis import await_in_flight, background_passed, hold_for_inconclusive
 from rollwise.core.hooks import hook_gate
+from rollwise.core.model import ManualRequest
 from rollwise.core.passes import WATCH_FALLBACK_S, Pass
 from rollwise.core.reasons import Reason
+from rollwise.core.requests import ack
 from rollwise.core.steady import keep_steady
 from rollwise.core.workloads import keep_workloads
 
@@ -74,12 +76,62 @@ def promote(p: Pass, revision: str) -> None:
     # Promotion waited for exactly what Healthy means (every pod of the revision ready), so
     # Promoted tells Healthy too and _steady has no transition of its own to tell.
     p.set(stable=canary.model_copy(), canary=None, phase=Phase.HEALTHY)
+    full = p.status.full_promotion
     p.event(
         Reason.PROMOTED,
-        f"version {canary.version} ({revision}) is stable and Healthy, "
+        ("fast promotion: " if full is not None else "")
+        + f"version {canary.version} ({revision}) is stable and Healthy, "
         f"{spec.replicas}/{spec.replicas} pods ready; "
         f"{stable.version} ({stable.revision}) scaled down",
         revision=revision,
     )
     p.set(schema_ahead_of_app=False)
     keep_steady(p, revision)
+
+
+def promote_fully(p: Pass, revision: str, request: ManualRequest) -> None:
+    """`promote --full`: the remaining steps, their pauses and every gate (step and background)
+    are skipped, and the canary is promoted now, as Argo Rollouts' `promote --full`. Recorded
+    with its actor in history, an Event and `status.fullPromotion`. Promotion itself still
+    waits for every canary pod to be ready before stable moves."""
+    canary = p.status.canary
+    assert canary is not None
+    steps = len(p.spec.strategy.canary.steps)
+    index = p.status.current_step_index
+    start = steps if index is None else min(index, steps)
+    from_phase = p.status.phase.value
+    if from_phase == Phase.ROLLED_BACK.value:
+        skipped = f"rolled-back {canary.version} promoted (forced)"
+    elif start >= steps:
+        skipped = "analysis skipped"
+    else:
+        skipped = f"steps {start + 1}-{steps} with their pauses and analysis skipped"
+    ack(p, request, f"full promotion: {skipped}")
+    p.set(
+        full_promotion=FullPromotion(
+            by=request.by, at=p.now, from_step=start, from_phase=from_phase
+        ),
+        current_step_index=steps,
+        step_started_at=p.now,
+        pause_started_at=None,
+        paused_by_request=False,
+        analysis=[],
+        abort=None,
+        scale_down_at=None,
+        schema_ahead_of_app=False,
+        phase=Phase.PROMOTING,
+        canary_weight=100,
+        mirror_percent=0,
+        message=f"promoting {canary.version} fully (by {request.by}): "
+        f"scaling it to {p.spec.replicas} replicas",
+    )
+    p.event(
+        Reason.FULL_PROMOTION,
+        f"full promotion of {canary.version} ({revision}) by {request.by}: {skipped}",
+        actor=request.by,
+        revision=revision,
+        step=start,
+        weight=100,
+    )
+    keep_workloads(p, revision)
+    promote(p, revision)

@@ -81,3 +81,5 @@ class Reason(StrEnum):
     # spec and adapters
     INVALID_SPEC = "InvalidSpec"
     APPLY_FAILED = "ApplyFailed"
+    # rollout semantics (docs/rollout-semantics.md)
+    FULL_PROMOTION = "FullPromotion"
