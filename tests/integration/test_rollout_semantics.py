@@ -9,16 +9,22 @@
 - `kubectl rollwise promote --full`: from an indefinite pause at step 2 of 6, one command
   promotes (the background gate that would fail is never measured again); from RolledBack only
   with --force. Status and history show the fast promotion and who asked.
+- Supersede keeps stable at its size (3 of 4, followed through a ReplicaSet watch); the spec
+  returned to the stable revision is Healthy before the old canary's pods go; a revision within
+  rollbackWindow is promoted without steps.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import watch
 
 from tests.harness.cluster import LocalCluster
 from tests.harness.operator_process import OperatorProcess
@@ -211,3 +217,101 @@ def test_promote_full_skips_every_remaining_step_and_gate(
     plugin(cluster, rollouts.ns, "promote", "payment", "--full", "--force", "--wait")
     forced = rollouts.wait_phase("Healthy", version="3.0.0", timeout=120)
     assert forced["fullPromotion"]["fromPhase"] == "RolledBack"
+
+
+class ReplicaSetSizes:
+    """spec.replicas of one revision's ReplicaSet at every change, followed by a watch in a
+    thread from the moment of entering until leaving."""
+
+    def __init__(self, rollouts: Rollouts, revision: str) -> None:
+        self._apps = rollouts.apps
+        self._ns = rollouts.ns
+        self._selector = f"rollwise.dev/revision={revision}"
+        self._watch = watch.Watch()
+        self._stop = threading.Event()
+        self.sizes: list[int] = []
+        self.events = 0
+        self.error: Exception | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> ReplicaSetSizes:
+        listed = self._apps.list_namespaced_replica_set(self._ns, label_selector=self._selector)
+        self.sizes = [rs.spec.replicas for rs in listed.items]
+        self._thread = threading.Thread(
+            target=self._run, args=(listed.metadata.resource_version,), daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _run(self, version: str) -> None:
+        try:
+            for event in self._watch.stream(
+                self._apps.list_namespaced_replica_set,
+                self._ns,
+                label_selector=self._selector,
+                resource_version=version,
+                timeout_seconds=300,
+            ):
+                self.sizes.append(event["object"].spec.replicas)
+                self.events += 1
+                if self._stop.is_set():
+                    return
+        except Exception as exc:  # surfaced by the test: a broken watch proves nothing
+            if not self._stop.is_set():
+                self.error = exc
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._watch.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def test_supersede_keeps_stable_and_returning_to_it_is_healthy_at_once(
+    rollouts: Rollouts, operator: OperatorProcess
+) -> None:
+    steps: list[dict[str, Any]] = [{"setWeight": 25}, {"pause": {}}]
+
+    def manifest(version: str) -> dict[str, Any]:
+        m = service_manifest(rollouts.ns, version, steps=steps, migration=False, abort_delay=20)
+        m["spec"]["rollbackWindow"] = {"revisions": 1}
+        return m
+
+    rollouts.apply(manifest("1.0.0"))
+    v1 = rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)["stable"]["revision"]
+    rollouts.apply(manifest("2.0.0"))
+    rollouts.wait_status(lambda s: s.get("phase") == "Paused", timeout=90, message="2.0.0 paused")
+
+    def v3_paused() -> bool:
+        s = rollouts.status()
+        return s.get("phase") == "Paused" and (s.get("canary") or {}).get("version") == "3.0.0"
+
+    with ReplicaSetSizes(rollouts, v1) as stable:
+        rollouts.apply(manifest("3.0.0"))
+        wait_for(v3_paused, timeout=90, message="3.0.0 paused at 25%")
+    assert stable.error is None, stable.error
+    assert set(stable.sizes) == {3}, stable.sizes  # never 4: 3 -> 3
+
+    # Back to 1.0.0, the stable revision: Healthy while 3.0.0's pods are still there.
+    rollouts.apply(manifest("1.0.0"))
+    healthy = rollouts.wait_phase("Healthy", version="1.0.0", timeout=60)
+    assert "ReturnedToStable" in [h["event"] for h in healthy["history"]]
+    canaries = [r for r in rollouts.replica_sets() if r != v1]
+    assert canaries, "the old canary's ReplicaSet went before the delay"
+    wait_for(
+        lambda: set(rollouts.replica_sets()) == {v1},
+        timeout=60,
+        message="the old canary's ReplicaSet deleted after abortScaleDownDelaySeconds",
+    )
+    assert rollouts.status()["phase"] == "Healthy"
+
+    # 2.0.0 promoted by the steps, then back to 1.0.0 within rollbackWindow 1: no steps.
+    rollouts.apply(manifest("2.0.0"))
+    rollouts.wait_status(lambda s: s.get("phase") == "Paused", timeout=90, message="paused")
+    rollouts.request("payment", "promote", uuid.uuid4().hex, "tester")
+    rollouts.wait_phase("Healthy", version="2.0.0", timeout=90)
+    rollouts.apply(manifest("1.0.0"))
+    back = rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
+    events = [h["event"] for h in back["history"]]
+    assert "RollbackWindow" in events
+    assert back["fullPromotion"]["by"] == "rollwise (rollbackWindow)"

@@ -17,6 +17,7 @@ from rollwise.api.durations import Duration, parse_duration
 KIND = "ProgressiveService"
 PLURAL = "progressiveservices"
 SHORT_NAMES = ["psvc"]
+PREVIOUS_STABLES_LIMIT = 10
 HISTORY_LIMIT = 20
 WEBHOOKS_LIMIT = 32  # webhook calls and notifications kept in status
 MAX_NAME = 40  # <name>-migrate-<10-char revision>-<attempt> stays within 63
@@ -586,6 +587,12 @@ class WorkloadRef(ApiModel):
     name: str = Field(min_length=1, max_length=253)
 
 
+class RollbackWindow(ApiModel):
+    """How far back a return to an earlier revision skips steps and analysis."""
+
+    revisions: int = Field(ge=1, le=PREVIOUS_STABLES_LIMIT)
+
+
 class ServiceSpec(ApiModel):
     """What a team declares: the pod template (or a Deployment holding it), its version, and
     how to roll it out."""
@@ -614,6 +621,11 @@ class ServiceSpec(ApiModel):
     strategy: Strategy
     progress_deadline_seconds: int = Field(default=600, ge=1)
     abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+    rollback_window: RollbackWindow | None = Field(
+        default=None,
+        description="A revision that was stable within the last `revisions` promotions is "
+        "promoted without steps or analysis when the spec returns to it (a fast rollback).",
+    )
     notifications: Notifications | None = None
     release_train: str | None = Field(
         default=None,
@@ -824,6 +836,8 @@ class ServiceStatus(StatusModel):
     webhooks: list[WebhookStatus] = Field(default_factory=list, max_length=WEBHOOKS_LIMIT)
     # Set by a full promotion of the current canary (kept on the Healthy status it led to).
     full_promotion: FullPromotion | None = None
+    # The revisions that were stable before the current one, newest first (rollbackWindow).
+    previous_stables: list[str] = Field(default_factory=list, max_length=PREVIOUS_STABLES_LIMIT)
 
 
 class ProgressiveService(ApiModel):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rollwise.api.service import Phase, ServiceSpec, ServiceStatus
-from rollwise.core.abort import supersede_canary
+from rollwise.core.abort import return_to_stable, supersede_canary
 from rollwise.core.adoption import hand_over, release, workload_missing
 from rollwise.core.analysis import inconclusive_gates
 from rollwise.core.conditions import with_condition
@@ -74,16 +74,11 @@ def _route(p: Pass, revision: str) -> None:
             deploy_first_revision(p, revision)
         return
     canary = status.canary
-    if canary is not None and (
-        (canary.revision != revision and status.phase not in _SETTLED_PHASES)
-        or stable.revision == revision
-    ):
-        # A newer revision, or the stable one again, replaced the canary mid-rollout.
-        if not supersede_canary(p, revision):
-            return
-        if revision == stable.revision:
-            keep_steady(p, revision)
-        else:
+    if canary is not None and stable.revision == revision:
+        return_to_stable(p)  # a fast rollback: Healthy as soon as stable is
+    elif canary is not None and canary.revision != revision and status.phase not in _SETTLED_PHASES:
+        # A newer revision replaced the canary mid-rollout.
+        if supersede_canary(p, revision):
             run_rollout(p, revision)
     elif stable.revision == revision:
         keep_steady(p, revision)

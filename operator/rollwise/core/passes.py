@@ -78,6 +78,7 @@ class StatusChanges(TypedDict, total=False):
     invalid_request: str | None
     webhooks: list[WebhookStatus]
     full_promotion: FullPromotion | None
+    previous_stables: list[str]
 
 
 STATUS_FIELDS = frozenset(ServiceStatus.model_fields)

@@ -3,7 +3,7 @@ Only scaling: the canary's pods are never restarted."""
 
 from __future__ import annotations
 
-from rollwise.api.service import FullPromotion, Phase, WebhookType
+from rollwise.api.service import PREVIOUS_STABLES_LIMIT, FullPromotion, Phase, WebhookType
 from rollwise.core.analysis import await_in_flight, background_passed, hold_for_inconclusive
 from rollwise.core.hooks import hook_gate
 from rollwise.core.model import ManualRequest
@@ -75,7 +75,13 @@ def promote(p: Pass, revision: str) -> None:
         return
     # Promotion waited for exactly what Healthy means (every pod of the revision ready), so
     # Promoted tells Healthy too and _steady has no transition of its own to tell.
-    p.set(stable=canary.model_copy(), canary=None, phase=Phase.HEALTHY)
+    previous = [stable.revision, *(r for r in p.status.previous_stables if r != revision)]
+    p.set(
+        stable=canary.model_copy(),
+        canary=None,
+        phase=Phase.HEALTHY,
+        previous_stables=[r for r in previous if r != revision][:PREVIOUS_STABLES_LIMIT],
+    )
     full = p.status.full_promotion
     p.event(
         Reason.PROMOTED,
@@ -107,10 +113,40 @@ def promote_fully(p: Pass, revision: str, request: ManualRequest) -> None:
     else:
         skipped = f"steps {start + 1}-{steps} with their pauses and analysis skipped"
     ack(p, request, f"full promotion: {skipped}")
+    _fast_track(p, revision, request.by, Reason.FULL_PROMOTION, start, from_phase, skipped)
+
+
+ROLLBACK_WINDOW_ACTOR = "rollwise (rollbackWindow)"
+
+
+def promote_within_rollback_window(p: Pass, revision: str) -> bool:
+    """A revision that was stable within the last rollbackWindow.revisions promotions is
+    promoted without steps or analysis (its migration, confirmRollout and preRollout already
+    ran). True when it was."""
+    window = p.spec.rollback_window
+    canary = p.status.canary
+    if window is None or canary is None:
+        return False
+    recent = p.status.previous_stables[: window.revisions]
+    if revision not in recent:
+        return False
+    ago = recent.index(revision) + 1
+    skipped = (
+        f"{canary.version} ({revision}) was stable {ago} promotion{'s' if ago > 1 else ''} ago, "
+        f"within rollbackWindow {window.revisions}: steps and analysis skipped"
+    )
+    _fast_track(p, revision, ROLLBACK_WINDOW_ACTOR, Reason.ROLLBACK_WINDOW, 0, "Pending", skipped)
+    return True
+
+
+def _fast_track(
+    p: Pass, revision: str, by: str, reason: Reason, start: int, from_phase: str, skipped: str
+) -> None:
+    canary = p.status.canary
+    assert canary is not None
+    steps = len(p.spec.strategy.canary.steps)
     p.set(
-        full_promotion=FullPromotion(
-            by=request.by, at=p.now, from_step=start, from_phase=from_phase
-        ),
+        full_promotion=FullPromotion(by=by, at=p.now, from_step=start, from_phase=from_phase),
         current_step_index=steps,
         step_started_at=p.now,
         pause_started_at=None,
@@ -122,13 +158,13 @@ def promote_fully(p: Pass, revision: str, request: ManualRequest) -> None:
         phase=Phase.PROMOTING,
         canary_weight=100,
         mirror_percent=0,
-        message=f"promoting {canary.version} fully (by {request.by}): "
+        message=f"promoting {canary.version} fully (by {by}): "
         f"scaling it to {p.spec.replicas} replicas",
     )
     p.event(
-        Reason.FULL_PROMOTION,
-        f"full promotion of {canary.version} ({revision}) by {request.by}: {skipped}",
-        actor=request.by,
+        reason,
+        f"full promotion of {canary.version} ({revision}) by {by}: {skipped}",
+        actor=by,
         revision=revision,
         step=start,
         weight=100,

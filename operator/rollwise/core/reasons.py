@@ -83,3 +83,5 @@ class Reason(StrEnum):
     APPLY_FAILED = "ApplyFailed"
     # rollout semantics (docs/rollout-semantics.md)
     FULL_PROMOTION = "FullPromotion"
+    RETURNED_TO_STABLE = "ReturnedToStable"
+    ROLLBACK_WINDOW = "RollbackWindow"

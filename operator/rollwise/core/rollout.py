@@ -10,7 +10,7 @@ from rollwise.core.hooks import forget_blocking, hook_gate
 from rollwise.core.migration import migrate, needs_migration
 from rollwise.core.model import Action
 from rollwise.core.passes import ACTOR, Pass
-from rollwise.core.promotion import promote_fully
+from rollwise.core.promotion import promote_fully, promote_within_rollback_window
 from rollwise.core.reasons import Reason
 from rollwise.core.requests import ack, pending_request
 from rollwise.core.steps import advance, start_step, steps_of
@@ -116,6 +116,8 @@ def run_rollout(p: Pass, revision: str) -> None:
             mirror_percent=0,
             phase=Phase.PROGRESSING,
         )
+        if promote_within_rollback_window(p, revision):
+            return
         starts = start_step(p, revision, 0)
         p.event(
             Reason.ROLLOUT_STARTED,
