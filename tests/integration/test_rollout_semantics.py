@@ -12,6 +12,10 @@
 - Supersede keeps stable at its size (3 of 4, followed through a ReplicaSet watch); the spec
   returned to the stable revision is Healthy before the old canary's pods go; a revision within
   rollbackWindow is promoted without steps.
+- One migration at a time: 3.0.0 applied while 2.0.0's migration Job cannot finish waits for
+  it (status and an Event name the Job), across an operator restart, and starts once that Job
+  ends; with concurrencyPolicy Replace the old Job is stopped first. A Job watch counts the
+  active migration Jobs at every change: never two.
 """
 
 from __future__ import annotations
@@ -315,3 +319,135 @@ def test_supersede_keeps_stable_and_returning_to_it_is_healthy_at_once(
     events = [h["event"] for h in back["history"]]
     assert "RollbackWindow" in events
     assert back["fullPromotion"]["by"] == "rollwise (rollbackWindow)"
+
+
+class ActiveMigrations:
+    """Follows the namespace's migration Jobs through a watch and keeps the most that were
+    active at once (not Complete, not Failed; a Job being deleted still counts)."""
+
+    def __init__(self, rollouts: Rollouts) -> None:
+        self._batch = rollouts.batch
+        self._ns = rollouts.ns
+        self._jobs: dict[str, bool] = {}
+        self._watch = watch.Watch()
+        self._stop = threading.Event()
+        self.most = 0
+        self.error: Exception | None = None
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _active(job: Any) -> bool:
+        ended = {c.type for c in (job.status.conditions or []) if c.status == "True"} & {
+            "Complete",
+            "Failed",
+        }
+        return not ended
+
+    def _see(self, job: Any, deleted: bool) -> None:
+        if "-migrate-" not in job.metadata.name:
+            return
+        if deleted:
+            self._jobs.pop(job.metadata.name, None)
+        else:
+            self._jobs[job.metadata.name] = self._active(job)
+        self.most = max(self.most, sum(self._jobs.values()))
+
+    def __enter__(self) -> ActiveMigrations:
+        listed = self._batch.list_namespaced_job(self._ns)
+        for job in listed.items:
+            self._see(job, deleted=False)
+        self._thread = threading.Thread(
+            target=self._run, args=(listed.metadata.resource_version,), daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _run(self, version: str) -> None:
+        try:
+            for event in self._watch.stream(
+                self._batch.list_namespaced_job,
+                self._ns,
+                resource_version=version,
+                timeout_seconds=600,
+            ):
+                self._see(event["object"], deleted=event["type"] == "DELETED")
+                if self._stop.is_set():
+                    return
+        except Exception as exc:  # surfaced by the test
+            if not self._stop.is_set():
+                self.error = exc
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._watch.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def stuck_migration(manifest: dict[str, Any], deadline: int, policy: str) -> dict[str, Any]:
+    """The migration's pod can never be scheduled: its Job stays active until its deadline."""
+    migration = manifest["spec"]["migration"]
+    migration["template"]["spec"]["nodeSelector"] = {"rollwise.dev/no-such-node": "true"}
+    migration["activeDeadlineSeconds"] = deadline
+    migration["concurrencyPolicy"] = policy
+    return manifest
+
+
+@pytest.mark.parametrize("policy", ["Wait", "Replace"])
+def test_one_migration_at_a_time(
+    rollouts: Rollouts, operator: OperatorProcess, policy: str
+) -> None:
+    steps: list[dict[str, Any]] = [{"setWeight": 50}]
+    rollouts.apply(service_manifest(rollouts.ns, "1.0.0", steps=steps))
+    rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
+
+    with ActiveMigrations(rollouts) as jobs:
+        rollouts.apply(
+            stuck_migration(service_manifest(rollouts.ns, "2.0.0", steps=steps), 25, policy)
+        )
+        running = rollouts.wait_status(
+            lambda s: (
+                (s.get("migration") or {}).get("version") == "2.0.0"
+                and s.get("phase") == "Migrating"
+            ),
+            timeout=60,
+            message="2.0.0 migrating",
+        )
+        old_job = running["migration"]["job"]
+        rollouts.apply(
+            stuck_migration(service_manifest(rollouts.ns, "3.0.0", steps=steps), 25, policy)
+        )
+        if policy == "Wait":
+            waiting = rollouts.wait_status(
+                lambda s: f"waiting for migration Job {old_job}" in (s.get("message") or ""),
+                timeout=60,
+                message="3.0.0 waiting for 2.0.0's migration Job",
+            )
+            assert waiting["phase"] == "Migrating"
+            told = [e.message for e in rollouts.events("MigrationWaiting")]
+            assert any(old_job in m for m in told), told
+            operator.stop()
+            operator.start()
+            rollouts.wait_status(
+                lambda s: (s.get("migration") or {}).get("version") == "3.0.0",
+                timeout=90,
+                message="3.0.0's migration started once 2.0.0's Job ended (its deadline)",
+            )
+            ended = rollouts.batch.read_namespaced_job(old_job, rollouts.ns)
+            assert not ActiveMigrations._active(ended)
+        else:
+            rollouts.wait_status(
+                lambda s: (s.get("migration") or {}).get("version") == "3.0.0",
+                timeout=60,
+                message="3.0.0's migration started after 2.0.0's Job was stopped",
+            )
+            told = [e.message for e in rollouts.events("MigrationWaiting")]
+            assert any("stopping migration Job" in m for m in told), told
+            wait_for(
+                lambda: old_job not in {j.metadata.name for j in rollouts.jobs()},
+                timeout=30,
+                message="the stopped Job is gone",
+            )
+
+    assert jobs.error is None, jobs.error
+    assert jobs.most == 1, f"{jobs.most} migration Jobs were active at once"

@@ -463,12 +463,14 @@ class KubernetesAdapter:
         if not is_owned_by(current, ref.uid):
             raise NotOwnedError(ref.child("Job", action.job_name))
         uid = (current.get("metadata") or {}).get("uid")
-        # Background: the Job goes at once and its pods after it (they stop their work).
+        # Background: the Job goes at once and its pods after it (they stop their work);
+        # Foreground: the Job is seen until its pods are gone (a stopped migration).
+        policy = "Foreground" if action.foreground else "Background"
         self.api.delete(
             JOBS,
             ref.namespace,
             action.job_name,
-            {"propagationPolicy": "Background", "preconditions": {"uid": uid}},
+            {"propagationPolicy": policy, "preconditions": {"uid": uid}},
         )
         self._gone(JOBS, ref.namespace, action.job_name)
 

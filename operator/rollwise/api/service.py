@@ -68,6 +68,12 @@ class MigrationSpec(ApiModel):
     template: PodTemplate
     backoff_limit: int = Field(default=1, ge=0, le=20)
     active_deadline_seconds: int = Field(default=600, ge=1)
+    concurrency_policy: Literal["Wait", "Replace"] = Field(
+        default="Wait",
+        description="One migration runs at a time per service. When a newer version's "
+        "migration is due while an older version's Job still runs: Wait (until that Job "
+        "ends) or Replace (delete it, its pods first, then start).",
+    )
 
 
 class PauseStep(ApiModel):

@@ -257,6 +257,9 @@ class DeleteJob:
     version stops); only if ours, its pods with it. Gone already is done."""
 
     job_name: str
+    # Foreground: the Job stays (being deleted) until its pods are gone, so nothing sees it
+    # ended while its pods still run (a stopped migration).
+    foreground: bool = False
 
 
 @dataclass(frozen=True)

@@ -85,3 +85,4 @@ class Reason(StrEnum):
     FULL_PROMOTION = "FullPromotion"
     RETURNED_TO_STABLE = "ReturnedToStable"
     ROLLBACK_WINDOW = "RollbackWindow"
+    MIGRATION_WAITING = "MigrationWaiting"
