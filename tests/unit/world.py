@@ -149,6 +149,7 @@ class World:
     hook_answer: Callable[[HookCall], int | None] = lambda call: 200
     calls: list[HookCall] = field(default_factory=list)
     outcomes: tuple[HookOutcome, ...] = ()
+    missing_references: tuple[str, ...] = ()  # what the adapter found missing (a route)
 
     def observed(self, samples: tuple[MetricSample, ...] = ()) -> Observed:
         return Observed(
@@ -169,6 +170,7 @@ class World:
             workload=self.workload,
             deleting=self.deleting,
             hook_outcomes=self.outcomes,
+            missing_references=self.missing_references,
         )
 
     def step(self, advance: float = 0.0) -> Plan:

@@ -28,6 +28,7 @@ from rollwise.adapters.kubernetes import (
 )
 from rollwise.adapters.manifests import ServiceRef
 from rollwise.adapters.prometheus import MetricProvider
+from rollwise.adapters.references import missing_references
 from rollwise.adapters.trains import release_for
 from rollwise.adapters.webhooks import HookSender
 from rollwise.adapters.workload import read_workload
@@ -39,7 +40,7 @@ from rollwise.controller.metrics import OperatorMetrics
 from rollwise.controller.service_memory import ServiceMemories
 from rollwise.core import naming
 from rollwise.core.analysis import due_gates, gate_refs
-from rollwise.core.conditions import with_condition
+from rollwise.core.conditions import stalled_on_invalid_spec, with_condition
 from rollwise.core.decide import decide
 from rollwise.core.gates import verdict_of
 from rollwise.core.migration import migration_pending
@@ -328,6 +329,9 @@ class Reconciler:
             services=workloads.services,
             router_weight=workloads.router_weight,
             router_mirror=workloads.router_mirror,
+            missing_references=()
+            if steady
+            else missing_references(self.kube.api, ref.namespace, spec),
         )
 
     def _with_train_release(self, spec: ServiceSpec, namespace: str, name: str) -> ServiceSpec:
@@ -456,4 +460,6 @@ def _failed(
     `reason`, the message, and observedGeneration at the generation the failure is about."""
     new = with_condition(status, ConditionType.READY, False, reason, message, generation, now)
     new = with_condition(new, ConditionType.DEGRADED, True, reason, message, generation, now)
+    if reason == Reason.INVALID_SPEC:  # kstatus: Failed at once, not InProgress until a timeout
+        new = stalled_on_invalid_spec(new, message, generation, now)
     return new.model_copy(update={"message": message, "observed_generation": generation})

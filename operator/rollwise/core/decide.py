@@ -28,6 +28,7 @@ from rollwise.core.model import Observed, Plan
 from rollwise.core.naming import workload_selector
 from rollwise.core.passes import Pass
 from rollwise.core.reasons import ConditionType, Reason
+from rollwise.core.references import describe_missing, missing_references
 from rollwise.core.requests import ack_unhandled_request, report_invalid_request
 from rollwise.core.revision import revision_of
 from rollwise.core.rollout import run_rollout
@@ -87,21 +88,35 @@ def _route(p: Pass, revision: str) -> None:
 
 
 def _finish_status(p: Pass) -> None:
-    """The five kstatus conditions from the phase, the scale subresource's replicas and
-    selector, then observedGeneration, written last."""
+    """The conditions from the phase and the spec's references, the scale subresource's
+    replicas and selector, then observedGeneration, written last.
+
+    For kstatus (Flux, kubectl wait, cli-utils): Reconciling is True while a rollout moves
+    (InProgress), Stalled is True once it settled on a failure (RolledBack, MigrationFailed,
+    Degraded) or the spec names an object that does not exist (InvalidSpec): Failed, at
+    once, not at the reader's timeout."""
     status = p.status
     phase = status.phase
     generation = p.observed.generation
-    ready = phase is Phase.HEALTHY
+    missing = (
+        []
+        if p.observed.deleting
+        else missing_references(p.spec, p.observed, gates=status.canary is not None)
+    )
+    invalid = bool(missing)
+    ready = phase is Phase.HEALTHY and not invalid
     reason = status.abort.reason if status.abort and phase in _DEGRADED_PHASES else phase.value
+    if invalid:
+        reason = Reason.INVALID_SPEC
+    stalled = invalid or phase in _DEGRADED_PHASES
     message = status.message or ""
     migration_ok = p.spec.migration is None or (
         p.spec.template is not None and migration_done(p.status, revision_of(p.spec))
     )
     wanted = [
-        (ConditionType.READY, ready, phase.value),
+        (ConditionType.READY, ready, reason if invalid else phase.value),
         (ConditionType.PROGRESSING, phase in _PROGRESSING_PHASES, phase.value),
-        (ConditionType.DEGRADED, phase in _DEGRADED_PHASES, reason),
+        (ConditionType.DEGRADED, stalled, reason),
         (ConditionType.PAUSED, phase is Phase.PAUSED, _paused_reason(p)),
         (
             ConditionType.MIGRATION_COMPLETE,
@@ -110,8 +125,13 @@ def _finish_status(p: Pass) -> None:
             if p.spec.migration is None
             else (status.migration.phase.value if status.migration else "NotStarted"),
         ),
+        (ConditionType.RECONCILING, phase in _PROGRESSING_PHASES and not stalled, phase.value),
+        (ConditionType.STALLED, stalled, reason if stalled else phase.value),
+        (ConditionType.INVALID_SPEC, invalid, Reason.INVALID_SPEC if invalid else "Valid"),
     ]
-    # Always the same five, in the same order: any condition of an older operator is dropped.
+    if invalid:
+        message = describe_missing(missing)
+    # Always the same eight, in the same order: any condition of an older operator is dropped.
     out = status.model_copy(
         update={"conditions": [c for c in status.conditions if c.type in {w[0] for w in wanted}]}
     )

@@ -178,6 +178,8 @@ class Observed:
     deleting: bool = False
     # Webhook and notification attempts that finished since their entry was last written.
     hook_outcomes: tuple[HookOutcome, ...] = ()
+    # Objects the spec names that do not exist (its route object), each as a sentence.
+    missing_references: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------ actions (the Plan's verbs)

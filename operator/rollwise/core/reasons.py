@@ -12,6 +12,10 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     PAUSED = "Paused"
     MIGRATION_COMPLETE = "MigrationComplete"
+    # kstatus: Reconciling -> InProgress, Stalled -> Failed (docs/rollout-semantics.md)
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    INVALID_SPEC = "InvalidSpec"
     # ReleaseTrain only
     FROZEN = "Frozen"
     INVALID = "Invalid"

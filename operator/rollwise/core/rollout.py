@@ -9,9 +9,10 @@ from rollwise.core.analysis import measure_background_gates
 from rollwise.core.hooks import forget_blocking, hook_gate
 from rollwise.core.migration import migrate, needs_migration
 from rollwise.core.model import Action
-from rollwise.core.passes import ACTOR, Pass
+from rollwise.core.passes import ACTOR, POLL_S, Pass
 from rollwise.core.promotion import promote_fully, promote_within_rollback_window
 from rollwise.core.reasons import Reason
+from rollwise.core.references import describe_missing, missing_references
 from rollwise.core.requests import ack, pending_request
 from rollwise.core.steps import advance, start_step, steps_of
 from rollwise.core.workloads import keep_workloads
@@ -88,6 +89,15 @@ def run_rollout(p: Pass, revision: str) -> None:
         forget_blocking(p, revision)
 
     if p.status.current_step_index is None:
+        missing = missing_references(p.spec, p.observed, gates=True)
+        if missing:
+            # Caught at apply time: no canary pod, no traffic, no migration until they exist.
+            message = describe_missing(missing)
+            p.set(phase=Phase.PENDING, message=message)
+            p.warn_once(Reason.INVALID_SPEC, message)
+            p.wake_in(POLL_S * 6)
+            _abort_if_requested(p)
+            return
         # Nothing of the new revision runs, not even its migration, before it is confirmed.
         confirmed = hook_gate(p, WebhookType.CONFIRM_ROLLOUT, revision, Phase.PENDING)
         if not confirmed.passed:
