@@ -16,6 +16,8 @@
   it (status and an Event name the Job), across an operator restart, and starts once that Job
   ends; with concurrencyPolicy Replace the old Job is stopped first. A Job watch counts the
   active migration Jobs at every change: never two.
+- References at apply time: a missing MetricGate, or a deleted Ingress (nginx router), holds
+  2.0.0 before any of its pods as InvalidSpec and Stalled; created, the rollout goes on.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import watch
+from kubernetes import client, watch
 
 from tests.harness.cluster import LocalCluster
 from tests.harness.operator_process import OperatorProcess
@@ -451,3 +453,68 @@ def test_one_migration_at_a_time(
 
     assert jobs.error is None, jobs.error
     assert jobs.most == 1, f"{jobs.most} migration Jobs were active at once"
+
+
+def conditions_of(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status.get("conditions") or []}
+
+
+def held_invalid(rollouts: Rollouts, v1: str, needle: str) -> dict[str, Any]:
+    held = rollouts.wait_status(
+        lambda s: needle in (s.get("message") or "") and s.get("phase") == "Pending",
+        timeout=60,
+        message=f"held: {needle}",
+    )
+    conditions = conditions_of(held)
+    assert conditions["InvalidSpec"] == ("True", "InvalidSpec")
+    assert conditions["Stalled"] == ("True", "InvalidSpec")
+    assert conditions["Reconciling"][0] == "False"
+    assert set(rollouts.replica_sets()) == {v1}, "a pod of the new revision was created"
+    new = held["canary"]["revision"]
+    assert not [j.metadata.name for j in rollouts.jobs() if new in j.metadata.name]
+    assert rollouts.events("InvalidSpec")
+    return held
+
+
+def test_a_missing_reference_holds_the_rollout_until_it_exists(
+    rollouts: Rollouts, prometheus: PrometheusServer, operator: OperatorProcess
+) -> None:
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 25},
+        {"analysis": {"gates": [{"name": "latency", "args": {"service": "payment"}}]}},
+    ]
+    user_ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "payment", "namespace": rollouts.ns},
+        "spec": {"defaultBackend": {"service": {"name": "payment-stable", "port": {"number": 80}}}},
+    }
+    networking = client.NetworkingV1Api(rollouts.core.api_client)
+    networking.create_namespaced_ingress(rollouts.ns, user_ingress)
+
+    def manifest(version: str) -> dict[str, Any]:
+        m = service_manifest(rollouts.ns, version, steps=steps)
+        m["spec"]["strategy"]["canary"]["trafficRouting"] = {"nginx": {"ingress": "payment"}}
+        return m
+
+    rollouts.apply(manifest("1.0.0"))
+    v1 = rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)["stable"]["revision"]
+
+    # The MetricGate does not exist.
+    rollouts.apply(manifest("2.0.0"))
+    held_invalid(rollouts, v1, "MetricGate")
+    rollouts.create_gate(
+        gate_manifest(rollouts.ns, prometheus.url, name="latency", count=1, query="vector(0.001)")
+    )
+    rollouts.wait_phase("Healthy", version="2.0.0", timeout=120)
+    healed = conditions_of(rollouts.status())
+    assert healed["InvalidSpec"][0] == "False" and healed["Stalled"][0] == "False"
+    v2 = rollouts.status()["stable"]["revision"]
+
+    # The Ingress is deleted.
+    networking.delete_namespaced_ingress("payment", rollouts.ns)
+    rollouts.apply(manifest("3.0.0"))
+    held = held_invalid(rollouts, v2, "Ingress")
+    assert "trafficRouting.nginx.ingress" in held["message"]
+    networking.create_namespaced_ingress(rollouts.ns, user_ingress)
+    rollouts.wait_phase("Healthy", version="3.0.0", timeout=120)
