@@ -24,6 +24,7 @@ etcd_dir="$CACHE/bin/etcd-$ETCD_VERSION"
 helm_dir="$CACHE/bin/helm-$HELM_VERSION"
 metrics_server_dir="$CACHE/bin/metrics-server-$METRICS_SERVER_VERSION"
 traefik_dir="$CACHE/bin/traefik-$TRAEFIK_VERSION"
+kstatus_dir="$CACHE/bin/kstatus-$KSTATUS_VERSION"
 
 build_kubernetes() {
   if have "$k8s_dir"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}; then
@@ -191,6 +192,14 @@ install_prometheus() {
   pkill -x prometheus 2>/dev/null || true
 }
 
+build_kstatus() {
+  # The module (deploy/local/kstatus/, go.sum pinned) requires cli-utils at KSTATUS_VERSION.
+  if have "$kstatus_dir/kstatus-check"; then say "kstatus $KSTATUS_VERSION: cached"; return; fi
+  say "kstatus $KSTATUS_VERSION: building kstatus-check (about 1.5 min cold)"
+  mkdir -p "$kstatus_dir"
+  ( cd "$here/kstatus" && run go build -trimpath -o "$kstatus_dir/kstatus-check" . )
+}
+
 install_lua() {
   # The Argo CD health check (deploy/argocd/health.lua) is tested with a real Lua interpreter.
   if command -v lua5.4 >/dev/null; then say "lua5.4: present"; return; fi
@@ -203,12 +212,12 @@ install_lua() {
 only=${1:-all}
 case "$only" in
   all) install_prometheus; install_lua; build_kwok; build_helm; build_etcd; build_kubernetes
-       build_metrics_server; build_traefik ;;
-  kubernetes|kwok|etcd|helm|traefik) "build_$only" ;;
+       build_metrics_server; build_traefik; build_kstatus ;;
+  kubernetes|kwok|etcd|helm|traefik|kstatus) "build_$only" ;;
   prometheus) install_prometheus ;;
   metrics-server) build_metrics_server ;;
   lua) install_lua ;;
-  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|traefik|metrics-server|prometheus|lua]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|traefik|kstatus|metrics-server|prometheus|lua]" >&2; exit 2 ;;
 esac
 # A line other scripts read: where each binary lives. A single component built before the
 # first full build does not create it (its presence means "the full build has run").
