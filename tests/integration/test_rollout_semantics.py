@@ -18,6 +18,8 @@
   active migration Jobs at every change: never two.
 - References at apply time: a missing MetricGate, or a deleted Ingress (nginx router), holds
   2.0.0 before any of its pods as InvalidSpec and Stalled; created, the rollout goes on.
+- Per-service metrics on the operator's /metrics: the info series, the weight, gate verdicts
+  and a rollback by namespace and name; all gone once the ProgressiveService is deleted.
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ from kubernetes import client, watch
 from tests.harness.cluster import LocalCluster
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.prometheus import PrometheusServer
-from tests.harness.rollouts import GROUP, VERSION, Rollouts, gate_manifest, service_manifest
+from tests.harness.rollouts import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Rollouts,
+    gate_manifest,
+    service_manifest,
+)
 from tests.harness.wait import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -518,3 +527,53 @@ def test_a_missing_reference_holds_the_rollout_until_it_exists(
     assert "trafficRouting.nginx.ingress" in held["message"]
     networking.create_namespaced_ingress(rollouts.ns, user_ingress)
     rollouts.wait_phase("Healthy", version="3.0.0", timeout=120)
+
+
+def service_series(operator: OperatorProcess, namespace: str) -> list[str]:
+    return [
+        line
+        for line in operator.metrics().splitlines()
+        if line.startswith("rollwise_service_")
+        and f'namespace="{namespace}"' in line
+        and "_created" not in line.split("{")[0]
+    ]
+
+
+def test_per_service_metrics_follow_a_rollback_and_go_with_the_service(
+    rollouts: Rollouts, gate: dict[str, Any], operator: OperatorProcess
+) -> None:
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 25},
+        {"analysis": {"gates": [{"name": "error-rate", "args": {"service": "payment"}}]}},
+    ]
+    rollouts.apply(service_manifest(rollouts.ns, "1.0.0", steps=steps, migration=False))
+    rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
+    rollouts.apply(
+        service_manifest(rollouts.ns, "2.0.0", steps=steps, migration=False, error_rate=0.5)
+    )
+    rollouts.wait_phase("RolledBack", timeout=120)
+
+    who = f'namespace="{rollouts.ns}",name="payment"'
+    wait_for(
+        lambda: any(
+            line.startswith("rollwise_service_info{") and 'phase="RolledBack"' in line
+            for line in service_series(operator, rollouts.ns)
+        ),
+        timeout=30,
+        message="the info series says RolledBack",
+    )
+    text = "\n".join(service_series(operator, rollouts.ns))
+    assert f'rollwise_service_rollbacks_total{{{who},reason="GateFailed"}} 1.0' in text, text
+    assert (
+        f'rollwise_service_gate_verdicts_total{{{who},gate="error-rate",verdict="Failed"}}' in text
+    )
+    assert f"rollwise_service_canary_weight{{{who}}} 0.0" in text
+    infos = [line for line in text.splitlines() if line.startswith("rollwise_service_info{")]
+    assert len(infos) == 1, infos
+
+    rollouts.custom.delete_namespaced_custom_object(GROUP, VERSION, rollouts.ns, PLURAL, "payment")
+    wait_for(
+        lambda: service_series(operator, rollouts.ns) == [],
+        timeout=60,
+        message="every series of the deleted service gone",
+    )

@@ -443,6 +443,7 @@ class Reconciler:
         steps = sum(1 for e in plan.events if e.reason == Reason.STEP_COMPLETED)
         if steps:
             self.metrics.step_transitions.inc(steps)
+        verdicts: list[tuple[str, str]] = []
         for sample in samples:
             # A step gate's result leaves status when its step completes in this very pass, so
             # the verdict is taken from the sample itself, as the core judges it.
@@ -451,6 +452,11 @@ class Reconciler:
             if gspec is not None:
                 verdict = verdict_of(sample, gspec)
                 self.metrics.gate_verdicts.labels(gate=gate, verdict=verdict.value).inc()
+                verdicts.append((gate, verdict.value))
+        rolled_back = any(e.reason == Reason.ROLLED_BACK for e in plan.events)
+        abort = plan.status.abort
+        reason = (abort.reason if abort else Reason.ROLLED_BACK) if rolled_back else None
+        self.metrics.services.record(key, plan.status, verdicts, reason)
 
 
 def _failed(
