@@ -842,6 +842,11 @@ class ServiceStatus(StatusModel):
     webhooks: list[WebhookStatus] = Field(default_factory=list, max_length=WEBHOOKS_LIMIT)
     # Set by a full promotion of the current canary (kept on the Healthy status it led to).
     full_promotion: FullPromotion | None = None
+    # The canary weight on the route object (HTTPRoute, canary Ingress, VirtualService) as the
+    # last pass read it back and, where it differed, wrote it (None under the replicas router).
+    # It differs from canaryWeight while traffic is being drained or a step's weight is being
+    # written; a change by someone else is set back at once (docs/rollout-semantics.md, rule 9).
+    route_weight: int | None = None
     # The revisions that were stable before the current one, newest first (rollbackWindow).
     previous_stables: list[str] = Field(default_factory=list, max_length=PREVIOUS_STABLES_LIMIT)
 

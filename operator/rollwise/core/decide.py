@@ -61,7 +61,7 @@ def decide(spec: ServiceSpec, status: ServiceStatus, observed: Observed, now: da
     ack_unhandled_request(p)
     announce(p, status)
     schedule_calls(p)
-    _finish_status(p)
+    _finish_status(p, status)
     return p.plan()
 
 
@@ -87,7 +87,7 @@ def _route(p: Pass, revision: str) -> None:
         run_rollout(p, revision)
 
 
-def _finish_status(p: Pass) -> None:
+def _finish_status(p: Pass, before: ServiceStatus) -> None:
     """The conditions from the phase and the spec's references, the scale subresource's
     replicas and selector, then observedGeneration, written last.
 
@@ -144,6 +144,7 @@ def _finish_status(p: Pass) -> None:
         conditions=conditions,
         replicas=(stable.replicas if stable else 0) + (canary.replicas if canary else 0),
         selector=workload_selector(p.observed.name),
+        route_weight=_route_weight(p, before),
         observed_generation=generation,
     )
 
@@ -153,3 +154,26 @@ def _paused_reason(p: Pass) -> str:
     if p.status.phase is Phase.PAUSED and inconclusive_gates(p.spec, p.status):
         return Reason.GATE_INCONCLUSIVE
     return p.status.phase.value
+
+
+def _route_weight(p: Pass, before: ServiceStatus) -> int | None:
+    """The canary weight on the route object once this pass's writes are done (None under the
+    replicas router). A route that had this weight at the last pass and reads otherwise now was
+    changed by someone else (a GitOps re-sync of the user's manifest): one warning Event says
+    so as the weight is set back."""
+    if p.spec.strategy.canary.traffic_routing.kind == "replicas":
+        return None
+    wanted = p.router_weight
+    observed = p.observed.router_weight
+    if wanted is None:
+        return observed
+    if before.route_weight == wanted.weight and observed != wanted.weight:
+        shown = "unreadable" if observed is None else f"{observed}%"
+        p.event(
+            Reason.ROUTE_REASSERTED,
+            f"the route's canary weight was changed outside rollwise ({shown}); set back to "
+            f"{wanted.weight}%",
+            warning=True,
+            weight=wanted.weight,
+        )
+    return wanted.weight

@@ -78,6 +78,7 @@ class StatusChanges(TypedDict, total=False):
     invalid_request: str | None
     webhooks: list[WebhookStatus]
     full_promotion: FullPromotion | None
+    route_weight: int | None
     previous_stables: list[str]
 
 

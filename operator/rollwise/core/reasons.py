@@ -90,3 +90,4 @@ class Reason(StrEnum):
     RETURNED_TO_STABLE = "ReturnedToStable"
     ROLLBACK_WINDOW = "RollbackWindow"
     MIGRATION_WAITING = "MigrationWaiting"
+    ROUTE_REASSERTED = "RouteReasserted"
