@@ -25,6 +25,7 @@ helm_dir="$CACHE/bin/helm-$HELM_VERSION"
 metrics_server_dir="$CACHE/bin/metrics-server-$METRICS_SERVER_VERSION"
 traefik_dir="$CACHE/bin/traefik-$TRAEFIK_VERSION"
 kstatus_dir="$CACHE/bin/kstatus-$KSTATUS_VERSION"
+fluxhealth_dir="$CACHE/bin/fluxhealth-$FLUX_RUNTIME_VERSION"
 
 build_kubernetes() {
   if have "$k8s_dir"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}; then
@@ -200,6 +201,13 @@ build_kstatus() {
   ( cd "$here/kstatus" && run go build -trimpath -o "$kstatus_dir/kstatus-check" . )
 }
 
+build_fluxhealth() {
+  if have "$fluxhealth_dir/flux-health-check"; then say "fluxhealth $FLUX_RUNTIME_VERSION: cached"; return; fi
+  say "fluxhealth $FLUX_RUNTIME_VERSION: building flux-health-check (2-6 min cold)"
+  mkdir -p "$fluxhealth_dir"
+  ( cd "$here/fluxhealth" && run go build -trimpath -o "$fluxhealth_dir/flux-health-check" . )
+}
+
 install_lua() {
   # The Argo CD health check (deploy/argocd/health.lua) is tested with a real Lua interpreter.
   if command -v lua5.4 >/dev/null; then say "lua5.4: present"; return; fi
@@ -212,12 +220,12 @@ install_lua() {
 only=${1:-all}
 case "$only" in
   all) install_prometheus; install_lua; build_kwok; build_helm; build_etcd; build_kubernetes
-       build_metrics_server; build_traefik; build_kstatus ;;
-  kubernetes|kwok|etcd|helm|traefik|kstatus) "build_$only" ;;
+       build_metrics_server; build_traefik; build_kstatus; build_fluxhealth ;;
+  kubernetes|kwok|etcd|helm|traefik|kstatus|fluxhealth) "build_$only" ;;
   prometheus) install_prometheus ;;
   metrics-server) build_metrics_server ;;
   lua) install_lua ;;
-  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|traefik|kstatus|metrics-server|prometheus|lua]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|traefik|kstatus|fluxhealth|metrics-server|prometheus|lua]" >&2; exit 2 ;;
 esac
 # A line other scripts read: where each binary lives. A single component built before the
 # first full build does not create it (its presence means "the full build has run").

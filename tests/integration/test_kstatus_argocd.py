@@ -9,6 +9,9 @@ actions (deploy/argocd/, run by a real Lua), each given the live object as read 
   Flux docs add healthCheckExprs).
 - Argo CD: Healthy, Suspended, Degraded on the same live objects; promote-full, abort and retry
   as resource actions, acted on by the operator with the Argo CD actor in history.
+- Flux's own healthCheckExprs evaluator (github.com/fluxcd/pkg/runtime/cel) with the
+  expressions docs/gitops.md ships: the same verdicts as kstatus, and no "Current" before the
+  operator wrote a status.
 - A ReleaseTrain's health from its live status.
 """
 
@@ -34,10 +37,13 @@ STEPS: list[dict[str, Any]] = [
 
 
 def verdicts(rollouts: Rollouts, name: str = "payment") -> tuple[str, str, str]:
-    """(kstatus status, Argo CD health, Argo CD message) of the live object."""
+    """(kstatus status, Argo CD health, Argo CD message) of the live object; Flux's
+    healthCheckExprs evaluator with docs/gitops.md's expressions must agree with kstatus."""
     obj = rollouts.get(name)
     [computed] = kstatus.compute([obj])
     health, message = argocd_lua.health(obj)
+    [flux] = kstatus.flux_health([obj], kstatus.flux_health_exprs())
+    assert flux == computed["status"], (flux, computed)
     return computed["status"], health, message
 
 
@@ -70,8 +76,11 @@ def test_kstatus_and_argocd_read_every_outcome_from_the_live_object(
     created = rollouts.custom.create_namespaced_custom_object(
         GROUP, VERSION, rollouts.ns, PLURAL, manifest(rollouts, "1.0.0")
     )
-    # As created, before the operator wrote anything: kstatus reads "no status" as Current.
+    # As created, before the operator wrote anything: kstatus reads "no status" as Current;
+    # docs/gitops.md's healthCheckExprs cannot be evaluated yet, so Flux waits.
     assert kstatus.compute([created])[0]["status"] == "Current"
+    [flux] = kstatus.flux_health([created], kstatus.flux_health_exprs())
+    assert flux.startswith("error: "), flux
     assert argocd_lua.health(created)[0] == "Progressing"
     rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)
     assert verdicts(rollouts)[:2] == ("Current", "Healthy")

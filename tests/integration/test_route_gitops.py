@@ -2,8 +2,8 @@
 docs/gitops.md): the user's HTTPRoute kept in Git in the form rollwise leaves it at rest, applied
 with server-side apply by a "gitops" field manager as Flux and Argo CD (ServerSideApply=true) do.
 
-- At rest (after the first deploy and after a promotion) `kubectl diff --server-side` of that
-  manifest shows nothing: no drift.
+- At rest (after the first deploy and after a promotion) `kubectl diff --server-side
+  --force-conflicts` of that manifest (the dry run of a sync) shows nothing: no drift.
 - Mid-canary a forced re-sync (what Flux does every interval) puts the weights back to 100/0;
   the operator's watch on the route wakes the service and the canary weight is back within
   seconds, with a RouteReasserted Event; status.routeWeight shows the route's weight.
@@ -77,12 +77,15 @@ def sync(cluster: LocalCluster, namespace: str) -> None:
 
 
 def drift(cluster: LocalCluster, namespace: str) -> str:
-    """`kubectl diff --server-side` of the Git manifest: empty when the live route matches."""
+    """`kubectl diff --server-side --force-conflicts` of the Git manifest (the dry run of the
+    apply a sync does): empty when applying it would change nothing."""
     result = cluster._run_kubectl(
-        ["diff", "--server-side", "--field-manager=gitops", "-f", "-"],
+        ["diff", "--server-side", "--force-conflicts", "--field-manager=gitops", "-f", "-"],
         input=yaml.safe_dump(route_in_git(namespace)),
     )
-    assert result.returncode in (0, 1), result.stderr
+    if result.returncode not in (0, 1):
+        live = cluster.kubectl("get", "httproute", "payment", "-n", namespace, "-o", "yaml")
+        raise AssertionError(f"{result.stderr}\nlive route:\n{live.stdout}")
     return result.stdout
 
 
@@ -132,8 +135,13 @@ def test_the_route_kept_in_git_never_drifts_and_a_resync_mid_canary_is_set_back(
         message=f"the canary weight set back within {REASSERT_WITHIN_S:g}s of the re-sync",
     )
     took = time.monotonic() - reverted_at
-    told = [e.message for e in rollouts.events("RouteReasserted")]
-    assert told and "set back to 50%" in told[-1], told
+    # The pass patches the route first, then writes status, then posts its Events.
+    told = wait_for(
+        lambda: [e.message for e in rollouts.events("RouteReasserted")],
+        timeout=10,
+        message="a RouteReasserted Event",
+    )
+    assert "(0%); set back to 50%" in told[-1], told
     assert rollouts.status()["routeWeight"] == 50
     assert rollouts.status()["canaryWeight"] == 50
     harness_run.note(f"route re-asserted {took:.2f}s after a forced GitOps re-sync")
