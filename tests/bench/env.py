@@ -38,23 +38,29 @@ from tests.harness.wait import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
 
-# Control-plane tuning for the benchmark (kwokctl --extra-args), recorded in the results:
-# - the default Service range 10.0.0.0/24 holds 253 Services; each ProgressiveService owns 3;
-# - kube-controller-manager and kube-scheduler default to 20 and 50 API requests/s, which makes
-#   them (creating, binding and reporting pods) the bottleneck long before the operator.
-# kwokctl's --disable-qps-limits is not used: it also turns API Priority and Fairness off,
-# which the per-client request counts rely on.
-# Order matters: kwokctl v0.7.0 indexes its per-component patches by the position of a
-# component's first --extra-args among ALL of them (mutationComponentPatches stores `i`), and
-# panics when they differ. LocalCluster passes kube-apiserver first (advertise-address), so each
-# further component's first argument must come right after, in order; then the rest.
-TUNING = (
-    "kube-controller-manager=kube-api-qps=1000",
-    "kube-scheduler=kube-api-qps=1000",
-    "kube-apiserver=service-cluster-ip-range=10.0.0.0/16",
-    "kube-controller-manager=kube-api-burst=2000",
-    "kube-scheduler=kube-api-burst=2000",
-)
+# Control-plane tuning for the benchmark, recorded in the results: kube-controller-manager and
+# kube-scheduler default to 20 and 50 API requests/s, which makes them (creating, binding and
+# reporting pods) the bottleneck long before the operator. kwokctl's --disable-qps-limits is not
+# used: it also turns API Priority and Fairness off, which the per-client request counts rely on.
+# (The Service range needs no tuning any more: each address slot's is a /16, 65k Services.)
+# Written into the cluster's KwokctlConfiguration as componentsPatches, never as `--extra-args`:
+# kwokctl v0.7.0 indexes repeated --extra-args by flag position and panicked (`index out of
+# range [3] with length 3`) once the address slots added a second kube-apiserver flag ahead.
+TUNING_ARGS: dict[str, dict[str, str]] = {
+    "kube-controller-manager": {"kube-api-qps": "1000", "kube-api-burst": "2000"},
+    "kube-scheduler": {"kube-api-qps": "1000", "kube-api-burst": "2000"},
+}
+TUNING = tuple(f"{c}={k}={v}" for c, args in TUNING_ARGS.items() for k, v in args.items())
+
+
+def tuning_patches() -> list[dict[str, Any]]:
+    """TUNING_ARGS as KwokctlConfiguration componentsPatches."""
+    return [
+        {"name": component, "extraArgs": [{"key": k, "value": v} for k, v in args.items()]}
+        for component, args in TUNING_ARGS.items()
+    ]
+
+
 PODS_PER_NODE = 2000  # tests.harness.cluster.NODE_CAPACITY
 
 OPERATOR_NS = "rollwise-bench-system"
@@ -95,13 +101,12 @@ class Environment:
     @contextlib.contextmanager
     def started(cls, run: HarnessRun, name: str, *, nodes: int) -> Iterator[Environment]:
         """A fresh tuned cluster (deleted at the end), the simulator and Prometheus."""
-        flags = [f"--extra-args={arg}" for arg in TUNING]
         cluster = LocalCluster(
             name,
             run.log_dir / name,
             run_id=run.run_id,
             nodes=nodes,
-            create_flags=flags,
+            components_patches=tuning_patches(),
             # kwok evaluates every pod's usage at each metrics-server scrape: keep it out of
             # the numbers (and comparable with runs from before metrics-server existed).
             metrics_server=False,
@@ -148,26 +153,6 @@ class Environment:
                 simulator.stop()
             cluster.stop()
 
-    @classmethod
-    def existing(
-        cls,
-        run: HarnessRun,
-        cluster: LocalCluster,
-        prometheus: PrometheusServer,
-        api: ApiClient,
-    ) -> Environment:
-        """The pytest session's proving ground (untuned: fine for a few dozen services)."""
-        env = cls(
-            run=run,
-            cluster=cluster,
-            prometheus_url=prometheus.url,
-            api=api,
-            prometheus_pid=prometheus.process.pid,
-            shared=True,
-        )
-        env.prepare()
-        return env
-
     def prepare(self) -> None:
         """CRDs, the operator's ServiceAccount (cluster-admin) and its counting FlowSchemas."""
         self.cluster.install_crds(CRDS)
@@ -177,13 +162,6 @@ class Environment:
         ).stdout.strip()
         path = self.run.state_dir / f"operator-{self.cluster.name}.kubeconfig"
         self.operator_kubeconfig = self.cluster.token_kubeconfig(token, path)
-
-    def remove_identity(self) -> None:
-        """Delete what prepare() added that outlives a namespace (on a shared cluster)."""
-        for manifest in identity_manifests():
-            kind, name = manifest["kind"], manifest["metadata"]["name"]
-            if kind in ("FlowSchema", "ClusterRoleBinding"):
-                self.cluster.kubectl("delete", kind.lower(), name, "--ignore-not-found")
 
     # ------------------------------------------------------------------ operator
 

@@ -1,19 +1,20 @@
-"""The benchmark end to end at N=10 (every part, about a minute) on the session's proving
-ground: it runs, writes well-formed results, and every service reaches Healthy."""
+"""The benchmark end to end at N=10 (every part, about a minute) on the same tuned control plane
+`make bench` starts (Environment.started: its componentsPatches, its node count), so a
+cluster `make bench` cannot start fails here too: it runs, writes well-formed results, and
+every service reaches Healthy."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.bench import run as bench
-from tests.bench.env import Environment, admin_client
-from tests.harness.cluster import LocalCluster
-from tests.harness.prometheus import PrometheusServer
+from tests.bench.env import TUNING, Environment, nodes_for
 from tests.harness.run import HarnessRun
 
 pytestmark = pytest.mark.cluster
@@ -22,7 +23,7 @@ N = 10  # enough for every part to run; the published figures come from `make be
 
 
 def test_benchmark_at_n10_writes_results_and_every_service_gets_healthy(
-    harness_run: HarnessRun, cluster: LocalCluster, prometheus: PrometheusServer, tmp_path: Path
+    harness_run: HarnessRun, tmp_path: Path
 ) -> None:
     args = bench.options(
         [
@@ -38,25 +39,24 @@ def test_benchmark_at_n10_writes_results_and_every_service_gets_healthy(
             str(tmp_path),
         ]
     )
-    api = admin_client(cluster.kubeconfig)
-    env = Environment.existing(harness_run, cluster, prometheus, api)
-
-    @contextlib.contextmanager
-    def same_cluster(name: str, pods: int) -> Iterator[Environment]:
-        yield env
-
     written: list[dict[str, object]] = []
-    try:
+    name = f"rwb-smoke-{os.getpid()}"
+    with Environment.started(harness_run, name, nodes=nodes_for(N)) as env:
+        # One tuned cluster for every part (make bench starts one per part): cleaned between.
+        env.shared = True
+
+        @contextlib.contextmanager
+        def same_cluster(part: str, pods: int) -> Iterator[Environment]:
+            yield env
+
         results = bench.run_benchmark(args, same_cluster, written.append)
-    finally:
-        env.remove_identity()
-        api.close()  # type: ignore[no-untyped-call]
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results, indent=2))
     data = json.loads(path.read_text())
     print(bench.table(data))
 
     assert data["errors"] == [], data["errors"]
+    assert data["control_plane_tuning"] == list(TUNING)
     assert written, "results are written after every part"
     assert set(data["machine"]) >= {"cores", "memory_gib", "kubernetes", "python", "rollwise"}
     [scale] = data["scale"]

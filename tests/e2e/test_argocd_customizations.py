@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from rollwise.api.fleet import FleetPhase
-from rollwise.api.service import Phase
+from rollwise.api.service_status import Phase
 from rollwise.api.train import TrainPhase
 from rollwise.core.model import Action
 from rollwise.core.requests import parse_request

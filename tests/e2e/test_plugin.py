@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rollwise.api.service import (
+from rollwise.api.service_status import (
     GateResult,
     HistoryEntry,
     Phase,

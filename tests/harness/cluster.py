@@ -15,7 +15,7 @@ import logging
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +130,16 @@ def node_manifest(index: int, slot: int = 0) -> dict[str, Any]:
     }
 
 
+def merged_components_patches(patches: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One componentsPatches entry per component, its extraArgs in the order given (the
+    metrics patches and the benchmark's tuning both patch kube-controller-manager)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for patch in patches:
+        entry = merged.setdefault(str(patch["name"]), {"name": patch["name"], "extraArgs": []})
+        entry["extraArgs"] += list(patch.get("extraArgs") or [])
+    return list(merged.values())
+
+
 class LocalCluster:
     """A kwokctl cluster: ``start()``, use ``kubeconfig`` / ``kubectl()`` / ``api_client()``,
     ``stop()``.
@@ -147,15 +157,21 @@ class LocalCluster:
         run_id: str | None = None,
         start_timeout: float = 180.0,
         create_flags: Sequence[str] = (),
+        components_patches: Sequence[Mapping[str, Any]] = (),
         metrics_server: bool = True,
     ) -> None:
         self.name = name
         # metrics-server + kwok's per-node /metrics/resource + tuned HPA controller
         # (tests/harness/metrics.py); off: no metrics.k8s.io API.
         self.metrics_server = metrics_server
-        # Extra `kwokctl create cluster` flags (the benchmark's control-plane tuning), e.g.
-        # `--extra-args=kube-apiserver=service-cluster-ip-range=10.0.0.0/16`.
+        # Extra `kwokctl create cluster` flags (a fleet member's Service range, an audit policy),
+        # e.g. `--kube-audit-policy=...`.
         self.create_flags = tuple(create_flags)
+        # Extra component flags (the benchmark's control-plane tuning) as KwokctlConfiguration
+        # componentsPatches: `{"name": "kube-scheduler", "extraArgs": [{"key": .., "value": ..}]}`.
+        # Never as repeated `--extra-args`: kwokctl v0.7.0 indexes those by flag position and
+        # panics (`index out of range`) once another component's flag comes between.
+        self.components_patches = tuple(components_patches)
         self.logs_dir = workdir_logs
         self.nodes = nodes
         self.run_id = run_id or paths.new_run_id()
@@ -216,9 +232,13 @@ class LocalCluster:
             "kind": "KwokctlConfiguration",
             "options": options,
         }
+        patches: list[Mapping[str, Any]] = []
         if self.metrics_server:
             options.update(metrics.kwokctl_options())
-            config["componentsPatches"] = metrics.kwokctl_components_patches()
+            patches += metrics.kwokctl_components_patches()
+        patches += self.components_patches
+        if patches:
+            config["componentsPatches"] = merged_components_patches(patches)
         enabled = options.get("enableCRDs")
         options["enableCRDs"] = [*(enabled if isinstance(enabled, list) else []), *LOG_CRDS]
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -311,7 +331,7 @@ class LocalCluster:
             "--kube-authorization=true",
             "--kube-admission=true",
             "--extra-args=kube-apiserver=advertise-address=127.0.0.1",
-            # before create_flags: a later range (the benchmark's) wins
+            # before create_flags: a later range (a fleet member's) wins
             "--extra-args=kube-apiserver=service-cluster-ip-range="
             + pod_http.service_cidr(self.address_slot),
             *self.create_flags,

@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
+from tests.harness.crash_points import CRASH_VARIABLES
 from tests.harness.processes import ManagedProcess, ProcessRecord
 from tests.harness.prometheus import free_port, http_ok
 from tests.harness.run import HarnessRun
 from tests.harness.wait import wait_for
 
 ROLLWISE = Path(sys.executable).with_name("rollwise")
+REPO = Path(__file__).resolve().parents[2]
 
 
 class OperatorProcess:
@@ -44,8 +47,13 @@ class OperatorProcess:
         self.log_path = run.log_path(name)
         self._process: ManagedProcess | None = None
 
-    def argv(self) -> list[str]:
-        args = [str(ROLLWISE), "run", "--kubeconfig", str(self.kubeconfig)]
+    def argv(self, env: Mapping[str, str] | None = None) -> list[str]:
+        """The command line; through tests.harness.crash_points when `env` asks for a crash
+        point (production rollwise has none of its own)."""
+        command = [str(ROLLWISE)]
+        if any((env or {}).get(name) for name in CRASH_VARIABLES):
+            command = [sys.executable, "-m", "tests.harness.crash_points"]
+        args = [*command, "run", "--kubeconfig", str(self.kubeconfig)]
         for ns in self.namespaces:
             args += ["--namespace", ns]
         args += [
@@ -64,13 +72,18 @@ class OperatorProcess:
     def start(self, env: dict[str, str] | None = None) -> None:
         """Start and wait until its liveness endpoint answers."""
         self.starts += 1
+        merged = {**os.environ, **self.env, **(env or {})}
+        if any(merged.get(name) for name in CRASH_VARIABLES):
+            merged["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(REPO), merged.get("PYTHONPATH", "")) if p
+            )
         process = ManagedProcess(
             f"{self.name}-{self.starts}",
-            self.argv(),
+            self.argv(merged),
             log_path=self.log_path,
             pid_dir=self.run.pid_dir,
             run_id=self.run.run_id,
-            env={**os.environ, **self.env, **(env or {})},
+            env=merged,
         )
         process.start()
         self._process = process

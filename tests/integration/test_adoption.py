@@ -1,7 +1,7 @@
 """Create-or-adopt against the real API server: a name already taken by an object this
 ProgressiveService owns is adopted, one taken by anyone else is refused and left untouched.
 The pure decision and the race a real server cannot produce on demand (AlreadyExists, then gone)
-are in tests/unit/test_adapters_adoption.py.
+are in tests/unit/adapters/test_adoption.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from kubernetes.client import ApiClient, CustomObjectsApi
 from rollwise.adapters.adoption import create_or_adopt
 from rollwise.adapters.errors import NotOwnedError
 from rollwise.adapters.kubeapi import SERVICES, KubeApi
-from rollwise.adapters.manifests import Manifest, ServiceRef, owner_reference
+from rollwise.adapters.manifests.types import Manifest, ServiceRef, owner_reference
 from rollwise.api import GROUP, VERSION
 from rollwise.api.service import KIND, PLURAL
 
@@ -85,7 +85,7 @@ def test_an_object_of_someone_else_is_refused_and_left_untouched(
     ref = owner
     foreign = api.create(SERVICES, namespace, service("payment-stable", namespace))
     # (An object of an earlier service of the same name is not built here: the garbage
-    # collector deletes it at once, as it should. tests/unit/test_adapters_adoption.py has it.)
+    # collector deletes it at once, as it should. tests/unit/adapters/test_adoption.py has it.)
 
     with pytest.raises(NotOwnedError, match=f"Service {namespace}/payment-stable"):
         create_or_adopt(api, SERVICES, ref, service("payment-stable", namespace))

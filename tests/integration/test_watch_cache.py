@@ -16,11 +16,11 @@ from rollwise.adapters.cache import ObjectCache, prime
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import METRIC_GATES, REPLICA_SETS, SERVICES, KubeApi
 from rollwise.adapters.kubernetes import KubernetesAdapter
-from rollwise.adapters.manifests import ServiceRef
+from rollwise.adapters.manifests.types import ServiceRef
 from rollwise.api import GROUP, VERSION
 from rollwise.core import naming
 from rollwise.core.model import ScaleReplicaSet
-from tests.unit.world import spec_from
+from tests.unit.core.world import spec_from
 
 pytestmark = pytest.mark.cluster
 

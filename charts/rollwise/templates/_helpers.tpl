@@ -158,3 +158,53 @@ renew deadline that does not leave the leader time to stop before a standby may 
 {{- end }}
 {{- printf "%s-leader" (include "rollwise.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+{{/*
+The fleet hub (`rollwise run --fleet-hub`): its own name, labels and ServiceAccount. Its pods
+never carry the operator's selector labels, so the operator's Service and PodDisruptionBudget
+never select them.
+*/}}
+{{- define "rollwise.fleetHub.fullname" -}}
+{{- printf "%s-fleet-hub" (include "rollwise.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "rollwise.fleetHub.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-fleet-hub" (include "rollwise.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "rollwise.fleetHub.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "rollwise.fleetHub.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: fleet-hub
+app.kubernetes.io/part-of: rollwise
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "rollwise.fleetHub.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- include "rollwise.fleetHub.fullname" . }}
+{{- else }}
+{{- default "default" .Values.fleetHub.serviceAccountName }}
+{{- end }}
+{{- end }}
+
+{{/*
+The hub's Lease name; fails on settings the hub would refuse or that would let two hubs write:
+no namespaces (the hub reads member Secrets by name in the FleetRollouts' namespaces, never
+cluster-wide), several replicas without election, a renew deadline at or above the duration.
+*/}}
+{{- define "rollwise.fleetHub.leaseName" -}}
+{{- $le := .Values.leaderElection }}
+{{- if not .Values.fleetHub.namespaces }}
+{{- fail "fleetHub.enabled needs fleetHub.namespaces: the namespaces holding FleetRollouts and their member kubeconfig Secrets" }}
+{{- end }}
+{{- if and (gt (int .Values.fleetHub.replicas) 1) (not $le.enabled) }}
+{{- fail "fleetHub.replicas > 1 needs leaderElection.enabled: without it every hub writes" }}
+{{- end }}
+{{- if and $le.enabled (ge (int $le.renewDeadlineSeconds) (int $le.leaseDurationSeconds)) }}
+{{- fail "leaderElection.renewDeadlineSeconds must be below leaseDurationSeconds" }}
+{{- end }}
+{{- include "rollwise.fleetHub.fullname" . }}
+{{- end }}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rollwise.adapters.errors import AdapterError, NotOwnedError
 from rollwise.adapters.kubeapi import KubeApi, Resource
-from rollwise.adapters.manifests import Manifest, ServiceRef, is_owned_by
+from rollwise.adapters.manifests.types import Manifest, ServiceRef, is_owned_by
 
 
 class ObjectVanishedError(AdapterError):

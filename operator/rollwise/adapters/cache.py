@@ -44,7 +44,7 @@ from rollwise.adapters.kubeapi import (
     KubeApi,
     Resource,
 )
-from rollwise.adapters.manifests import Manifest
+from rollwise.adapters.manifests.types import Manifest
 from rollwise.core import naming
 
 OWNED: tuple[Resource, ...] = (REPLICA_SETS, JOBS, PODS, SERVICES)

@@ -10,39 +10,33 @@ from __future__ import annotations
 
 import base64
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import kubernetes.config
 import yaml
 from kubernetes.client import ApiClient, Configuration
 
 from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.events import EventRecorder
 from rollwise.adapters.kubeapi import PROGRESSIVE_SERVICES, KubeApi, Resource
-from rollwise.adapters.manifests import (
-    COMPONENT,
-    EVENT_MESSAGE_LIMIT,
-    Manifest,
-    merge_patch,
-    rfc3339,
-)
-from rollwise.api import API_VERSION, GROUP, VERSION
+from rollwise.adapters.manifests.types import COMPONENT, Manifest, ObjectRef
+from rollwise.adapters.status_writer import StatusWriter
+from rollwise.api import GROUP, VERSION
 from rollwise.api import fleet as fleet_api
 from rollwise.api.fleet import FleetCluster, FleetRolloutStatus, TargetRef
-from rollwise.core.fleet import FleetEvent, MemberObservation, MemberSpec, PatchMember
+from rollwise.core.fleet.model import FleetEvent, FleetMemberSpec, MemberObservation, PatchMember
+from rollwise.core.model import EventRecord
 
 FLEET_ROLLOUTS = Resource(fleet_api.KIND, GROUP, VERSION, fleet_api.PLURAL)
 SECRETS = Resource("Secret", "", "v1", "secrets")
-EVENTS = Resource("Event", "", "v1", "events")
 
 
 @dataclass(frozen=True)
-class FleetRef:
-    namespace: str
-    name: str
-    uid: str
+class FleetRef(ObjectRef):
+    """A FleetRollout on the hub."""
+
+    kind: str = fleet_api.KIND
 
 
 class MemberClients:
@@ -112,7 +106,7 @@ def member_observation(cluster: str, obj: Manifest) -> MemberObservation:
         cluster=cluster,
         reachable=True,
         found=True,
-        spec=MemberSpec(
+        spec=FleetMemberSpec(
             version=spec.get("version"),
             containers=tuple(c for c in containers if isinstance(c, dict)),
         ),
@@ -133,6 +127,8 @@ class FleetAdapter:
         self.hub = hub
         self.members = MemberClients(hub, member_timeout)
         self.instance = instance or COMPONENT
+        self.status = StatusWriter(hub, FLEET_ROLLOUTS)
+        self.events = EventRecorder(hub, self.instance, component=f"{COMPONENT}-fleet-hub")
 
     def read_fleet(self, namespace: str, name: str) -> Manifest | None:
         return self.hub.get(FLEET_ROLLOUTS, namespace, name)
@@ -170,44 +166,10 @@ class FleetAdapter:
     def patch_status(
         self, ref: FleetRef, resource_version: str, old: Manifest, new: FleetRolloutStatus
     ) -> bool:
-        """Merge-patch the status if it changed, guarded by the resourceVersion read."""
-        patch = merge_patch(old, new.to_wire())
-        if not patch:
-            return False
-        body: dict[str, Any] = {
-            "metadata": {"resourceVersion": resource_version},
-            "status": patch,
-        }
-        self.hub.patch(FLEET_ROLLOUTS, ref.namespace, ref.name, body, sub="status")
-        return True
+        """Merge-patch the status if it changed (the one StatusWriter: guarded by the
+        resourceVersion read, conflicts re-read and retried). True when a patch was written."""
+        return self.status.write(ref, resource_version, old, new)
 
     def post_event(self, ref: FleetRef, event: FleetEvent, now: datetime) -> None:
-        stamp = rfc3339(now)
-        self.hub.create(
-            EVENTS,
-            ref.namespace,
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {
-                    "name": f"{ref.name[:236]}.{uuid.uuid4().hex[:16]}",
-                    "namespace": ref.namespace,
-                },
-                "involvedObject": {
-                    "apiVersion": API_VERSION,
-                    "kind": fleet_api.KIND,
-                    "name": ref.name,
-                    "namespace": ref.namespace,
-                    "uid": ref.uid,
-                },
-                "reason": event.reason,
-                "message": event.message[:EVENT_MESSAGE_LIMIT],
-                "type": "Warning" if event.warning else "Normal",
-                "source": {"component": f"{COMPONENT}-fleet-hub"},
-                "reportingComponent": f"{COMPONENT}-fleet-hub",
-                "reportingInstance": self.instance,
-                "firstTimestamp": stamp,
-                "lastTimestamp": stamp,
-                "count": 1,
-            },
-        )
+        """Through the one Event recorder (a repeat counts on the first Event)."""
+        self.events.post(ref, EventRecord(event.reason, event.message, event.warning), now)

@@ -21,7 +21,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
 from rollwise.adapters.errors import TRANSPORT_ERRORS, AdapterError, api_error, transport_error
-from rollwise.adapters.manifests import Manifest
+from rollwise.adapters.manifests.types import Manifest
 from rollwise.api import GROUP, VERSION
 from rollwise.api import gates as gate_api
 from rollwise.api import service as service_api

@@ -10,22 +10,19 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
-import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import assert_never
 
 from pydantic import ValidationError
 
-from rollwise.adapters import routers
 from rollwise.adapters.adoption import ObjectVanishedError, create_or_adopt
 from rollwise.adapters.cache import ObjectCache, ServiceBodies
 from rollwise.adapters.errors import AdapterError, NotOwnedError
+from rollwise.adapters.events import EventRecorder
 from rollwise.adapters.kubeapi import (
     CLUSTER_METRIC_GATES,
-    EVENTS,
     JOBS,
     METRIC_GATES,
     PODS,
@@ -35,31 +32,37 @@ from rollwise.adapters.kubeapi import (
     KubeApi,
     Resource,
 )
-from rollwise.adapters.manifests import (
+from rollwise.adapters.manifests.builders import (
+    migration_job_manifest,
+    replica_set_manifest,
+    service_manifests,
+    service_patch,
+)
+from rollwise.adapters.manifests.readers import (
     LOG_TAIL_BYTES,
     LOG_TAIL_LINES,
-    Manifest,
-    ServiceRef,
-    event_manifest,
     failed_pod,
-    gate_job_manifest,
-    gate_job_states,
     is_gate_job,
-    is_owned_by,
     job_states,
     log_tail,
-    merge_patch,
-    migration_job_manifest,
     observed_services,
-    owned_selector,
-    replica_set_manifest,
     replica_set_states,
-    rfc3339,
-    service_manifests,
 )
+from rollwise.adapters.manifests.types import (
+    Manifest,
+    ObjectRef,
+    ServiceRef,
+    is_owned_by,
+    owned_selector,
+)
+from rollwise.adapters.providers.job import gate_job_manifest, gate_job_states
+from rollwise.adapters.routers.registry import RouterFactory
+from rollwise.adapters.status_writer import StatusWriter
+from rollwise.adapters.validation import validation_summary
 from rollwise.adapters.workload import WorkloadHandover
 from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import ServiceSpec, ServiceStatus
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import ServiceStatus
 from rollwise.core import naming
 from rollwise.core.model import (
     AdoptWorkload,
@@ -81,81 +84,6 @@ from rollwise.core.model import (
 from rollwise.core.revision import revision_of
 
 log = logging.getLogger("rollwise.adapters.kubernetes")
-
-
-# ----------------------------------------------------------------------------- events
-
-
-@dataclass
-class _Series:
-    name: str
-    count: int
-    posted: float  # monotonic
-
-
-class EventRecorder:
-    """Posts core/v1 Events on a ProgressiveService. A repeat of the same (type, reason, message)
-    within `window` seconds patches the first Event's count and lastTimestamp, as the
-    Kubernetes event recorder does, instead of creating a flood."""
-
-    def __init__(
-        self,
-        api: KubeApi,
-        instance: str,
-        *,
-        window: float = 3600.0,
-        limit: int = 4096,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._api = api
-        self._instance = instance
-        self._window = window
-        self._limit = limit
-        self._clock = clock
-        self._series: OrderedDict[tuple[str, str, bool, str], _Series] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def post(self, ref: ServiceRef, record: EventRecord, now: datetime) -> None:
-        key = (ref.uid, record.reason, record.warning, record.message)
-        with self._lock:
-            series = self._series.get(key)
-        if series is not None and self._clock() - series.posted < self._window:
-            try:
-                self._api.patch(
-                    EVENTS,
-                    ref.namespace,
-                    series.name,
-                    {"count": series.count + 1, "lastTimestamp": rfc3339(now)},
-                )
-            except AdapterError as err:
-                if err.status != 404:
-                    raise
-            else:
-                self._remember(key, _Series(series.name, series.count + 1, self._clock()))
-                return
-        name = f"{ref.name[:236]}.{uuid.uuid4().hex[:16]}"
-        self._api.create(
-            EVENTS,
-            ref.namespace,
-            event_manifest(ref, record, name=name, at=now, instance=self._instance),
-        )
-        self._remember(key, _Series(name, 1, self._clock()))
-
-    def forget(self, uid: str) -> None:
-        """Drop the series of a deleted ProgressiveService."""
-        with self._lock:
-            for key in [k for k in self._series if k[0] == uid]:
-                del self._series[key]
-
-    def _remember(self, key: tuple[str, str, bool, str], series: _Series) -> None:
-        with self._lock:
-            self._series[key] = series
-            self._series.move_to_end(key)
-            while len(self._series) > self._limit:
-                self._series.popitem(last=False)
-
-
-# ----------------------------------------------------------------------------- the adapter
 
 
 @dataclass(frozen=True)
@@ -199,7 +127,7 @@ class KubernetesAdapter:
         self.cache = cache
         self.bodies = bodies
         self.events = EventRecorder(api, instance or socket.gethostname())
-        self.routers = routers.RouterFactory(api)
+        self.routers = RouterFactory(api)
         self.workloads = WorkloadHandover(api)
         # Log tails of failed measurement Jobs by pod uid: a finished pod's log never changes,
         # and each pass until the Job's TTL would otherwise read it again.
@@ -340,28 +268,29 @@ class KubernetesAdapter:
 
     def apply(self, ref: ServiceRef, spec: ServiceSpec, action: PlanAction) -> None:
         """Apply one action of a Plan; idempotent, derived from what exists now."""
-        if isinstance(action, ScaleReplicaSet):
-            self._scale(ref, spec, action)
-        elif isinstance(action, DeleteReplicaSet):
-            self._delete_replica_set(ref, action)
-        elif isinstance(action, EnsureServices):
-            self._ensure_services(ref, spec, action)
-        elif isinstance(action, SetRouterWeight):
-            self.routers.for_spec(spec).set_weight(ref, spec, action)
-        elif isinstance(action, CreateMigrationJob):
-            self._create_migration_job(ref, spec, action)
-        elif isinstance(action, CreateGateJob):
-            self._create_gate_job(ref, spec, action)
-        elif isinstance(action, DeleteJob):
-            self._delete_job(ref, action)
-        elif isinstance(action, AdoptWorkload):
-            self.workloads.adopt(ref, action.name)
-        elif isinstance(action, ScaleWorkload):
-            self.workloads.scale(ref, action.name, action.replicas)
-        elif isinstance(action, ReleaseWorkload):
-            self.workloads.release(ref, action.name)
-        else:  # pragma: no cover - the Plan's verbs are a closed set
-            raise TypeError(f"unknown action {action!r}")
+        match action:
+            case ScaleReplicaSet():
+                self._scale(ref, spec, action)
+            case DeleteReplicaSet():
+                self._delete_replica_set(ref, action)
+            case EnsureServices():
+                self._ensure_services(ref, spec, action)
+            case SetRouterWeight():
+                self.routers.for_spec(spec).set_weight(ref, spec, action)
+            case CreateMigrationJob():
+                self._create_migration_job(ref, spec, action)
+            case CreateGateJob():
+                self._create_gate_job(ref, spec, action)
+            case DeleteJob():
+                self._delete_job(ref, action)
+            case AdoptWorkload():
+                self.workloads.adopt(ref, action.name)
+            case ScaleWorkload():
+                self.workloads.scale(ref, action.name, action.replicas)
+            case ReleaseWorkload():
+                self.workloads.release(ref, action.name)
+            case _:
+                assert_never(action)
 
     def _scale(self, ref: ServiceRef, spec: ServiceSpec, action: ScaleReplicaSet) -> None:
         name = naming.replica_set_name(ref.name, action.revision)
@@ -419,7 +348,7 @@ class KubernetesAdapter:
                     continue
             if not is_owned_by(current, ref.uid):
                 raise NotOwnedError(ref.child("Service", name))
-            patch = _service_patch(current, manifest)
+            patch = service_patch(current, manifest)
             if patch:
                 try:
                     self.api.patch(SERVICES, ref.namespace, name, patch)
@@ -476,7 +405,7 @@ class KubernetesAdapter:
 
     # ---- events and status
 
-    def post_event(self, ref: ServiceRef, record: EventRecord, now: datetime) -> None:
+    def post_event(self, ref: ObjectRef, record: EventRecord, now: datetime) -> None:
         self.events.post(ref, record, now)
 
     def patch_status(
@@ -488,76 +417,10 @@ class KubernetesAdapter:
         *,
         attempts: int = 3,
     ) -> bool:
-        """Merge-patch the status subresource to `new_status` if it differs from what is stored.
-
-        The patch carries the resourceVersion read at the start of the pass, so a concurrent
-        write is a 409, never a silent merge; on 409/422 the object is read again and the patch
-        recomputed against what is stored. True when a patch was written.
-        """
-        wanted = new_status.to_wire()
-        for attempt in range(1, attempts + 1):
-            patch = merge_patch(old_status, wanted)
-            if not patch:
-                return False
-            body = {"metadata": {"resourceVersion": resource_version}, "status": patch}
-            try:
-                written = self.api.patch(
-                    PROGRESSIVE_SERVICES, ref.namespace, ref.name, body, sub="status"
-                )
-                if self.bodies is not None:
-                    version = (written.get("metadata") or {}).get("resourceVersion")
-                    self.bodies.written(ref.namespace, ref.name, str(version or ""))
-                return True
-            except AdapterError as err:
-                if err.status not in (409, 422) or attempt == attempts:
-                    raise
-                log.info(
-                    "status patch conflicted (%s); re-reading",
-                    err.status,
-                    extra={"k8s_ref": {"namespace": ref.namespace, "name": ref.name}},
-                )
-            fresh = self.api.get(PROGRESSIVE_SERVICES, ref.namespace, ref.name)
-            if fresh is None or (fresh.get("metadata") or {}).get("uid") != ref.uid:
-                return False
-            resource_version = str(fresh["metadata"]["resourceVersion"])
-            old_status = fresh.get("status") or {}
-        return False  # pragma: no cover - the loop returns or raises
-
-
-def _service_patch(current: Manifest, wanted: Manifest) -> Manifest:
-    """A merge patch bringing selector, ports and labels of a Service to what rollwise wants;
-    fields the API server defaults (clusterIP, ...) are left alone."""
-    spec = current.get("spec") or {}
-    patch: Manifest = {}
-    selector = merge_patch(spec.get("selector") or {}, wanted["spec"]["selector"])
-    ports_now = [
-        {k: p.get(k) for k in ("name", "port", "targetPort", "protocol")}
-        for p in spec.get("ports") or []
-    ]
-    spec_patch: Manifest = {}
-    if selector:
-        spec_patch["selector"] = selector
-    if ports_now != wanted["spec"]["ports"]:
-        spec_patch["ports"] = wanted["spec"]["ports"]
-    if spec_patch:
-        patch["spec"] = spec_patch
-    labels = (current.get("metadata") or {}).get("labels") or {}
-    missing = {k: v for k, v in wanted["metadata"]["labels"].items() if labels.get(k) != v}
-    if missing:
-        patch["metadata"] = {"labels": missing}
-    return patch
-
-
-def validation_summary(err: ValidationError, prefix: str = "spec") -> str:
-    """A pydantic error as `field.path: message`, joined: what a person fixes in the YAML."""
-    parts = []
-    for item in err.errors()[:5]:
-        path = prefix
-        for loc in item["loc"]:
-            path += f"[{loc}]" if isinstance(loc, int) else f".{loc}"
-        # A model validator's ValueError arrives as "Value error, <text>": the text is enough.
-        parts.append(f"{path}: {item['msg'].removeprefix('Value error, ')}")
-    more = len(err.errors()) - 5
-    if more > 0:
-        parts.append(f"and {more} more")
-    return "; ".join(parts)
+        """Merge-patch the status subresource to `new_status` if it differs from what is stored
+        (the one StatusWriter: conflicts re-read and retried). True when a patch was written."""
+        return StatusWriter(
+            self.api,
+            PROGRESSIVE_SERVICES,
+            written=self.bodies.written if self.bodies is not None else None,
+        ).write(ref, resource_version, old_status, new_status, attempts=attempts)

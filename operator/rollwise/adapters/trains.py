@@ -10,15 +10,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import PROGRESSIVE_SERVICES, RELEASE_TRAINS, KubeApi
-from rollwise.adapters.manifests import Manifest, merge_patch
-from rollwise.api.service import Phase, ServiceSpec
+from rollwise.adapters.manifests.types import Manifest, TrainRef
+from rollwise.adapters.status_writer import StatusWriter
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import Phase
 from rollwise.api.stored_status import read_stored_model, read_stored_status
 from rollwise.api.train import MemberSpec, MemberStatus, Release, TrainStatus
 from rollwise.core import naming
 from rollwise.core.release import release_revision
-from rollwise.core.train_model import MemberObserved, MemberRequest, release_of
+from rollwise.core.train.model import MemberObserved, MemberRequest, release_of
 
 log = logging.getLogger("rollwise.trains")
 
@@ -108,23 +109,12 @@ class TrainAdapter:
         *,
         attempts: int = 3,
     ) -> bool:
-        """Merge-patch the train's status if it differs from what is stored; on 409/422 read
-        again and recompute the patch. True when a patch was written."""
-        wanted = new_status.to_wire()
-        for attempt in range(1, attempts + 1):
-            patch = merge_patch(old_status, wanted)
-            if not patch:
-                return False
-            body = {"metadata": {"resourceVersion": resource_version}, "status": patch}
-            try:
-                self.api.patch(RELEASE_TRAINS, namespace, name, body, sub="status")
-                return True
-            except AdapterError as err:
-                if err.status not in (409, 422) or attempt == attempts:
-                    raise
-            fresh = self.api.get(RELEASE_TRAINS, namespace, name)
-            if fresh is None or (fresh.get("metadata") or {}).get("uid") != uid:
-                return False
-            resource_version = str(fresh["metadata"]["resourceVersion"])
-            old_status = fresh.get("status") or {}
-        return False  # pragma: no cover
+        """Merge-patch the train's status if it differs from what is stored (the one
+        StatusWriter: conflicts re-read and retried). True when a patch was written."""
+        return StatusWriter(self.api, RELEASE_TRAINS).write(
+            TrainRef(namespace, name, uid),
+            resource_version,
+            old_status,
+            new_status,
+            attempts=attempts,
+        )

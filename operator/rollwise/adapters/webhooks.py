@@ -20,7 +20,7 @@ from typing import Any
 import requests
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
-from rollwise.api.service import DeliveryResult, WebhookStatus
+from rollwise.api.service_status import DeliveryResult, WebhookStatus
 from rollwise.core.model import HookCall, HookOutcome
 
 log = logging.getLogger("rollwise.adapters.webhooks")

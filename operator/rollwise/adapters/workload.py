@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rollwise.adapters.kubeapi import DEPLOYMENTS, PROGRESSIVE_SERVICES, KubeApi
-from rollwise.adapters.manifests import Manifest, ServiceRef
+from rollwise.adapters.manifests.types import Manifest, ServiceRef
 from rollwise.api.service import PodTemplate
 from rollwise.core import naming
 from rollwise.core.model import WorkloadState

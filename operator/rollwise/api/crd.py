@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rollwise.api import GROUP, VERSION, fleet, gates, service, train
+from rollwise.api import GROUP, VERSION, fleet, gates, service, service_status, train
 
 Schema = dict[str, Any]
 _DROP = {"title", "default", "examples", "example"}
@@ -144,7 +144,7 @@ def build_crds() -> dict[str, Schema]:
         service.PLURAL,
         "Namespaced",
         service.ServiceSpec,
-        service.ServiceStatus,
+        service_status.ServiceStatus,
         service.SHORT_NAMES,
         [
             _column("Phase", ".status.phase"),

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from rollwise.api.base import ApiModel, StatusModel
 from rollwise.api.durations import Duration
-from rollwise.api.service import Condition, RequestAck
+from rollwise.api.service_status import Condition, RequestAck
 
 KIND = "FleetRollout"
 PLURAL = "fleetrollouts"
@@ -150,7 +150,7 @@ class WavePhase(StrEnum):
     ROLLED_BACK = "RolledBack"
 
 
-class MemberPhase(StrEnum):
+class FleetMemberPhase(StrEnum):
     PENDING = "Pending"  # not patched yet
     PATCHING = "Patching"  # the previous spec is recorded; the patch is (being) written
     PROGRESSING = "Progressing"  # patched; the member's rollwise is rolling it out
@@ -168,12 +168,12 @@ class PreviousSpec(StatusModel):
     containers: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class MemberStatus(StatusModel):
+class FleetMemberStatus(StatusModel):
     """One member cluster, as the hub last saw it: which version runs there, and why."""
 
     name: str
     region: str | None = None
-    phase: MemberPhase = MemberPhase.PENDING
+    phase: FleetMemberPhase = FleetMemberPhase.PENDING
     version: str | None = Field(default=None, description="the member's stable (running) version")
     canary_version: str | None = None
     member_phase: str | None = Field(default=None, description="the ProgressiveService's phase")
@@ -195,7 +195,7 @@ class WaveStatus(StatusModel):
     soak_until: datetime | None = None
     completed_at: datetime | None = None
     approved_by: str | None = None
-    clusters: list[MemberStatus] = Field(default_factory=list)
+    clusters: list[FleetMemberStatus] = Field(default_factory=list)
 
 
 class FleetHistoryEntry(StatusModel):

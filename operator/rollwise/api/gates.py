@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from rollwise.api.base import ApiModel
+from rollwise.api.base import ApiModel, one_of
 from rollwise.api.durations import Duration
 from rollwise.api.service import PodTemplate
 
@@ -65,38 +66,37 @@ class WebProvider(ApiModel):
     timeout: Duration = "10s"
 
 
+class ProviderKind(StrEnum):
+    """A gate's metric provider: the one-of of `spec.provider`."""
+
+    PROMETHEUS = "prometheus"
+    JOB = "job"
+    WEB = "web"
+
+
+ONE_PROVIDER = one_of("provider", *ProviderKind)
+
+
 class MetricProvider(ApiModel):
     """Exactly one provider: prometheus, job or web."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "[has(self.prometheus), has(self.job), has(self.web)]"
-                    ".filter(x, x).size() == 1",
-                    "message": "provider sets exactly one of prometheus, job, web",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [ONE_PROVIDER.rule()]})
     prometheus: PrometheusProvider | None = None
     job: JobProvider | None = None
     web: WebProvider | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MetricProvider:
-        given = [x is not None for x in (self.prometheus, self.job, self.web)]
-        if sum(given) != 1:
-            raise ValueError("provider sets exactly one of prometheus, job, web")
+        ONE_PROVIDER.check(self)
         return self
 
     @property
-    def kind(self) -> Literal["prometheus", "job", "web"]:
+    def kind(self) -> ProviderKind:
         if self.job is not None:
-            return "job"
+            return ProviderKind.JOB
         if self.web is not None:
-            return "web"
-        return "prometheus"
+            return ProviderKind.WEB
+        return ProviderKind.PROMETHEUS
 
 
 class ThresholdRange(ApiModel):

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from rollwise.api.service import HISTORY_LIMIT, ServiceStatus
+from rollwise.api.service_status import HISTORY_LIMIT, ServiceStatus
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_va
 
 from rollwise.api.base import ApiModel, StatusModel
 from rollwise.api.durations import Duration, parse_duration
-from rollwise.api.service import MAX_NAME, Condition, RequestAck
+from rollwise.api.service import MAX_NAME
+from rollwise.api.service_status import Condition, RequestAck
 
 KIND = "ReleaseTrain"
 PLURAL = "releasetrains"

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from rollwise.api.service import Phase
+from rollwise.api.service_status import Phase
 from rollwise.api.stored_status import read_stored_status
 from rollwise.cli.plugin_cluster import (
     SINGULAR,

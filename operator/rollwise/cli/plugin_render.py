@@ -14,9 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rollwise.api.service import (
-    KIND,
-    CanaryStep,
+from rollwise.api.service import KIND, CanaryStep
+from rollwise.api.service_status import (
     GateResult,
     HistoryEntry,
     MigrationStatus,

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from rollwise.adapters.cache import ServiceBodies
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import KubeApi
-from rollwise.adapters.manifests import Manifest
+from rollwise.adapters.manifests.types import Manifest
 from rollwise.controller.queue import Key, Reconcile, WorkQueue
 
 log = logging.getLogger("rollwise.fencing")

@@ -8,7 +8,14 @@ status keeps telling which version runs where.
 
 Order of writes in a pass: the status first, then the member patches. A patch is only ever
 decided by a pass that read a status already holding the member's previous spec, so a crash
-anywhere loses nothing and repeats nothing (see core/fleet.py).
+anywhere loses nothing and repeats nothing (see core/fleet/__init__.py).
+
+The pass runs on the shared loop of every kind (controller/loop.py): capped backoff, the
+lenient status reader (one unreadable field never makes the hub forget which clusters it
+patched), the one status writer (conflicts re-read and retried) and Event recorder. With
+--leader-elect, only the leader passes and writes (controller/fencing.py), member patches
+included. A status that would change only by the members' lastSeen is written at most once
+per resync interval, not on every poll.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,42 +33,50 @@ from typing import Any
 
 import kopf
 from kubernetes.client import ApiClient
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.fleet import FleetAdapter, FleetRef
-from rollwise.adapters.kubeapi import KubeApi, connect
-from rollwise.adapters.kubernetes import validation_summary
+from rollwise.adapters.kubeapi import USER_AGENT, KubeApi, connect
+from rollwise.adapters.manifests.readers import parse_time
+from rollwise.adapters.validation import validation_summary
 from rollwise.api import GROUP, VERSION
 from rollwise.api import fleet as fleet_api
-from rollwise.api.fleet import FleetRolloutSpec, FleetRolloutStatus
+from rollwise.api.fleet import (
+    HISTORY_LIMIT,
+    FleetMemberPhase,
+    FleetRolloutSpec,
+    FleetRolloutStatus,
+)
 from rollwise.controller import logs
+from rollwise.controller.fencing import (
+    Fence,
+    FencedKubeApi,
+    LeadershipMetrics,
+    NotLeaderError,
+    only_when_leading,
+)
 from rollwise.controller.handlers import connection_info
+from rollwise.controller.leadership import ElectionConfig, LeaderElector
+from rollwise.controller.loop import Backoff, KindLoop, checkpoint
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
 from rollwise.controller.settings import OperatorSettings
-from rollwise.core.fleet import MemberObservation, decide_fleet, invalid_fleet
-from rollwise.core.model import ManualRequest
+from rollwise.core.fleet.decide import decide_fleet
+from rollwise.core.fleet.model import FleetPlan, MemberObservation
+from rollwise.core.fleet.status import invalid_fleet
+from rollwise.core.model import EventRecord, ManualRequest
 from rollwise.core.naming import ANNOTATION_REQUEST
 from rollwise.core.requests import read_request
 
 log = logging.getLogger("rollwise.controller.fleet")
+EXIT_LOST_LEASE = 3
 registry = kopf.OperatorRegistry()
 
-# Fault injection for the reliability tests, unset in production: `patching:<cluster>` SIGKILLs
-# the hub right after the status write that records the cluster's previous spec (before its
-# patch); `patched:<cluster>` right after the cluster's patch (before the next status write).
-# Those two moments cannot be timed from outside the process.
-CRASH_AT = os.environ.get("ROLLWISE_FLEET_CRASH_AT", "")
 
-
-def _crash_if(moment: str) -> None:
-    if CRASH_AT and moment == CRASH_AT:
-        log.critical("%s: SIGKILL (ROLLWISE_FLEET_CRASH_AT)", moment)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-class FleetReconciler:
+class FleetReconciler(KindLoop):
     """One pass over one FleetRollout; never raises."""
+
+    kind = "fleet"
 
     def __init__(
         self,
@@ -69,47 +85,28 @@ class FleetReconciler:
         poll_s: float = 5.0,
         resync_s: float = 30.0,
         backoff_max_s: float = 60.0,
+        leads: Fence = lambda: True,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        super().__init__(Backoff(poll_s, backoff_max_s), log)
         self.adapter = adapter
         self.poll_s = poll_s
         self.resync_s = resync_s
-        self.backoff_max_s = backoff_max_s
-        self._failures: dict[Key, int] = {}
+        self.leads = leads
+        self._clock = clock
         self._observers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fleet-observe")
 
-    def backoff(self, key: Key) -> float:
-        failures = self._failures.get(key, 0) + 1
-        self._failures[key] = failures
-        return float(min(self.backoff_max_s, self.poll_s * 2 ** (failures - 1)))
-
-    def reconcile(self, key: Key) -> float | None:
-        try:
-            delay = self._reconcile(key)
-        except AdapterError as err:
-            log.warning("fleet pass failed: %s", err, extra=logs.ref(*key))
-            return self.backoff(key)
-        except Exception:
-            log.exception("fleet pass failed unexpectedly", extra=logs.ref(*key))
-            return self.backoff(key)
-        self._failures.pop(key, None)
-        return delay
-
-    def _reconcile(self, key: Key) -> float | None:
+    def run_pass(self, key: Key) -> float | None:
         namespace, name = key
         obj = self.adapter.read_fleet(namespace, name)
         if obj is None:
-            self._failures.pop(key, None)
             return None
         metadata = obj.get("metadata") or {}
         ref = FleetRef(namespace, name, str(metadata.get("uid", "")))
         generation = metadata.get("generation")
         raw_status = obj.get("status") or {}
-        try:
-            status = FleetRolloutStatus.model_validate(raw_status)
-        except ValidationError:
-            log.warning("unreadable fleet status; starting afresh", extra=logs.ref(*key))
-            status = FleetRolloutStatus()
-        now = datetime.now(UTC)
+        status = self.read_status(FleetRolloutStatus, raw_status, logs.ref(*key), HISTORY_LIMIT)
+        now = self._clock()
         try:
             spec = FleetRolloutSpec.model_validate(obj.get("spec") or {})
         except ValidationError as err:
@@ -134,10 +131,13 @@ class FleetReconciler:
         self._write(ref, obj, plan.status, plan, now)
         for wave in plan.status.waves:
             for member in wave.clusters:
-                if member.phase.value == "Patching":
-                    _crash_if(f"patching:{member.name}")
+                if member.phase is FleetMemberPhase.PATCHING:
+                    # the previous spec is recorded, the patch not written yet
+                    checkpoint(f"patching:{member.name}")
         clusters = {c.name: c for c in spec.clusters}
         for patch in plan.patches:
+            if not self.leads():  # member clusters have no fence of their own
+                raise NotLeaderError(f"ProgressiveService of cluster {patch.cluster}", "patch")
             generation_after = self.adapter.patch_member(
                 namespace, clusters[patch.cluster], spec.target, patch
             )
@@ -151,7 +151,7 @@ class FleetReconciler:
                 generation_after,
                 extra=logs.ref(*key),
             )
-            _crash_if(f"patched:{patch.cluster}")
+            checkpoint(f"patched:{patch.cluster}")  # patched, the next status not written
         if plan.patches:
             return 0.2  # read the members again at once: what the patch did is observed
         return plan.requeue_after if plan.requeue_after is not None else self.resync_s
@@ -168,23 +168,58 @@ class FleetReconciler:
         ref: FleetRef,
         obj: Mapping[str, Any],
         status: FleetRolloutStatus,
-        plan: Any,
+        plan: FleetPlan,
         now: datetime,
     ) -> None:
+        """The status (unless only lastSeen moved, and recently), then the Events."""
         metadata = obj.get("metadata") or {}
-        self.adapter.patch_status(
-            ref, str(metadata.get("resourceVersion", "")), obj.get("status") or {}, status
+        stored = obj.get("status") or {}
+        if not only_heartbeats(stored, status, now, self.resync_s):
+            self.adapter.patch_status(ref, str(metadata.get("resourceVersion", "")), stored, status)
+        records = [EventRecord(e.reason, e.message, e.warning) for e in plan.events]
+        self.post_events(
+            self.adapter.events.post, ref, records, now, logs.ref(ref.namespace, ref.name)
         )
-        for event in plan.events:
-            try:
-                self.adapter.post_event(ref, event, now)
-            except AdapterError as err:
-                log.warning(
-                    "cannot post Event %s: %s",
-                    event.reason,
-                    err,
-                    extra=logs.ref(ref.namespace, ref.name),
-                )
+
+
+def _without_heartbeats(status: Mapping[str, Any]) -> Any:
+    waves = [
+        {
+            **w,
+            "clusters": [
+                {k: v for k, v in m.items() if k != "lastSeen"} for m in w.get("clusters") or []
+            ],
+        }
+        for w in status.get("waves") or []
+    ]
+    return {**status, "waves": waves}
+
+
+def only_heartbeats(
+    stored: Mapping[str, Any], new: FleetRolloutStatus, now: datetime, resync_s: float
+) -> bool:
+    """Whether `new` differs from the stored status only by the members' lastSeen, each of
+    which was written less than `resync_s` ago: such a write is skipped (every poll would
+    otherwise write the status of every fleet)."""
+    if _without_heartbeats(stored) != _without_heartbeats(new.to_wire()):
+        return False
+    for wave in new.waves:
+        for member in wave.clusters:
+            if member.last_seen is None:
+                continue
+            seen = next(
+                (
+                    m.get("lastSeen")
+                    for w in stored.get("waves") or []
+                    for m in w.get("clusters") or []
+                    if m.get("name") == member.name
+                ),
+                None,
+            )
+            written = parse_time(seen)
+            if written is None or (now - written).total_seconds() >= resync_s:
+                return False
+    return True
 
 
 def _request(metadata: Mapping[str, Any], key: Key) -> ManualRequest | None:
@@ -202,6 +237,13 @@ class FleetRuntime:
     pool: WorkerPool
     api_client: ApiClient
     fingerprints: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
+
+    def queue_all(self) -> None:
+        """Queue every FleetRollout known from the watch (a new leader's first passes)."""
+        keys = list(self.fingerprints)
+        for key in keys:
+            self.queue.add(key)
+        log.info("leading: %d FleetRollouts queued for a pass", len(keys))
 
 
 def _runtime(memo: Any) -> FleetRuntime:
@@ -259,28 +301,65 @@ async def workers_alive(memo: Any, **_: Any) -> dict[str, int]:
     return {"alive": alive, "queued": len(runtime.queue)}
 
 
+# The operator's default Lease name; a hub in the same namespace must never share it.
+OPERATOR_LEASE = "rollwise-leader"
+HUB_LEASE = "rollwise-fleet-hub"
+
+
+def hub_elector(settings: OperatorSettings, client: ApiClient) -> LeaderElector | None:
+    """The hub's Lease elector (not started), or None without --leader-elect."""
+    if not settings.leader_elect:
+        return None
+    name = HUB_LEASE if settings.lease_name == OPERATOR_LEASE else settings.lease_name
+    config = ElectionConfig(
+        namespace=settings.election_namespace,
+        name=name,
+        identity=settings.election_identity,
+        lease_duration_s=settings.lease_duration_s,
+        renew_deadline_s=settings.renew_deadline_s,
+        retry_period_s=settings.retry_period_s,
+    )
+    timeout = min(settings.api_timeout_s, settings.renew_deadline_s / 2)
+    return LeaderElector(KubeApi(client, timeout=timeout), config)
+
+
 def run_fleet_hub(settings: OperatorSettings, poll_s: float, resync_s: float) -> int:
     """Run the hub until SIGTERM/SIGINT; the process exit code."""
     client = connect(settings.kubeconfig, pool_size=settings.workers + 1)
-    hub = KubeApi(client, timeout=settings.api_timeout_s)
+    elector = hub_elector(settings, client)
+    if elector is not None:
+        client.user_agent = f"{USER_AGENT}/{settings.election_identity}"
+    leads: Fence = elector.is_leader if elector is not None else lambda: True
+    hub = FencedKubeApi(
+        client, leads, LeadershipMetrics(CollectorRegistry(), leads), timeout=settings.api_timeout_s
+    )
     reconciler = FleetReconciler(
         FleetAdapter(hub, member_timeout=min(5.0, settings.api_timeout_s)),
         poll_s=poll_s,
         resync_s=resync_s,
+        leads=leads,
     )
     queue = WorkQueue()
+    reconcile = (
+        reconciler.reconcile if elector is None else only_when_leading(reconciler.reconcile, leads)
+    )
     pool = WorkerPool(
         queue,
-        reconciler.reconcile,
+        reconcile,
         settings.workers,
         error_delay=reconciler.backoff,
         name="rollwise-fleet",
     )
     runtime = FleetRuntime(queue=queue, pool=pool, api_client=client)
+    if elector is not None:
+        elector.on_started_leading = runtime.queue_all
+        elector.on_stopped_leading = lambda: _exit_soon(settings)
+        elector.start()
     log.info(
-        "rollwise fleet hub starting: %s, poll %.1fs",
+        "rollwise fleet hub starting: %s, poll %.1fs%s",
         "all namespaces" if settings.clusterwide else ", ".join(settings.namespaces),
         poll_s,
+        ", leader election" if elector is not None else "",
     )
     kopf.run(
         registry=registry,
@@ -292,5 +371,22 @@ def run_fleet_hub(settings: OperatorSettings, poll_s: float, resync_s: float) ->
         liveness_endpoint=settings.liveness_endpoint,
     )
     reconciler.adapter.members.close()
+    if elector is not None:
+        elector.stop()
+        if hub.drain(timeout=5.0) and not elector.lost:
+            elector.release()
+        if elector.lost:
+            log.info("rollwise fleet hub stopped: the leader lease was lost")
+            return EXIT_LOST_LEASE
     log.info("rollwise fleet hub stopped")
     return 0
+
+
+def _exit_soon(settings: OperatorSettings) -> None:
+    """The lease is lost and the fence closed: stop as SIGTERM does, and if that hangs, exit
+    (as the operator does: a clean restart as a standby)."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    grace = settings.renew_deadline_s + 20.0
+    timer = threading.Timer(grace, lambda: os._exit(EXIT_LOST_LEASE))
+    timer.daemon = True
+    timer.start()

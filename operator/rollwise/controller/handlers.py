@@ -31,7 +31,7 @@ from kubernetes.client import ApiClient
 
 from rollwise.adapters.cache import ObjectCache, ServiceBodies, resource_for
 from rollwise.adapters.errors import AdapterError
-from rollwise.adapters.manifests import pod_failed, pod_ready
+from rollwise.adapters.manifests.readers import pod_failed, pod_ready
 from rollwise.api import GROUP, VERSION
 from rollwise.api import gates as gate_api
 from rollwise.api import service as service_api

@@ -31,7 +31,7 @@ from typing import Any
 
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import KubeApi, Resource
-from rollwise.adapters.manifests import Manifest
+from rollwise.adapters.manifests.types import Manifest
 
 log = logging.getLogger("rollwise.leadership")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import start_http_server as _start_http_server
 
-from rollwise.api.service import Phase, ServiceStatus
+from rollwise.api.service_status import Phase, ServiceStatus
 
 ServiceKey = tuple[str, str]  # (namespace, name)
 

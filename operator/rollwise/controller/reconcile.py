@@ -1,4 +1,6 @@
-"""One reconcile pass for one ProgressiveService: observe -> measure -> decide -> apply.
+"""One reconcile pass for one ProgressiveService: observe -> measure -> decide -> apply, on the
+shared loop of every kind (controller/loop.py: backoff, lenient status reader, status writer,
+Events).
 
 Runs in a worker thread (the clients are synchronous), never on Kopf's event loop. Every pass
 starts from what is stored and what exists; what is remembered between passes (the backoff
@@ -9,11 +11,9 @@ counter, the Event series, ...) saves work only, and is kept and forgotten in
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,21 +21,19 @@ from pydantic import ValidationError
 
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import RELEASE_TRAINS
-from rollwise.adapters.kubernetes import (
-    InvalidGateError,
-    KubernetesAdapter,
-    validation_summary,
-)
-from rollwise.adapters.manifests import ServiceRef
-from rollwise.adapters.prometheus import MetricProvider
+from rollwise.adapters.kubernetes import InvalidGateError, KubernetesAdapter
+from rollwise.adapters.manifests.types import ServiceRef
+from rollwise.adapters.providers.provider import MetricProvider
 from rollwise.adapters.references import missing_references
 from rollwise.adapters.trains import release_for
+from rollwise.adapters.validation import validation_summary
 from rollwise.adapters.webhooks import HookSender
 from rollwise.adapters.workload import read_workload
 from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import ServiceSpec, ServiceStatus
-from rollwise.api.stored_status import read_stored_status
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import HISTORY_LIMIT, ServiceStatus
 from rollwise.controller import logs
+from rollwise.controller.loop import Backoff, KindLoop, RetryLater, checkpoint, read_lenient
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.controller.service_memory import ServiceMemories
 from rollwise.core import naming
@@ -61,33 +59,15 @@ Key = tuple[str, str]
 
 log = logging.getLogger("rollwise.reconcile")
 
-# Fault injection for the reliability tests: `ROLLWISE_CRASH_AFTER=<action class name>` makes the
-# process SIGKILL itself right after applying such an action and before writing status, which is
-# the one moment a real crash cannot be timed from outside. Unset in production.
-CRASH_AFTER = os.environ.get("ROLLWISE_CRASH_AFTER", "")
-
 
 class ReleaseNotApplicable(Exception):
     """A ReleaseTrain's release names something the member's spec does not have."""
 
 
-def crash(why: str) -> None:
-    """Die at once, like a node failure: no cleanup, no status write."""
-    log.critical("%s: SIGKILL (ROLLWISE_CRASH_AFTER)", why)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
 def read_status(raw: Mapping[str, Any], context: Mapping[str, Any]) -> ServiceStatus:
     """The stored status, read leniently (`api.stored_status`); what could not be read is logged
     with the object and rewritten from observed state by this pass."""
-    reading = read_stored_status(raw)
-    if reading.problems:
-        log.warning(
-            "status not fully readable (%s); rewritten from observed state",
-            "; ".join(reading.problems),
-            extra=context,
-        )
-    return reading.status
+    return read_lenient(ServiceStatus, raw, log, context, HISTORY_LIMIT)
 
 
 def describe_action(action: PlanAction) -> str:
@@ -96,8 +76,25 @@ def describe_action(action: PlanAction) -> str:
     return f"{name}({fields})"
 
 
-class Reconciler:
+@dataclass(frozen=True)
+class ServicePass:
+    """What one pass knows of its ProgressiveService before it decides: enough to write a
+    status that says why the pass could not do its work."""
+
+    key: Key
+    ref: ServiceRef
+    resource_version: str
+    raw_status: dict[str, Any]
+    status: ServiceStatus
+    generation: int
+    now: datetime
+    context: dict[str, Any]
+
+
+class Reconciler(KindLoop):
     """`reconcile(key) -> requeue delay` for the worker pool."""
+
+    kind = "reconcile"
 
     def __init__(
         self,
@@ -117,8 +114,6 @@ class Reconciler:
         self.hooks = hooks
         self.provider = provider
         self.metrics = metrics
-        self._backoff_initial = backoff_initial_s
-        self._backoff_max = backoff_max_s
         self._clock = clock
         self._monotonic = monotonic
         self._fresh_every = fresh_observe_s
@@ -129,6 +124,7 @@ class Reconciler:
                 events=kube.events if kube is not None else None, metrics=metrics
             )
         self.memory = memory
+        super().__init__(Backoff(backoff_initial_s, backoff_max_s, failures=memory), log)
 
     # ---- entry point
 
@@ -140,29 +136,25 @@ class Reconciler:
         """
         started = time.perf_counter()
         try:
-            return self._reconcile(key)
-        except Exception:
-            log.exception("reconcile pass failed unexpectedly", extra=logs.ref(*key))
-            return self.backoff(key)
+            return super().reconcile(key)
         finally:
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
 
     def backoff(self, key: Key) -> float:
         """Count a failed pass; the delay before the next one (doubling, capped)."""
         self.metrics.reconcile_errors.inc()
-        failures = self.memory.count_failure(key)
-        return float(min(self._backoff_max, self._backoff_initial * 2 ** (failures - 1)))
+        return super().backoff(key)
 
     # ---- the pass
 
-    def _reconcile(self, key: Key) -> float | None:
+    def run_pass(self, key: Key) -> float | None:
         namespace, name = key
         context = logs.ref(namespace, name)
         try:
             obj = self.kube.read_service(namespace, name)
         except AdapterError as err:
             log.warning("cannot read the ProgressiveService: %s", err, extra=context)
-            return self.backoff(key)
+            raise RetryLater from err
         metadata = (obj or {}).get("metadata") or {}
         finalizers: list[str] = list(metadata.get("finalizers") or [])
         deleting = bool(metadata.get("deletionTimestamp"))
@@ -176,15 +168,16 @@ class Reconciler:
         generation = int(metadata.get("generation") or 0)
         resource_version = str(metadata["resourceVersion"])
         raw_status: dict[str, Any] = obj.get("status") or {}
-        status = read_status(raw_status, context)
-        now = self._clock()
+        status = self.read_status(ServiceStatus, raw_status, context, HISTORY_LIMIT)
+        p = ServicePass(
+            key, ref, resource_version, raw_status, status, generation, self._clock(), context
+        )
+        now = p.now
 
         try:
             spec = ServiceSpec.model_validate(obj.get("spec") or {})
         except ValidationError as err:
-            return self._invalid_spec(
-                key, ref, resource_version, raw_status, status, generation, err, now
-            )
+            return self._invalid_spec(p, err)
         try:
             workload: WorkloadState | None = None
             if spec.workload_ref is not None:
@@ -204,11 +197,9 @@ class Reconciler:
                 observed = self._observe(ref, spec, status, metadata, generation)
         except AdapterError as err:
             log.warning("observing failed: %s", err, extra=context)
-            return self.backoff(key)
+            raise RetryLater from err
         except ReleaseNotApplicable as err:
-            return self._invalid_spec(
-                key, ref, resource_version, raw_status, status, generation, str(err), now
-            )
+            return self._invalid_spec(p, str(err))
         observed = replace(observed, workload=workload, deleting=deleting)
 
         queries = (
@@ -226,21 +217,12 @@ class Reconciler:
             try:
                 self.kube.apply(ref, spec, action)
             except AdapterError as err:
-                return self._apply_failed(
-                    key,
-                    ref,
-                    resource_version,
-                    raw_status,
-                    status,
-                    generation,
-                    action,
-                    err,
-                    now,
-                    context,
-                )
+                self._apply_failed(p, action, err, context)
+                raise RetryLater from err
             log.debug("applied %s", describe_action(action), extra=context)
-            if type(action).__name__ == CRASH_AFTER:
-                crash(f"crash point after {describe_action(action)}")
+            # After an action, before the status write: a crash here is repaired by the next
+            # pass from what exists (tests/harness/crash_points.py kills the process here).
+            checkpoint(f"applied:{type(action).__name__}")
 
         # Status first, then Events: a status patch that fails makes the next pass decide the
         # same transitions again, and its Events would otherwise be posted twice.
@@ -248,16 +230,14 @@ class Reconciler:
             self.kube.patch_status(ref, resource_version, raw_status, plan.status)
         except AdapterError as err:
             log.warning("status patch failed: %s", err, extra=context)
-            return self.backoff(key)
+            raise RetryLater from err
         if self.hooks is not None:
             # Only now, with every call recorded in status: a crash before this line re-sends
             # (same checksum), it never loses a call.
             self.hooks.acknowledge(key, plan.status.webhooks)
             self.hooks.send(key, plan.calls)
-        for record in plan.events:
-            self._post(ref, record, now, context)
+        self.post_events(self.kube.post_event, ref, plan.events, now, context)
         self._record_metrics(key, ref.uid, plan, observed, samples)
-        self.memory.clear_failures(key)
         if plan.status.phase != status.phase:
             log.info(
                 "phase %s -> %s: %s",
@@ -357,46 +337,26 @@ class Reconciler:
 
     # ---- failures that end a pass
 
-    def _invalid_spec(
-        self,
-        key: Key,
-        ref: ServiceRef,
-        resource_version: str,
-        raw_status: dict[str, Any],
-        status: ServiceStatus,
-        generation: int,
-        err: ValidationError | str,
-        now: datetime,
-    ) -> float | None:
+    def _invalid_spec(self, p: ServicePass, err: ValidationError | str) -> float | None:
         """No actions on a spec that does not validate (or a train release that does not fit
         it): say where it is wrong and wait for the next edit (a watch event), keeping
         everything that runs as it is."""
         message = err if isinstance(err, str) else f"invalid spec: {validation_summary(err)}"
-        context = logs.ref(ref.namespace, ref.name)
+        context = logs.ref(p.ref.namespace, p.ref.name)
         log.warning("%s", message, extra=context)
-        new = _failed(status, Reason.INVALID_SPEC, message, generation, now)
+        new = _failed(p.status, Reason.INVALID_SPEC, message, p.generation, p.now)
         try:
-            self.kube.patch_status(ref, resource_version, raw_status, new)
+            self.kube.patch_status(p.ref, p.resource_version, p.raw_status, new)
         except AdapterError as patch_err:
             log.warning("status patch failed: %s", patch_err, extra=context)
-            return self.backoff(key)
-        self._post(ref, EventRecord(Reason.INVALID_SPEC, message, warning=True), now, context)
-        self.memory.clear_failures(key)
+            raise RetryLater from patch_err
+        record = EventRecord(Reason.INVALID_SPEC, message, warning=True)
+        self.post_events(self.kube.post_event, p.ref, [record], p.now, context)
         return None
 
     def _apply_failed(
-        self,
-        key: Key,
-        ref: ServiceRef,
-        resource_version: str,
-        raw_status: dict[str, Any],
-        status: ServiceStatus,
-        generation: int,
-        action: PlanAction,
-        err: AdapterError,
-        now: datetime,
-        context: dict[str, Any],
-    ) -> float:
+        self, p: ServicePass, action: PlanAction, err: AdapterError, context: dict[str, Any]
+    ) -> None:
         """Stop at the first failing action. The Plan's status is not written (it describes a
         world the remaining actions did not make): the phase stays where the rollout stands.
         The stored status gets Degraded=True and Ready=False naming the error (a Healthy
@@ -406,30 +366,15 @@ class Reconciler:
         it (a GitOps health check) must see the error, not wait forever."""
         log.warning("%s failed: %s", describe_action(action), err, extra=context)
         message = str(err)
-        new = _failed(status, Reason.APPLY_FAILED, message, generation, now)
+        new = _failed(p.status, Reason.APPLY_FAILED, message, p.generation, p.now)
         try:
-            self.kube.patch_status(ref, resource_version, raw_status, new)
+            self.kube.patch_status(p.ref, p.resource_version, p.raw_status, new)
         except AdapterError as patch_err:
             log.warning("status patch failed: %s", patch_err, extra=context)
-        self._post(ref, EventRecord(Reason.APPLY_FAILED, message, warning=True), now, context)
-        return self.backoff(key)
+        record = EventRecord(Reason.APPLY_FAILED, message, warning=True)
+        self.post_events(self.kube.post_event, p.ref, [record], p.now, context)
 
     # ---- small parts
-
-    def _post(
-        self, ref: ServiceRef, record: EventRecord, now: datetime, context: dict[str, Any]
-    ) -> None:
-        """Post an Event; a failure is logged, never fatal to the pass (status has the facts)."""
-        try:
-            self.kube.post_event(ref, record, now)
-        except AdapterError as err:
-            log.warning(
-                "could not post Event %s (%s): %s",
-                record.reason,
-                record.message,
-                err,
-                extra=context,
-            )
 
     def _record_metrics(
         self,

@@ -25,8 +25,8 @@ from rollwise.adapters.cache import ObjectCache, ServiceBodies, prime
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubeapi import USER_AGENT, KubeApi, connect
 from rollwise.adapters.kubernetes import KubernetesAdapter
-from rollwise.adapters.providers import MetricProviders
-from rollwise.adapters.web import WebGateAllowList, WebProvider
+from rollwise.adapters.providers.registry import MetricProviders
+from rollwise.adapters.providers.web import WebGateAllowList, WebProvider
 from rollwise.adapters.webhooks import HookMetrics, HookSender
 from rollwise.controller import handlers, logs, readiness
 from rollwise.controller.fencing import (
@@ -96,7 +96,12 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
         reconciler.reconcile if elector is None else only_when_leading(reconciler.reconcile, leads)
     )
     pool = WorkerPool(queue, reconcile, settings.workers, error_delay=reconciler.backoff)
-    train_reconciler = TrainReconciler(kube, queue)
+    train_reconciler = TrainReconciler(
+        kube,
+        queue,
+        backoff_initial_s=settings.backoff_initial_s,
+        backoff_max_s=settings.backoff_max_s,
+    )
     train_queue = WorkQueue()
     train_reconcile = (
         train_reconciler.reconcile

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rollwise.adapters.cache import ServiceBodies
-from rollwise.adapters.kubernetes import EventRecorder
+from rollwise.adapters.events import EventRecorder
 from rollwise.controller.metrics import OperatorMetrics
 from rollwise.controller.queue import Key, WorkQueue
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import kopf
 
 from rollwise.adapters.cache import OWNED, OWNED_SELECTOR
-from rollwise.adapters.web import WebGateAllowList
+from rollwise.adapters.providers.web import WebGateAllowList
 from rollwise.core import naming
 
 # Owned objects are watched through a server-side label selector: the API server sends only

@@ -1,4 +1,6 @@
-"""ReleaseTrain passes: observe the train and its members -> decide_train -> write.
+"""ReleaseTrain passes: observe the train and its members -> decide_train -> write, on the
+shared loop of every kind (controller/loop.py: capped backoff, lenient status reader, the one
+status writer and Event recorder).
 
 Trains have a work queue and worker of their own (their keys would collide with services of the
 same name, and a train pass must never wait behind thousands of service passes). A train is
@@ -22,20 +24,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rollwise.adapters.errors import AdapterError
-from rollwise.adapters.kubernetes import KubernetesAdapter, validation_summary
-from rollwise.adapters.manifests import ServiceRef
-from rollwise.adapters.trains import TrainAdapter, observe_member, read_train_status
-from rollwise.api import train as train_api
+from rollwise.adapters.kubernetes import KubernetesAdapter
+from rollwise.adapters.manifests.types import TrainRef
+from rollwise.adapters.trains import TrainAdapter, observe_member
+from rollwise.adapters.validation import validation_summary
 from rollwise.api.train import TrainSpec, TrainStatus
 from rollwise.controller import logs
+from rollwise.controller.loop import Backoff, KindLoop
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
 from rollwise.core import naming
 from rollwise.core.model import EventRecord
 from rollwise.core.reasons import ConditionType, Reason
 from rollwise.core.requests import read_request
-from rollwise.core.train import decide_train, invalid_status
-from rollwise.core.train_model import TrainObserved, TrainPlan
+from rollwise.core.train.decide import decide_train
+from rollwise.core.train.model import TrainObserved, TrainPlan
+from rollwise.core.train.status import invalid_status
 
 log = logging.getLogger("rollwise.trains")
 
@@ -80,8 +83,10 @@ class TrainRuntime:
         return len(keys)
 
 
-class TrainReconciler:
+class TrainReconciler(KindLoop):
     """`reconcile(key) -> requeue delay` for the trains' worker."""
+
+    kind = "train"
 
     def __init__(
         self,
@@ -89,35 +94,25 @@ class TrainReconciler:
         service_queue: WorkQueue | None,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        backoff_s: float = 5.0,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 300.0,
     ) -> None:
+        super().__init__(Backoff(backoff_initial_s, backoff_max_s), log)
         self.kube = kube
         self.trains = TrainAdapter(kube.api)
         self.service_queue = service_queue
         self._clock = clock
-        self._backoff = backoff_s
 
-    def reconcile(self, key: Key) -> float | None:
-        """One pass; never raises (failures are logged with the train and retried)."""
-        try:
-            return self._reconcile(key)
-        except AdapterError as err:
-            log.warning("train pass failed: %s", err, extra=logs.ref(*key))
-            return self._backoff
-        except Exception:
-            log.exception("train pass failed unexpectedly", extra=logs.ref(*key))
-            return self._backoff
-
-    def _reconcile(self, key: Key) -> float | None:
+    def run_pass(self, key: Key) -> float | None:
         namespace, name = key
         obj = self.trains.read_train(namespace, name)
         if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
             return None
         metadata = obj["metadata"]
-        ref = ServiceRef(namespace, name, str(metadata["uid"]), kind=train_api.KIND)
+        ref = TrainRef(namespace, name, str(metadata["uid"]))
         generation = int(metadata.get("generation") or 0)
         raw_status: dict[str, Any] = obj.get("status") or {}
-        status = read_train_status(raw_status)
+        status = self.read_status(TrainStatus, raw_status, logs.ref(namespace, name))
         now = self._clock()
         try:
             spec = TrainSpec.model_validate(obj.get("spec") or {})
@@ -146,7 +141,7 @@ class TrainReconciler:
 
     def _apply(
         self,
-        ref: ServiceRef,
+        ref: TrainRef,
         obj: Mapping[str, Any],
         raw_status: dict[str, Any],
         status: TrainStatus,
@@ -166,8 +161,7 @@ class TrainReconciler:
             raw_status,
             plan.status,
         )
-        for record in plan.events:
-            self._post(ref, record, now, context)
+        self.post_events(self.kube.post_event, ref, plan.events, now, context)
         if plan.status.phase != status.phase:
             log.info(
                 "train phase %s -> %s: %s",
@@ -187,7 +181,7 @@ class TrainReconciler:
 
     def _invalid(
         self,
-        ref: ServiceRef,
+        ref: TrainRef,
         obj: Mapping[str, Any],
         raw_status: dict[str, Any],
         status: TrainStatus,
@@ -214,12 +208,5 @@ class TrainReconciler:
         if not already:
             context = logs.ref(ref.namespace, ref.name)
             log.warning("%s", message, extra=context)
-            self._post(ref, EventRecord(Reason.TRAIN_INVALID, message, warning=True), now, context)
-
-    def _post(
-        self, ref: ServiceRef, record: EventRecord, now: datetime, context: dict[str, Any]
-    ) -> None:
-        try:
-            self.kube.post_event(ref, record, now)
-        except AdapterError as err:
-            log.warning("could not post Event %s: %s", record.reason, err, extra=context)
+            record = EventRecord(Reason.TRAIN_INVALID, message, warning=True)
+            self.post_events(self.kube.post_event, ref, [record], now, context)

@@ -5,7 +5,7 @@ drained the same way before starting over."""
 
 from __future__ import annotations
 
-from rollwise.api.service import AbortStatus, MigrationPhase, Phase
+from rollwise.api.service_status import AbortStatus, MigrationPhase, Phase
 from rollwise.core.passes import ACTOR, WATCH_FALLBACK_S, Pass, seconds
 from rollwise.core.reasons import Reason
 from rollwise.core.revision import revision_of

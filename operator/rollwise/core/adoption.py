@@ -11,7 +11,7 @@ collector remove rollwise's ReplicaSets. No moment runs on fewer ready pods than
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase
+from rollwise.api.service_status import Phase
 from rollwise.core.model import AdoptWorkload, ReleaseWorkload, ScaleWorkload
 from rollwise.core.passes import POLL_S, WATCH_FALLBACK_S, Pass
 from rollwise.core.reasons import Reason

@@ -7,15 +7,9 @@ from dataclasses import replace
 from datetime import datetime
 
 from rollwise.api.durations import parse_duration
-from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import (
-    GateRef,
-    GateResult,
-    Phase,
-    ServiceSpec,
-    ServiceStatus,
-    Verdict,
-)
+from rollwise.api.gates import MetricGateSpec, ProviderKind
+from rollwise.api.service import GateRef, ServiceSpec
+from rollwise.api.service_status import GateResult, Phase, ServiceStatus, Verdict
 from rollwise.core import gates as gatelib
 from rollwise.core.gates import GateOutcome
 from rollwise.core.model import (
@@ -81,7 +75,7 @@ def due_gates(
                     address=request.url,
                     query=gatelib.describe_web(request),
                     timeout_s=parse_duration(provider.web.timeout),
-                    provider="web",
+                    provider=ProviderKind.WEB,
                     web=request,
                     cluster=ref.cluster,
                     namespace=observed.namespace,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rollwise.api.service import Condition, ServiceStatus
+from rollwise.api.service_status import Condition, ServiceStatus
 from rollwise.core.reasons import ConditionType, Reason
 
 

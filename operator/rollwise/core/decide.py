@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rollwise.api.service import Phase, ServiceSpec, ServiceStatus
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import Phase, ServiceStatus
 from rollwise.core.abort import return_to_stable, supersede_canary
 from rollwise.core.adoption import hand_over, release, workload_missing
 from rollwise.core.analysis import inconclusive_gates

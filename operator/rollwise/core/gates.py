@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 from rollwise.api.durations import parse_duration
 from rollwise.api.gates import JobProvider, MetricGateSpec
-from rollwise.api.service import GateRef, GateResult, PodTemplate, Verdict
+from rollwise.api.service import GateRef, PodTemplate
+from rollwise.api.service_status import GateResult, Verdict
 from rollwise.core.model import MetricSample, WebRequest
 from rollwise.core.reasons import Reason
 

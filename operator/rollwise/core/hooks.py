@@ -21,18 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollwise.api.durations import parse_duration
-from rollwise.api.service import (
-    PLACEHOLDER,
+from rollwise.api.hooks import PLACEHOLDER, NotificationReceiver, Transition, Webhook, WebhookType
+from rollwise.api.service_status import (
     WEBHOOKS_LIMIT,
     DeliveryResult,
     HistoryEntry,
-    NotificationReceiver,
     Phase,
     ServiceStatus,
-    Transition,
-    Webhook,
     WebhookStatus,
-    WebhookType,
 )
 from rollwise.core.model import HookCall
 from rollwise.core.passes import Pass, seconds

@@ -3,12 +3,12 @@ never re-run automatically and never run down on rollback."""
 
 from __future__ import annotations
 
-from rollwise.api.service import (
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import (
     AbortStatus,
     MigrationPhase,
     MigrationStatus,
     Phase,
-    ServiceSpec,
     ServiceStatus,
 )
 from rollwise.core.model import Action, CreateMigrationJob, DeleteJob, JobState

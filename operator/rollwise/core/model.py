@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from rollwise.api.gates import MetricGateSpec
-from rollwise.api.service import PodTemplate, ServiceStatus, Verdict
+from rollwise.api.gates import MetricGateSpec, ProviderKind
+from rollwise.api.service import PodTemplate
+from rollwise.api.service_status import ServiceStatus, Verdict
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class GateQuery:
     address: str  # Prometheus' address, or the web gate's URL
     query: str  # as shown in status: the PromQL, or "GET <url> jsonPath <path>"
     timeout_s: float
-    provider: str = "prometheus"  # or "web"
+    provider: ProviderKind = ProviderKind.PROMETHEUS  # or web (a job gate is never queried)
     web: WebRequest | None = None
     # A ClusterMetricGate (platform-owned: any URL) or a namespaced MetricGate (only the URLs
     # the operator's --web-gate-allow names).

@@ -12,7 +12,9 @@ from typing import TypedDict
 
 from typing_extensions import Unpack
 
-from rollwise.api.service import (
+from rollwise.api.routing import RouterKind
+from rollwise.api.service import ServiceSpec
+from rollwise.api.service_status import (
     HISTORY_LIMIT,
     AbortStatus,
     Condition,
@@ -23,10 +25,10 @@ from rollwise.api.service import (
     Phase,
     RequestAck,
     RevisionStatus,
-    ServiceSpec,
     ServiceStatus,
     WebhookStatus,
 )
+from rollwise.core.checked import KindPass
 from rollwise.core.model import (
     DeleteReplicaSet,
     EnsureServices,
@@ -90,16 +92,13 @@ def seconds(value: float) -> timedelta:
 
 
 @dataclass
-class Pass:
+class Pass(KindPass[ServiceStatus]):
     """One decision pass: accumulates actions, events, history and the earliest requeue."""
 
     spec: ServiceSpec
     observed: Observed
-    now: datetime
-    status: ServiceStatus
     actions: list[PlanAction] = field(default_factory=list)  # migration Jobs, in order
     events: list[EventRecord] = field(default_factory=list)
-    requeue: float | None = None
     # Desired workload state, last word wins; turned into ordered actions by ordered_actions().
     replicas: dict[str, int] = field(default_factory=dict)
     deletes: list[str] = field(default_factory=list)
@@ -109,10 +108,7 @@ class Pass:
 
     def set(self, **changes: Unpack[StatusChanges]) -> None:
         """Change status fields; an unknown name is an error (model_copy would drop it)."""
-        unknown = set(changes) - STATUS_FIELDS
-        if unknown:
-            raise TypeError(f"ServiceStatus has no field {', '.join(sorted(unknown))}")
-        self.status = self.status.model_copy(update=changes)
+        self.update(changes)
 
     def act(self, action: PlanAction) -> None:
         self.actions.append(action)
@@ -157,13 +153,6 @@ class Pass:
         rs = self.observed.replica_sets.get(revision)
         return self.replicas.get(revision, rs.replicas if rs else 0)
 
-    def wake_at(self, when: datetime) -> None:
-        self.wake_in(max(0.0, (when - self.now).total_seconds()))
-
-    def wake_in(self, seconds: float) -> None:
-        seconds = max(0.5, seconds)
-        self.requeue = seconds if self.requeue is None else min(self.requeue, seconds)
-
     # ---- convergence helpers: plan an action only where the world differs
 
     def scale(self, revision: str, replicas: int, *, current: bool) -> None:
@@ -188,7 +177,7 @@ class Pass:
     def router(self, stable: str, canary: str | None, weight: int, mirror: int = 0) -> None:
         """Want the router at this weight and mirror share (no mirror unless asked for: a
         drain or a steady state copies nothing to any canary)."""
-        if self.spec.strategy.canary.traffic_routing.kind == "replicas":
+        if self.spec.strategy.canary.traffic_routing.kind is RouterKind.REPLICAS:
             return
         self.router_weight = SetRouterWeight(
             stable_revision=stable,

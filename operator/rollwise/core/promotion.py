@@ -3,7 +3,8 @@ Only scaling: the canary's pods are never restarted."""
 
 from __future__ import annotations
 
-from rollwise.api.service import PREVIOUS_STABLES_LIMIT, FullPromotion, Phase, WebhookType
+from rollwise.api.hooks import WebhookType
+from rollwise.api.service_status import PREVIOUS_STABLES_LIMIT, FullPromotion, Phase
 from rollwise.core.analysis import await_in_flight, background_passed, hold_for_inconclusive
 from rollwise.core.hooks import hook_gate
 from rollwise.core.model import ManualRequest

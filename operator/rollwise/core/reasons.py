@@ -1,5 +1,7 @@
-"""Every condition type and every condition/Event reason, in one place, as string enums (a
-mistyped member is an AttributeError and a mypy error, never a new reason)."""
+"""Every condition type and every condition/Event reason of every kind, in one place, as string
+enums (a mistyped member is an AttributeError and a mypy error, never a new reason).
+ProgressiveService and ReleaseTrain share Reason and ConditionType; a FleetRollout's are
+FleetReason and FleetConditionType."""
 
 from __future__ import annotations
 
@@ -91,3 +93,40 @@ class Reason(StrEnum):
     ROLLBACK_WINDOW = "RollbackWindow"
     MIGRATION_WAITING = "MigrationWaiting"
     ROUTE_REASSERTED = "RouteReasserted"
+
+
+class FleetConditionType(StrEnum):
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    MEMBER_UNREACHABLE = "MemberUnreachable"
+    WAITING_FOR_APPROVAL = "WaitingForApproval"
+
+
+class FleetReason(StrEnum):
+    """FleetRollout Event, history and condition reasons."""
+
+    STARTED = "FleetStarted"
+    WAVE_STARTED = "WaveStarted"
+    APPROVAL_NEEDED = "ApprovalNeeded"
+    APPROVED = "WaveApproved"
+    MEMBER_PATCHING = "MemberPatching"
+    MEMBER_PATCHED = "MemberPatched"
+    MEMBER_SUCCEEDED = "MemberSucceeded"
+    MEMBER_FAILED = "MemberFailed"
+    MEMBER_ALREADY_AT_VERSION = "MemberAlreadyAtVersion"
+    MEMBER_UNREACHABLE = "MemberUnreachable"
+    MEMBER_REACHABLE = "MemberReachable"
+    MEMBER_ROLLING_BACK = "MemberRollingBack"
+    MEMBER_ROLLED_BACK = "MemberRolledBack"
+    SOAKING = "WaveSoaking"
+    WAVE_SUCCEEDED = "WaveSucceeded"
+    WAVE_FAILED = "WaveFailed"
+    HALTED = "FleetHalted"
+    ROLLING_BACK = "FleetRollingBack"
+    ROLLED_BACK = "FleetRolledBack"
+    SUCCEEDED = "FleetSucceeded"
+    ABORTED = "Aborted"
+    INVALID = "FleetInvalid"
+    REQUEST_ACCEPTED = "RequestAccepted"
+    REQUEST_IGNORED = "RequestIgnored"

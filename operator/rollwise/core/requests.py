@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from rollwise.api.service import RequestAck
+from rollwise.api.service_status import RequestAck
 from rollwise.core.model import Action, ManualRequest
 from rollwise.core.naming import ANNOTATION_REQUEST
 from rollwise.core.passes import Pass

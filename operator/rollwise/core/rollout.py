@@ -3,7 +3,8 @@ to promotion, with background gates measured alongside and manual requests acted
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase, RevisionStatus, WebhookType
+from rollwise.api.hooks import WebhookType
+from rollwise.api.service_status import Phase, RevisionStatus
 from rollwise.core.abort import begin_abort, hold_rolled_back, roll_back
 from rollwise.core.analysis import measure_background_gates
 from rollwise.core.hooks import forget_blocking, hook_gate

@@ -3,7 +3,7 @@ nothing to compare against and goes straight to full size."""
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase, RevisionStatus
+from rollwise.api.service_status import Phase, RevisionStatus
 from rollwise.core.passes import RESYNC_HEALTHY_S, WATCH_FALLBACK_S, Pass
 from rollwise.core.reasons import Reason
 

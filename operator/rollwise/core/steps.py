@@ -4,7 +4,8 @@ complete, and move to the next one; after the last step, promotion."""
 from __future__ import annotations
 
 from rollwise.api.durations import parse_duration
-from rollwise.api.service import CanaryStep, Phase
+from rollwise.api.service import CanaryStep
+from rollwise.api.service_status import Phase
 from rollwise.core.abort import begin_abort
 from rollwise.core.analysis import hold_for_inconclusive, measure_step_gates, passed_gates
 from rollwise.core.model import Action

@@ -9,7 +9,8 @@ abort waits there (for ready stable pods before any canary pod goes).
 
 from __future__ import annotations
 
-from rollwise.api.service import Phase, RevisionStatus
+from rollwise.api.routing import RouterKind
+from rollwise.api.service_status import Phase, RevisionStatus
 from rollwise.core.passes import Pass
 from rollwise.core.replicas import (
     Side,
@@ -22,7 +23,7 @@ from rollwise.core.replicas import (
 
 
 def replicas_router(p: Pass) -> bool:
-    return p.spec.strategy.canary.traffic_routing.kind == "replicas"
+    return p.spec.strategy.canary.traffic_routing.kind is RouterKind.REPLICAS
 
 
 def targets(p: Pass) -> tuple[int, int]:
