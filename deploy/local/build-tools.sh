@@ -169,7 +169,10 @@ traefik_crds() {
 
 gateway_crds() {
   # The Gateway API CRDs Traefik is built against (standard channel), from the module cache.
-  if [ -f "$traefik_dir/gateway-crds.yaml" ]; then say "gateway-api $GATEWAY_API_VERSION CRDs: cached"; return; fi
+  # Keyed by version: a Traefik upgrade may need newer CRDs in the same folder.
+  if [ -f "$traefik_dir/gateway-crds.yaml" ] &&
+     [ "$(cat "$traefik_dir/gateway-api-version" 2>/dev/null)" = "$GATEWAY_API_VERSION" ]; then
+    say "gateway-api $GATEWAY_API_VERSION CRDs: cached"; return; fi
   say "gateway-api $GATEWAY_API_VERSION: CRDs from the module's config/crd"
   run go mod download "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
   local crds f
@@ -181,6 +184,7 @@ gateway_crds() {
   # One multi-document file: the upstream files do not start with a document separator.
   for f in "$crds"/standard/*.yaml; do echo "---"; cat "$f"; done >"$traefik_dir/gateway-crds.yaml.tmp"
   mv "$traefik_dir/gateway-crds.yaml.tmp" "$traefik_dir/gateway-crds.yaml"
+  echo "$GATEWAY_API_VERSION" >"$traefik_dir/gateway-api-version"
   say "gateway-api CRDs: $(grep -c '^kind: CustomResourceDefinition' "$traefik_dir/gateway-crds.yaml") in $traefik_dir/gateway-crds.yaml"
 }
 

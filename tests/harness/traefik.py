@@ -104,6 +104,7 @@ def rbac_manifests() -> list[dict[str, Any]]:
                         "gateways",
                         "httproutes",
                         "grpcroutes",
+                        "tlsroutes",
                         "referencegrants",
                         "backendtlspolicies",
                     ],
@@ -116,6 +117,7 @@ def rbac_manifests() -> list[dict[str, Any]]:
                         "gateways/status",
                         "httproutes/status",
                         "grpcroutes/status",
+                        "tlsroutes/status",
                         "backendtlspolicies/status",
                     ],
                     "verbs": ["update"],
@@ -328,15 +330,14 @@ class TraefikGateway:
             return services
 
     def applied_weights(self, backend_prefix: str) -> dict[str, int] | None:
-        """The weights of the weighted service whose backends' names start with
-        ``backend_prefix`` (``<namespace>-<name>-``), by backend name; None if Traefik runs
-        none yet."""
+        """The weights of the weighted service whose backends are the Services named
+        ``backend_prefix...`` (``<namespace>-<name>-``), by Traefik's backend name; None if
+        Traefik runs none yet."""
         for service in self.services():
             weighted = (service.get("weighted") or {}).get("services") or []
-            if weighted and all(
-                str(b.get("name", "")).startswith(backend_prefix) for b in weighted
-            ):
-                return {str(b["name"]): int(b.get("weight", 1)) for b in weighted}
+            names = [str(b.get("name", "")) for b in weighted]
+            if weighted and all(backend_service(n).startswith(backend_prefix) for n in names):
+                return {n: int(b.get("weight", 1)) for n, b in zip(names, weighted, strict=True)}
         return None
 
     def metrics_text(self) -> str:
@@ -349,6 +350,14 @@ class TraefikGateway:
 
     def stop(self) -> None:
         self._process.stop()
+
+
+def backend_service(name: str) -> str:
+    """The ``<namespace>-<service>-<n>`` part of a Gateway backend's Traefik service name.
+
+    Traefik up to v3.6 names it just that; v3.7 prefixes the route and listener
+    (``httproute-<ns>-<route>-gw-...-svc-<namespace>-<service>-<index>``)."""
+    return name.split("@", 1)[0].rsplit("-svc-", 1)[-1]
 
 
 def route_accepted(route: dict[str, Any]) -> bool:

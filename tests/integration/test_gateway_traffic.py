@@ -30,7 +30,13 @@ from tests.harness.prometheus import PrometheusServer
 from tests.harness.rollouts import Rollouts, gate_manifest, service_manifest
 from tests.harness.run import HarnessRun
 from tests.harness.simulator_process import SimulatorProcess
-from tests.harness.traefik import TraefikGateway, get_ok, parent_ref, route_accepted
+from tests.harness.traefik import (
+    TraefikGateway,
+    backend_service,
+    get_ok,
+    parent_ref,
+    route_accepted,
+)
 from tests.harness.wait import hold_for, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -46,9 +52,10 @@ ROUTES = ("gateway.networking.k8s.io", "v1", "httproutes")
 # canary Service's backend (`<namespace>-<name>-canary-<port>`), from Traefik's own counters.
 GATEWAY_ERROR_RATE_QUERY = (
     "(sum(rate(traefik_service_requests_total{"
-    'service=~"{{service.namespace}}-{{args.service}}-canary-.*",code=~"5.."}[5s])) or vector(0))'
+    'service=~"(.+-svc-)?{{service.namespace}}-{{args.service}}-canary-.*",'
+    'code=~"5.."}[5s])) or vector(0))'
     " / sum(rate(traefik_service_requests_total{"
-    'service=~"{{service.namespace}}-{{args.service}}-canary-.*"}[5s]))'
+    'service=~"(.+-svc-)?{{service.namespace}}-{{args.service}}-canary-.*"}[5s]))'
 )
 
 
@@ -139,7 +146,8 @@ def applied(traefik: TraefikGateway, namespace: str, canary_weight: int) -> bool
     # namespace name may itself contain "-canary-".
     canary_prefix = f"{namespace}-{NAME}-canary-"
     by_role = {
-        ("canary" if k.startswith(canary_prefix) else "stable"): v for k, v in weights.items()
+        ("canary" if backend_service(k).startswith(canary_prefix) else "stable"): v
+        for k, v in weights.items()
     }
     return (
         by_role.get("canary", 0) == canary_weight and by_role.get("stable") == 100 - canary_weight
