@@ -108,6 +108,7 @@ class FluxControllers:
         self.cluster = cluster
         self.dir = flux_dir()
         storage_port = free_port()
+        self.storage = state_dir / "flux-storage"  # source-controller wants it to exist
         self.health = {"source-controller": free_port(), "kustomize-controller": free_port()}
         env = {"KUBECONFIG": str(cluster.kubeconfig), "RUNTIME_NAMESPACE": FLUX_NAMESPACE}
         common = ["--enable-leader-election=false", "--log-level=info", "--concurrent=4"]
@@ -117,7 +118,7 @@ class FluxControllers:
                 [
                     str(self.dir / "source-controller"),
                     *common,
-                    f"--storage-path={state_dir / 'flux-storage'}",
+                    f"--storage-path={self.storage}",
                     f"--storage-addr=127.0.0.1:{storage_port}",
                     f"--storage-adv-addr=127.0.0.1:{storage_port}",
                     f"--metrics-addr=127.0.0.1:{free_port()}",
@@ -144,6 +145,7 @@ class FluxControllers:
         ]
 
     def start(self) -> None:
+        self.storage.mkdir(parents=True, exist_ok=True)
         crds = sorted((self.dir / "crds").glob("*.yaml"))
         args = [a for crd in crds for a in ("-f", str(crd))]
         self.cluster.kubectl("apply", "--server-side", *args, timeout=120)
