@@ -64,8 +64,14 @@ end
 
 local health = healthOfPhase[status.phase]
 local ready = findCondition(status, "Ready")
+local stalled = findCondition(status, "Stalled")
 hs.message = describe(status)
-if health == nil then
+if stalled ~= nil and stalled.status == "True" and stalled.reason == "InvalidSpec" then
+  -- The spec names an object that does not exist: nothing of the new revision runs until it
+  -- does (the phase stays Pending); kstatus calls this Failed, so does Argo CD.
+  hs.status = "Degraded"
+  hs.message = hs.message .. "; InvalidSpec: " .. tostring(stalled.message)
+elseif health == nil then
   hs.status = "Unknown"
   hs.message = "Unknown phase " .. tostring(status.phase) .. ": update the rollwise health check"
 elseif health == "Healthy" and (ready == nil or ready.status ~= "True") then

@@ -24,6 +24,9 @@ etcd_dir="$CACHE/bin/etcd-$ETCD_VERSION"
 helm_dir="$CACHE/bin/helm-$HELM_VERSION"
 metrics_server_dir="$CACHE/bin/metrics-server-$METRICS_SERVER_VERSION"
 traefik_dir="$CACHE/bin/traefik-$TRAEFIK_VERSION"
+kstatus_dir="$CACHE/bin/kstatus-$KSTATUS_VERSION"
+fluxhealth_dir="$CACHE/bin/fluxhealth-$FLUX_RUNTIME_VERSION"
+flux_dir="$CACHE/bin/flux-$FLUX_VERSION"
 
 build_kubernetes() {
   if have "$k8s_dir"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}; then
@@ -195,6 +198,49 @@ install_prometheus() {
   pkill -x prometheus 2>/dev/null || true
 }
 
+build_kstatus() {
+  # The module (deploy/local/kstatus/, go.sum pinned) requires cli-utils at KSTATUS_VERSION.
+  if have "$kstatus_dir/kstatus-check"; then say "kstatus $KSTATUS_VERSION: cached"; return; fi
+  say "kstatus $KSTATUS_VERSION: building kstatus-check (about 1.5 min cold)"
+  mkdir -p "$kstatus_dir"
+  ( cd "$here/kstatus" && run go build -trimpath -o "$kstatus_dir/kstatus-check" . )
+}
+
+build_fluxhealth() {
+  if have "$fluxhealth_dir/flux-health-check"; then say "fluxhealth $FLUX_RUNTIME_VERSION: cached"; return; fi
+  say "fluxhealth $FLUX_RUNTIME_VERSION: building flux-health-check (2-6 min cold)"
+  mkdir -p "$fluxhealth_dir"
+  ( cd "$here/fluxhealth" && run go build -trimpath -o "$fluxhealth_dir/flux-health-check" . )
+}
+
+build_flux() {
+  # source-controller and kustomize-controller, each from a wrapper module (their own go.mod
+  # replace lines are not inherited by a module that requires them), and their CRDs.
+  if have "$flux_dir"/{source-controller,kustomize-controller}; then say "flux $FLUX_VERSION: cached"; return; fi
+  say "flux $FLUX_VERSION: building source-controller and kustomize-controller (3-10 min cold)"
+  mkdir -p "$flux_dir/crds"
+  local c mod
+  for c in source-controller kustomize-controller; do
+    mod="$CACHE/src/flux-$c-$FLUX_VERSION"
+    mkdir -p "$mod"
+    {
+      echo "module rollwise.local/flux-$c"
+      echo
+      echo "go 1.26.0"
+      echo
+      echo "replace github.com/opencontainers/go-digest => github.com/opencontainers/go-digest v1.0.1-0.20220411205349-bde1400a84be"
+      echo "replace github.com/fluxcd/pkg/artifact => github.com/fluxcd/pkg/artifact $FLUX_ARTIFACT_VERSION"
+      echo "replace sigs.k8s.io/kustomize/api => sigs.k8s.io/kustomize/api v0.21.1"
+      echo "replace sigs.k8s.io/kustomize/kyaml => sigs.k8s.io/kustomize/kyaml v0.21.1"
+      echo "replace gopkg.in/yaml.v3 => gopkg.in/yaml.v3 v3.0.1"
+    } >"$mod/go.mod"
+    ( cd "$mod" && run go get -tool "github.com/fluxcd/$c@$FLUX_VERSION" \
+      && run go build -trimpath -o "$flux_dir/$c" "github.com/fluxcd/$c" \
+      && cp "$(go list -m -f '{{.Dir}}' "github.com/fluxcd/$c")"/config/crd/bases/*.yaml "$flux_dir/crds/" )
+  done
+  chmod u+w "$flux_dir"/crds/*.yaml
+}
+
 install_lua() {
   # The Argo CD health check (deploy/argocd/health.lua) is tested with a real Lua interpreter.
   if command -v lua5.4 >/dev/null; then say "lua5.4: present"; return; fi
@@ -227,15 +273,16 @@ install_graphite() {
 
 only=${1:-all}
 case "$only" in
-  all) install_prometheus; install_lua; install_influxdb; install_graphite; build_kwok; build_helm; build_etcd; build_kubernetes
-       build_metrics_server; build_traefik ;;
-  kubernetes|kwok|etcd|helm|traefik) "build_$only" ;;
+  all) install_prometheus; install_lua; install_influxdb; install_graphite; build_kwok; build_helm
+       build_etcd; build_kubernetes; build_metrics_server; build_traefik; build_kstatus
+       build_fluxhealth; build_flux ;;
+  kubernetes|kwok|etcd|helm|traefik|kstatus|fluxhealth|flux) "build_$only" ;;
   prometheus) install_prometheus ;;
   metrics-server) build_metrics_server ;;
   lua) install_lua ;;
   influxdb) install_influxdb ;;
   graphite) install_graphite ;;
-  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|traefik|metrics-server|prometheus|lua|influxdb|graphite]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|kwok|etcd|helm|traefik|kstatus|fluxhealth|flux|metrics-server|prometheus|lua|influxdb|graphite]" >&2; exit 2 ;;
 esac
 # A line other scripts read: where each binary lives. A single component built before the
 # first full build does not create it (its presence means "the full build has run").

@@ -226,14 +226,18 @@ def test_a_gate_stored_under_a_looser_schema_is_reported_invalid_and_never_passe
         lambda s: "is invalid" in (s.get("message") or ""), timeout=90, message="gate invalid"
     )
 
-    assert waiting["phase"] == "Progressing"
+    # Caught when the spec is applied (docs/rollout-semantics.md, rule 6): held before any
+    # canary pod, InvalidSpec and Stalled, until the gate is fixed.
+    assert waiting["phase"] == "Pending"
     assert waiting["message"].startswith(
-        f"MetricGate {rollouts.ns}/error-rate is invalid: spec.thresholdRange: thresholdRange "
-        "needs min, max or both; the rollout waits"
+        f"invalid spec: MetricGate {rollouts.ns}/error-rate is invalid: spec.thresholdRange: "
+        "thresholdRange needs min, max or both"
     ), waiting["message"]
+    conditions = {c["type"]: c["status"] for c in waiting["conditions"]}
+    assert conditions["InvalidSpec"] == "True" and conditions["Stalled"] == "True"
     assert "GateMissing" not in history_events(waiting)
     # One Event for the problem, however many passes looked at it.
-    invalid = rollouts.events("GateInvalid")
+    invalid = rollouts.events("InvalidSpec")
     assert len(invalid) == 1 and (invalid[0].count or 1) == 1, invalid
     assert "thresholdRange" in (invalid[0].message or "")
     assert not [r for r in waiting.get("analysis") or [] if r.get("verdict") == "Passed"]
@@ -246,7 +250,7 @@ def test_a_gate_stored_under_a_looser_schema_is_reported_invalid_and_never_passe
         GROUP, VERSION, rollouts.ns, "metricgates", "error-rate", fixed
     )
     done = rollouts.wait_phase("Healthy", version="2.0.0", timeout=120)
-    assert history_events(done).count("GateInvalid") == 1
+    assert history_events(done).count("InvalidSpec") == 1
 
 
 def test_a_foreign_object_in_the_way_is_reported_never_adopted_and_then_repaired(

@@ -68,6 +68,7 @@ from rollwise.core.model import (
     AdoptWorkload,
     CreateGateJob,
     CreateMigrationJob,
+    DeleteJob,
     DeleteReplicaSet,
     EnsureServices,
     EventRecord,
@@ -285,6 +286,8 @@ class KubernetesAdapter:
                 self._create_migration_job(ref, spec, action)
             case CreateGateJob():
                 self._create_gate_job(ref, spec, action)
+            case DeleteJob():
+                self._delete_job(ref, action)
             case AdoptWorkload():
                 self.workloads.adopt(ref, action.name)
             case ScaleWorkload():
@@ -386,6 +389,24 @@ class KubernetesAdapter:
             create_or_adopt(self.api, JOBS, ref, manifest)
         except ObjectVanishedError:
             return  # its TTL removed it as the create was refused: the next pass decides
+
+    def _delete_job(self, ref: ServiceRef, action: DeleteJob) -> None:
+        current = self._current(JOBS, ref.namespace, action.job_name)
+        if current is None:
+            return
+        if not is_owned_by(current, ref.uid):
+            raise NotOwnedError(ref.child("Job", action.job_name))
+        uid = (current.get("metadata") or {}).get("uid")
+        # Background: the Job goes at once and its pods after it (they stop their work);
+        # Foreground: the Job is seen until its pods are gone (a stopped migration).
+        policy = "Foreground" if action.foreground else "Background"
+        self.api.delete(
+            JOBS,
+            ref.namespace,
+            action.job_name,
+            {"propagationPolicy": policy, "preconditions": {"uid": uid}},
+        )
+        self._gone(JOBS, ref.namespace, action.job_name)
 
     # ---- events and status
 

@@ -6,7 +6,7 @@ webhooks and notifications in hooks.py, its status in service_status.py.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -16,7 +16,7 @@ from rollwise.api.base import ApiModel, one_of
 from rollwise.api.durations import Duration
 from rollwise.api.hooks import Notifications, Webhook, check_unique, unique_names
 from rollwise.api.routing import ReplicaRouting, TrafficRouting
-from rollwise.api.service_status import ServiceStatus
+from rollwise.api.service_status import PREVIOUS_STABLES_LIMIT, ServiceStatus
 
 KIND = "ProgressiveService"
 PLURAL = "progressiveservices"
@@ -69,6 +69,12 @@ class MigrationSpec(ApiModel):
     template: PodTemplate
     backoff_limit: int = Field(default=1, ge=0, le=20)
     active_deadline_seconds: int = Field(default=600, ge=1)
+    concurrency_policy: Literal["Wait", "Replace"] = Field(
+        default="Wait",
+        description="One migration runs at a time per service. When a newer version's "
+        "migration is due while an older version's Job still runs: Wait (until that Job "
+        "ends) or Replace (delete it, its pods first, then start).",
+    )
 
 
 class PauseStep(ApiModel):
@@ -375,6 +381,12 @@ class WorkloadRef(ApiModel):
     name: str = Field(min_length=1, max_length=253)
 
 
+class RollbackWindow(ApiModel):
+    """How far back a return to an earlier revision skips steps and analysis."""
+
+    revisions: int = Field(ge=1, le=PREVIOUS_STABLES_LIMIT)
+
+
 ONE_WORKLOAD = one_of(
     "spec", "template", "workloadRef", message="set exactly one of template and workloadRef"
 )
@@ -405,6 +417,11 @@ class ServiceSpec(ApiModel):
     strategy: Strategy
     progress_deadline_seconds: int = Field(default=600, ge=1)
     abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+    rollback_window: RollbackWindow | None = Field(
+        default=None,
+        description="A revision that was stable within the last `revisions` promotions is "
+        "promoted without steps or analysis when the spec returns to it (a fast rollback).",
+    )
     notifications: Notifications | None = None
     release_train: str | None = Field(
         default=None,

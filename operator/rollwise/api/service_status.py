@@ -12,6 +12,7 @@ from pydantic import Field
 from rollwise.api.base import StatusModel
 
 HISTORY_LIMIT = 20
+PREVIOUS_STABLES_LIMIT = 10  # status.previousStables, and so spec.rollbackWindow.revisions
 WEBHOOKS_LIMIT = 32  # webhook calls and notifications kept in status
 
 
@@ -139,6 +140,16 @@ class RequestAck(StatusModel):
     result: str
 
 
+class FullPromotion(StatusModel):
+    """`kubectl rollwise promote --full`: who skipped the remaining steps, pauses and analysis,
+    when, and from which step (0-based; the step count when promoted from RolledBack)."""
+
+    by: str
+    at: datetime
+    from_step: int
+    from_phase: str
+
+
 class DeliveryResult(StrEnum):
     PENDING = "Pending"
     SUCCEEDED = "Succeeded"
@@ -209,3 +220,12 @@ class ServiceStatus(StatusModel):
     invalid_request: str | None = None
     webhooks: list[WebhookStatus] = Field(default_factory=list, max_length=WEBHOOKS_LIMIT)
     adaptive: AdaptiveStatus | None = None  # the current adaptive step's decisions so far
+    # Set by a full promotion of the current canary (kept on the Healthy status it led to).
+    full_promotion: FullPromotion | None = None
+    # The canary weight on the route object (HTTPRoute, canary Ingress, VirtualService) as the
+    # last pass read it back and, where it differed, wrote it (None under the replicas router).
+    # It differs from canaryWeight while traffic is being drained or a step's weight is being
+    # written; a change by someone else is set back at once (docs/rollout-semantics.md, rule 9).
+    route_weight: int | None = None
+    # The revisions that were stable before the current one, newest first (rollbackWindow).
+    previous_stables: list[str] = Field(default_factory=list, max_length=PREVIOUS_STABLES_LIMIT)

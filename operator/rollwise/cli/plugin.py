@@ -178,6 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="S",
             help=f"with --wait: give up after S seconds (default {DEFAULT_WAIT_TIMEOUT_S:g})",
         )
+        if action is Action.PROMOTE:
+            request.add_argument(
+                "--full",
+                action="store_true",
+                help="skip the remaining steps, pauses and analysis and promote now",
+            )
+            request.add_argument(
+                "--force",
+                action="store_true",
+                help="with --full: promote even a rolled-back revision",
+            )
     add_fleet_commands(
         commands, lambda sub: _add_connection_flags(sub, on_subcommand=True), _seconds
     )
@@ -346,20 +357,24 @@ def send_request(
     timeout: float,
     out: TextIO,
     err: TextIO,
+    *,
+    full: bool = False,
+    force: bool = False,
 ) -> int:
     """`promote|abort|retry|pause|resume NAME`: write the request annotation, maybe await it."""
     obj = get_service(session, name)
     replaced = unacknowledged_request(obj)
     request_id = uuid.uuid4().hex
     by = actor_label(username(session), action)
-    write_request(session, name, request_annotation(action, request_id, by))
+    write_request(session, name, request_annotation(action, request_id, by, full=full, force=force))
     target = f"{SINGULAR} {session.namespace}/{name}"
     if replaced is not None:
         err.write(
             f"warning: replaced request {replaced.id} ({replaced.action.value} by {replaced.by}),"
             " which the operator had not acknowledged yet\n"
         )
-    out.write(f"{action.value} requested for {target} as {by} (request {request_id})\n")
+    what = action.value + (" --full" if full else "") + (" --force" if force else "")
+    out.write(f"{what} requested for {target} as {by} (request {request_id})\n")
     out.flush()
     if not wait:
         return EXIT_OK
@@ -423,7 +438,21 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return run_train(session, args.action, args.name, args.output, out)
     if command == "watch":
         return watch_status(session, args.name, args.until, args.timeout, out, err)
-    return send_request(session, args.name, Action(command), args.wait, args.timeout, out, err)
+    full, force = getattr(args, "full", False), getattr(args, "force", False)
+    if force and not full:
+        err.write("error: --force goes with --full only\n")
+        return EXIT_FAILED
+    return send_request(
+        session,
+        args.name,
+        Action(command),
+        args.wait,
+        args.timeout,
+        out,
+        err,
+        full=full,
+        force=force,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

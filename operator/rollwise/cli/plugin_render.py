@@ -330,6 +330,13 @@ def render_status(obj: Mapping[str, Any], now: datetime | None = None) -> str:
         lines.append(f"Abort:      {abort.reason} at {format_time(abort.at, now)}")
         lines.extend(_indented_block("message: ", abort.message, _INDENT))
 
+    if status.full_promotion is not None:
+        full = status.full_promotion
+        lines.append(
+            f"Promotion:  fast (promote --full) by {full.by} at {format_time(full.at, now)}, "
+            f"from step {full.from_step + 1} ({full.from_phase})"
+        )
+
     if status.last_request is not None:
         ack = status.last_request
         lines.append(

@@ -18,9 +18,17 @@ def actor_label(username: str, action: Action) -> str:
     return f"{username} (kubectl rollwise {action.value})"
 
 
-def request_annotation(action: Action, request_id: str, by: str) -> str:
-    """The annotation value the operator parses; compact JSON, keys in a stable order."""
-    return json.dumps({"action": action.value, "id": request_id, "by": by}, separators=(",", ":"))
+def request_annotation(
+    action: Action, request_id: str, by: str, *, full: bool = False, force: bool = False
+) -> str:
+    """The annotation value the operator parses; compact JSON, keys in a stable order
+    (`full`/`force` only when set: `promote --full [--force]`)."""
+    body: dict[str, object] = {"action": action.value, "id": request_id, "by": by}
+    if full:
+        body["full"] = True
+    if force:
+        body["force"] = True
+    return json.dumps(body, separators=(",", ":"))
 
 
 def unacknowledged_request(obj: Mapping[str, Any]) -> ManualRequest | None:

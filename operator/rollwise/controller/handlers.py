@@ -39,7 +39,7 @@ from rollwise.api import train as train_api
 from rollwise.controller.gate_events import warn_if_invalid_gate
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
 from rollwise.controller.service_memory import GateRefKey, ServiceMemories
-from rollwise.controller.settings import OWNED_RESOURCES
+from rollwise.controller.settings import OWNED_RESOURCES, ROUTE_RESOURCES
 from rollwise.controller.trains import TrainRuntime, train_fingerprint
 from rollwise.core import naming
 
@@ -213,6 +213,28 @@ def _owned_handler(group: str, plural: str) -> None:
 
 for _group, _plural in OWNED_RESOURCES:
     _owned_handler(_group, _plural)
+
+
+def _route_handler(group: str, plural: str) -> None:
+    @kopf.on.event(
+        group,
+        plural,
+        id=f"routes-{plural}",
+        labels={naming.LABEL_ROUTE_OF: kopf.PRESENT},
+        registry=registry,
+    )
+    async def route_event(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
+        """A route object whose weights rollwise sets changed (a GitOps re-sync put the user's
+        version back, someone edited it): its service, which reads it and re-asserts."""
+        metadata = (event.get("object") or {}).get("metadata") or {}
+        service = (metadata.get("labels") or {}).get(naming.LABEL_ROUTE_OF)
+        namespace = metadata.get("namespace")
+        if service and namespace:
+            _runtime(memo).queue.add((str(namespace), str(service)))
+
+
+for _group, _plural in ROUTE_RESOURCES:
+    _route_handler(_group, _plural)
 
 
 @kopf.on.event(

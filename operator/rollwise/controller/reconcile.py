@@ -24,6 +24,7 @@ from rollwise.adapters.kubeapi import RELEASE_TRAINS
 from rollwise.adapters.kubernetes import InvalidGateError, KubernetesAdapter
 from rollwise.adapters.manifests.types import ServiceRef
 from rollwise.adapters.providers.provider import MetricProvider
+from rollwise.adapters.references import missing_references
 from rollwise.adapters.trains import release_for
 from rollwise.adapters.validation import validation_summary
 from rollwise.adapters.webhooks import HookSender
@@ -37,7 +38,7 @@ from rollwise.controller.metrics import OperatorMetrics
 from rollwise.controller.service_memory import ServiceMemories
 from rollwise.core import naming
 from rollwise.core.analysis import due_gates, gate_refs
-from rollwise.core.conditions import with_condition
+from rollwise.core.conditions import stalled_on_invalid_spec, with_condition
 from rollwise.core.decide import decide
 from rollwise.core.gates import verdict_of
 from rollwise.core.migration import migration_pending
@@ -312,6 +313,9 @@ class Reconciler(KindLoop):
             services=workloads.services,
             router_weight=workloads.router_weight,
             router_mirror=workloads.router_mirror,
+            missing_references=()
+            if steady
+            else missing_references(self.kube.api, ref.namespace, spec),
         )
 
     def _with_train_release(self, spec: ServiceSpec, namespace: str, name: str) -> ServiceSpec:
@@ -392,6 +396,7 @@ class Reconciler(KindLoop):
         steps = sum(1 for e in plan.events if e.reason == Reason.STEP_COMPLETED)
         if steps:
             self.metrics.step_transitions.inc(steps)
+        verdicts: list[tuple[str, str]] = []
         for sample in samples:
             # A step gate's result leaves status when its step completes in this very pass, so
             # the verdict is taken from the sample itself, as the core judges it.
@@ -400,6 +405,11 @@ class Reconciler(KindLoop):
             if gspec is not None:
                 verdict = verdict_of(sample, gspec)
                 self.metrics.gate_verdicts.labels(gate=gate, verdict=verdict.value).inc()
+                verdicts.append((gate, verdict.value))
+        rolled_back = any(e.reason == Reason.ROLLED_BACK for e in plan.events)
+        abort = plan.status.abort
+        reason = (abort.reason if abort else Reason.ROLLED_BACK) if rolled_back else None
+        self.metrics.services.record(key, plan.status, verdicts, reason)
 
 
 def _failed(
@@ -409,4 +419,6 @@ def _failed(
     `reason`, the message, and observedGeneration at the generation the failure is about."""
     new = with_condition(status, ConditionType.READY, False, reason, message, generation, now)
     new = with_condition(new, ConditionType.DEGRADED, True, reason, message, generation, now)
+    if reason == Reason.INVALID_SPEC:  # kstatus: Failed at once, not InProgress until a timeout
+        new = stalled_on_invalid_spec(new, message, generation, now)
     return new.model_copy(update={"message": message, "observed_generation": generation})

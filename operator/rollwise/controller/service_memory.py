@@ -90,6 +90,8 @@ class ServiceMemories:
             record = self._records.pop(key, None)
             if record is not None:
                 self._count_phase(record.phase, None)
+        if self._metrics is not None:
+            self._metrics.services.forget(key)
         if self._queue is not None:
             self._queue.forget(key)
         if self._bodies is not None:

@@ -27,6 +27,11 @@ from rollwise.core import naming
 OWNED_RESOURCES: tuple[tuple[str, str], ...] = tuple(
     (res.group or res.version, res.plural) for res in OWNED
 )
+# The users' route objects rollwise writes weights to (docs/rollout-semantics.md, rule 9).
+ROUTE_RESOURCES: tuple[tuple[str, str], ...] = (
+    ("gateway.networking.k8s.io", "httproutes"),
+    ("networking.istio.io", "virtualservices"),
+)
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,9 @@ class OperatorSettings:
         settings.watching.connect_timeout = self.watch_connect_timeout_s
         for resource in OWNED_RESOURCES:
             settings.watching.label_selectors[resource] = OWNED_SELECTOR
+        # Of all route objects, only those rollwise sets weights on (labelled by rollwise).
+        for resource in ROUTE_RESOURCES:
+            settings.watching.label_selectors[resource] = naming.LABEL_ROUTE_OF
         # Of all Deployments, only those a workloadRef adopted (labelled by rollwise).
         settings.watching.label_selectors["apps", "deployments"] = naming.LABEL_ADOPTED_BY
         # With only event/startup/cleanup handlers Kopf has nothing to persist; these storages

@@ -8,7 +8,9 @@ from __future__ import annotations
 from rollwise.api.service_status import AbortStatus, MigrationPhase, Phase
 from rollwise.core.passes import ACTOR, WATCH_FALLBACK_S, Pass, seconds
 from rollwise.core.reasons import Reason
-from rollwise.core.workloads import restore_stable, stable_covers
+from rollwise.core.revision import revision_of
+from rollwise.core.steady import keep_steady
+from rollwise.core.workloads import restore_stable, stable_covers, stable_size_for_next_canary
 
 
 def begin_abort(p: Pass, reason: str, message: str, actor: str) -> None:
@@ -34,8 +36,19 @@ def begin_abort(p: Pass, reason: str, message: str, actor: str) -> None:
         step=p.status.current_step_index,
         weight=p.status.canary_weight,
     )
-    restore_stable(p, release_canary=False)
+    restore_stable(p, release_canary=False, stable_size=_superseded_stable(p))
     drain(p)
+
+
+def _superseded_stable(p: Pass) -> int | None:
+    """The size stable keeps while a newer revision supersedes the canary (None: an abort or
+    a return to stable, where stable goes back to full size)."""
+    abort, stable = p.status.abort, p.status.stable
+    if abort is None or abort.reason != Reason.SUPERSEDED or stable is None:
+        return None
+    if p.spec.template is None or revision_of(p.spec) == stable.revision:
+        return None
+    return stable_size_for_next_canary(p)
 
 
 def drain(p: Pass) -> bool:
@@ -88,15 +101,16 @@ def drain(p: Pass) -> bool:
 def drain_and_scale_down(p: Pass) -> bool:
     """Keep traffic drained; scale the canary down once the delay has passed. True when done."""
     status = p.status
+    keep = _superseded_stable(p)
     if status.scale_down_at is None:
-        restore_stable(p, release_canary=False)
+        restore_stable(p, release_canary=False, stable_size=keep)
         drain(p)
         return False
     drain(p)
     at = status.scale_down_at
     # Never scale down what may still get traffic: weight 0 recorded, and the delay passed.
     release = status.canary_weight == 0 and p.now > at
-    canary_left = restore_stable(p, release_canary=release)
+    canary_left = restore_stable(p, release_canary=release, stable_size=keep)
     if status.canary_weight != 0:
         p.set(canary_weight=0)
         p.wake_in(0.5)
@@ -198,3 +212,44 @@ def supersede_canary(p: Pass, revision: str) -> bool:
         )
         return True
     return False
+
+
+def return_to_stable(p: Pass) -> None:
+    """The spec is the stable revision again while a canary is in flight (or rolled back): a
+    fast rollback. Stable goes back to full size, the canary leaves the traffic as soon as
+    stable can carry it (at once under a traffic router, whose stable is full all along), and
+    from then on the phase is stable's own (Healthy once its pods are ready): the canary's pods
+    are scaled down after abortScaleDownDelaySeconds without holding the phase."""
+    canary, stable = p.status.canary, p.status.stable
+    assert canary is not None and stable is not None
+    settled = p.status.phase in (Phase.ROLLED_BACK, Phase.MIGRATION_FAILED)
+    drained = settled or p.status.scale_down_at is not None
+    if not drained:
+        restore_stable(p, release_canary=False)
+        covers, ready, needed = stable_covers(p)
+        if not covers:
+            weight = p.status.canary_weight
+            p.services(stable.revision, canary.revision, include_canary=weight > 0)
+            p.router(stable.revision, canary.revision, weight)
+            p.set(
+                phase=Phase.PROGRESSING,
+                message=f"spec returned to the stable revision {stable.revision}: the canary "
+                f"keeps serving until {needed} stable pods are ready ({ready} now)",
+            )
+            p.wake_in(WATCH_FALLBACK_S)
+            return
+    delay = p.spec.abort_scale_down_delay_seconds
+    scale_down_at = p.status.scale_down_at or p.now + seconds(delay)
+    if settled:
+        told = (
+            f"spec returned to the stable revision {stable.revision}; canary "
+            f"{canary.revision} was rolled back already"
+        )
+    else:
+        told = (
+            f"spec returned to the stable revision {stable.revision}: canary "
+            f"{canary.revision} receives no traffic and is scaled down in {delay}s"
+        )
+    p.event(Reason.RETURNED_TO_STABLE, told, revision=stable.revision, weight=0)
+    p.set(canary=None, abort=None, canary_weight=0, mirror_percent=0, scale_down_at=scale_down_at)
+    keep_steady(p, stable.revision)

@@ -14,6 +14,7 @@ from rollwise.core import gates as gatelib
 from rollwise.core.gates import GateOutcome
 from rollwise.core.model import (
     CreateGateJob,
+    DeleteJob,
     EventRecord,
     GateQuery,
     MetricSample,
@@ -21,7 +22,7 @@ from rollwise.core.model import (
     RangeQuery,
 )
 from rollwise.core.naming import gate_job_name, gate_key, gate_spec_key
-from rollwise.core.passes import POLL_S, WATCH_FALLBACK_S, Pass
+from rollwise.core.passes import POLL_S, WATCH_FALLBACK_S, Pass, seconds
 from rollwise.core.reasons import Reason
 from rollwise.core.revision import revision_of
 
@@ -57,8 +58,8 @@ def due_gates(
     canary = status.canary
     if canary is None or status.stable is None or status.current_step_index is None:
         return []
-    if canary.revision != revision_of(spec):
-        return []
+    if canary.revision != revision_of(spec) or status.full_promotion is not None:
+        return []  # a full promotion skips every gate
     queries: list[GateQuery] = []
     for ref, background, started in active_gates(spec, status):
         gspec = observed.gates.get(gate_spec_key(ref.name, ref.cluster))
@@ -474,3 +475,80 @@ def background_passed(p: Pass) -> bool:
         if not gatelib.outcome(result, gspec, step_gate=False).passed:
             return False
     return True
+
+
+def inconclusive_gates(spec: ServiceSpec, status: ServiceStatus) -> list[str]:
+    """The gates measuring now (the step's and the background ones) whose latest measurement is
+    Inconclusive, as status names them. While there is one, no step completes."""
+    keys = {gate_key(ref.name, ref.cluster, bg) for ref, bg, _ in active_gates(spec, status)}
+    return [
+        result.gate + (" (background)" if result.background else "")
+        for result in status.analysis
+        if _key_of(result) in keys and result.verdict is Verdict.INCONCLUSIVE
+    ]
+
+
+def hold_for_inconclusive(p: Pass) -> bool:
+    """Inconclusive holds: no step completes (so no weight rises, no promotion begins) while a
+    gate's latest measurement is Inconclusive. The rollout is Paused and says why until a later
+    measurement decides, or inconclusiveLimit is passed and it aborts. True while held."""
+    held = inconclusive_gates(p.spec, p.status)
+    if not held:
+        return False
+    index = (p.status.current_step_index or 0) + 1
+    where = f"step {index}" if index <= len(p.spec.strategy.canary.steps) else "all steps done"
+    p.set(
+        phase=Phase.PAUSED,
+        message=f"{where}: held while {', '.join(held)} "
+        f"{'is' if len(held) == 1 else 'are'} Inconclusive (no data); no weight rises until a "
+        "later measurement decides (inconclusiveLimit aborts)",
+    )
+    return True
+
+
+def await_in_flight(p: Pass) -> list[str]:
+    """After the last step, a background measurement still running (a job gate's Job) is
+    awaited, up to progressDeadlineSeconds after the steps ended; past that it is recorded
+    Inconclusive and its Job deleted. Promotion never goes on an earlier result while a newer
+    one is being taken. The Jobs still awaited."""
+    background = p.spec.strategy.canary.analysis
+    if background is None:
+        return []
+    ended = p.status.step_started_at or p.now
+    deadline = ended + seconds(p.spec.progress_deadline_seconds)
+    waiting: list[str] = []
+    for ref in background.gates:
+        key = gate_key(ref.name, ref.cluster, True)
+        result = _result(p.status, key)
+        gspec = p.observed.gates.get(gate_spec_key(ref.name, ref.cluster))
+        if result is None or result.job is None or gspec is None:
+            continue
+        job = p.observed.gate_jobs.get(result.job)
+        if job is None or not job.owned or job.succeeded or job.failed:
+            continue
+        if p.now < deadline:
+            waiting.append(result.job)
+            p.wake_at(deadline)
+            continue
+        message = (
+            f"Job {result.job} was still running {p.spec.progress_deadline_seconds}s after the "
+            "last step (progressDeadlineSeconds): recorded Inconclusive, Job deleted"
+        )
+        sample = MetricSample(
+            key=key,
+            query=f"Job {result.job}",
+            measured_at=p.now,
+            outcome=Verdict.INCONCLUSIVE,
+            message=message,
+        )
+        recorded = gatelib.record(result, sample, gspec)
+        p.act(DeleteJob(job_name=result.job))
+        p.set(analysis=[recorded if _key_of(r) == key else r for r in p.status.analysis])
+        p.events.append(
+            EventRecord(
+                reason=Reason.GATE_INCONCLUSIVE,
+                message=f"gate {result.gate} (background): Inconclusive ({message})",
+                warning=True,
+            )
+        )
+    return waiting

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rollwise.api.service_status import Condition, ServiceStatus
+from rollwise.core.reasons import ConditionType, Reason
 
 
 def set_condition(
@@ -48,3 +49,13 @@ def with_condition(
     """`status` with one condition set (see set_condition)."""
     conditions = set_condition(status.conditions, ctype, value, reason, message, generation, now)
     return status.model_copy(update={"conditions": conditions})
+
+
+def stalled_on_invalid_spec(
+    status: ServiceStatus, message: str, generation: int | None, now: datetime
+) -> ServiceStatus:
+    """A spec the operator cannot act on: InvalidSpec and Stalled True, Reconciling False."""
+    why = Reason.INVALID_SPEC
+    out = with_condition(status, ConditionType.RECONCILING, False, why, message, generation, now)
+    out = with_condition(out, ConditionType.STALLED, True, why, message, generation, now)
+    return with_condition(out, ConditionType.INVALID_SPEC, True, why, message, generation, now)

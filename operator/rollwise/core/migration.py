@@ -11,7 +11,7 @@ from rollwise.api.service_status import (
     Phase,
     ServiceStatus,
 )
-from rollwise.core.model import Action, CreateMigrationJob
+from rollwise.core.model import Action, CreateMigrationJob, DeleteJob, JobState
 from rollwise.core.naming import migration_job_name
 from rollwise.core.passes import MIGRATION_JOB_GRACE, POLL_S, WATCH_FALLBACK_S, Pass
 from rollwise.core.reasons import Reason
@@ -83,6 +83,8 @@ def migrate(p: Pass, revision: str) -> bool:
                 f"{version}; adopted it instead of running the migration again",
                 revision=revision,
             )
+        elif _waits_for_another(p, revision):
+            return False
         else:
             p.act(CreateMigrationJob(revision=revision, job_name=job_name))
             p.set(
@@ -195,3 +197,39 @@ def _fail(p: Pass, m: MigrationStatus, why: str) -> None:
         warning=True,
         revision=m.revision,
     )
+
+
+def running_migration(p: Pass, revision: str) -> JobState | None:
+    """A migration Job of another revision of this service that has not ended: the Jobs on the
+    cluster say so, not memory, so it holds across operator restarts."""
+    for other, job in sorted(p.observed.jobs.items()):
+        if other != revision and job.owned and not (job.succeeded or job.failed):
+            return job
+    return None
+
+
+def _waits_for_another(p: Pass, revision: str) -> bool:
+    """One migration at a time per service: a newer version's migration waits until an older
+    version's Job still running ends (concurrencyPolicy Wait), or stops that Job first and
+    waits until it is gone, pods included (Replace). Status and one Event name the Job."""
+    job = running_migration(p, revision)
+    if job is None:
+        return False
+    spec = p.spec.migration
+    assert spec is not None
+    version = p.spec.resolved_version()
+    if spec.concurrency_policy == "Replace":
+        p.act(DeleteJob(job_name=job.name, foreground=True))
+        doing = f"stopping migration Job {job.name} (revision {job.revision}) first"
+    else:
+        doing = f"waiting for migration Job {job.name} (revision {job.revision}) to end"
+    message = (
+        f"migration of version {version} ({revision}) is not started yet: {doing}; "
+        "one migration runs at a time"
+    )
+    p.set(phase=Phase.MIGRATING, message=message)
+    told = {h.message for h in p.status.history if h.event == Reason.MIGRATION_WAITING}
+    if message not in told:
+        p.event(Reason.MIGRATION_WAITING, message, revision=revision)
+    p.wake_in(WATCH_FALLBACK_S)
+    return True

@@ -147,6 +147,10 @@ class ManualRequest:
     id: str
     action: Action
     by: str
+    # promote only: `full` skips the remaining steps, pauses and analysis; `force` also
+    # promotes a RolledBack revision.
+    full: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,8 @@ class Observed:
     deleting: bool = False
     # Webhook and notification attempts that finished since their entry was last written.
     hook_outcomes: tuple[HookOutcome, ...] = ()
+    # Objects the spec names that do not exist (its route object), each as a sentence.
+    missing_references: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------ actions (the Plan's verbs)
@@ -281,6 +287,17 @@ class CreateGateJob:
 
 
 @dataclass(frozen=True)
+class DeleteJob:
+    """Delete one of this service's Jobs (a measurement no longer awaited, a migration a newer
+    version stops); only if ours, its pods with it. Gone already is done."""
+
+    job_name: str
+    # Foreground: the Job stays (being deleted) until its pods are gone, so nothing sees it
+    # ended while its pods still run (a stopped migration).
+    foreground: bool = False
+
+
+@dataclass(frozen=True)
 class AdoptWorkload:
     """Label the workloadRef's Deployment as ours (its events wake this service) and add the
     finalizer that makes a deletion hand its pods back before rollwise's go."""
@@ -311,6 +328,7 @@ PlanAction = (
     | SetRouterWeight
     | CreateMigrationJob
     | CreateGateJob
+    | DeleteJob
     | AdoptWorkload
     | ScaleWorkload
     | ReleaseWorkload

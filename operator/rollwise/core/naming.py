@@ -22,6 +22,10 @@ ANNOTATION_REQUEST = "rollwise.dev/request"
 # On a workloadRef's Deployment: the ProgressiveService that serves its pods (its events wake
 # that service); and on the ProgressiveService: the finalizer that hands them back on deletion.
 LABEL_ADOPTED_BY = "rollwise.dev/adopted-by"
+# On a user's route object (HTTPRoute, VirtualService) whose weights rollwise sets: the
+# ProgressiveService it routes for. Its watch is filtered by this label, so a change by anyone
+# (a GitOps re-sync) wakes that service, which re-asserts its weights.
+LABEL_ROUTE_OF = "rollwise.dev/route-of"
 FINALIZER_RELEASE = "rollwise.dev/release-workload"
 _MAX_NAME = 63
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as the Deployment controller: no vowels, no words

@@ -19,6 +19,7 @@ from rollwise.api.service_status import (
     AbortStatus,
     AdaptiveStatus,
     Condition,
+    FullPromotion,
     GateResult,
     HistoryEntry,
     MigrationStatus,
@@ -81,6 +82,9 @@ class StatusChanges(TypedDict, total=False):
     invalid_request: str | None
     webhooks: list[WebhookStatus]
     adaptive: AdaptiveStatus | None
+    full_promotion: FullPromotion | None
+    route_weight: int | None
+    previous_stables: list[str]
 
 
 STATUS_FIELDS = frozenset(ServiceStatus.model_fields)

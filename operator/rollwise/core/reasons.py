@@ -14,6 +14,10 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     PAUSED = "Paused"
     MIGRATION_COMPLETE = "MigrationComplete"
+    # kstatus: Reconciling -> InProgress, Stalled -> Failed (docs/rollout-semantics.md)
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    INVALID_SPEC = "InvalidSpec"
     # ReleaseTrain only
     FROZEN = "Frozen"
     INVALID = "Invalid"
@@ -85,6 +89,12 @@ class Reason(StrEnum):
     # spec and adapters
     INVALID_SPEC = "InvalidSpec"
     APPLY_FAILED = "ApplyFailed"
+    # rollout semantics (docs/rollout-semantics.md)
+    FULL_PROMOTION = "FullPromotion"
+    RETURNED_TO_STABLE = "ReturnedToStable"
+    ROLLBACK_WINDOW = "RollbackWindow"
+    MIGRATION_WAITING = "MigrationWaiting"
+    ROUTE_REASSERTED = "RouteReasserted"
 
 
 class FleetConditionType(StrEnum):

@@ -16,6 +16,33 @@ def canary_replicas_for(weight: int, replicas: int) -> int:
     return min(replicas, max(1, math.ceil(weight * replicas / 100)))
 
 
+def replica_split(weight: int, replicas: int, surge: int) -> tuple[int, int]:
+    """(canary, stable) pods for a weight under the replicas router, where the pod ratio is the
+    traffic split.
+
+    For 0 < weight < 100 both sides keep at least one pod: a step under analysis never takes
+    all the traffic, and stable never empties. Within that, the canary count is the closest to
+    weight% of replicas (a tie rounds up). At 1 replica the two pods need a surge pod (1/1);
+    when maxSurge resolves to 0 there is no room for it, and the closer of 0/1 and 1/0 is
+    taken (below 50 no canary pod runs, from 50 on the canary takes all the traffic), so
+    1 replica with maxSurge 0 is a spec that cannot canary and the docs say to allow a surge.
+    """
+    if replicas <= 0:
+        return 0, 0
+    if weight <= 0:
+        return 0, replicas
+    if weight >= 100:
+        return replicas, 0
+    if replicas == 1:
+        if surge >= 1:
+            return 1, 1
+        return (1, 0) if weight >= 50 else (0, 1)
+    # Closest count: floor(x + 1/2) in integers, x = weight * replicas / 100.
+    closest = (2 * weight * replicas + 100) // 200
+    canary = min(replicas - 1, max(1, closest))
+    return canary, replicas - canary
+
+
 def stable_replicas_for(canary: int, replicas: int, *, replicas_router: bool) -> int:
     """Stable pods beside `canary` canary pods: the rest under the replicas router (the pod
     ratio is the weight), all of them under a traffic router (it splits requests, not pods)."""

@@ -38,7 +38,19 @@ def parse_request(text: str) -> ManualRequest:
         raise ValueError("annotation rollwise.dev/request needs an id (a string of 1-64 chars)")
     by = raw.get("by")
     by = by if isinstance(by, str) and by else "unknown"
-    return ManualRequest(id=request_id, action=parsed, by=by[:200])
+    flags = {}
+    for flag in ("full", "force"):
+        value = raw.get(flag, False)
+        if not isinstance(value, bool):
+            raise ValueError(f"annotation rollwise.dev/request: {flag} must be true or false")
+        flags[flag] = value
+    if parsed is not Action.PROMOTE and (flags["full"] or flags["force"]):
+        raise ValueError("annotation rollwise.dev/request: full and force go with promote only")
+    if flags["force"] and not flags["full"]:
+        raise ValueError("annotation rollwise.dev/request: force goes with full only")
+    return ManualRequest(
+        id=request_id, action=parsed, by=by[:200], full=flags["full"], force=flags["force"]
+    )
 
 
 def read_request(

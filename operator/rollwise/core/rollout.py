@@ -10,8 +10,10 @@ from rollwise.core.analysis import measure_background_gates
 from rollwise.core.hooks import forget_blocking, hook_gate
 from rollwise.core.migration import migrate, needs_migration
 from rollwise.core.model import Action
-from rollwise.core.passes import ACTOR, Pass
+from rollwise.core.passes import ACTOR, POLL_S, Pass
+from rollwise.core.promotion import promote_fully, promote_within_rollback_window
 from rollwise.core.reasons import Reason
+from rollwise.core.references import describe_missing, missing_references
 from rollwise.core.requests import ack, pending_request
 from rollwise.core.steps import advance, start_step, steps_of
 from rollwise.core.workloads import keep_workloads
@@ -30,9 +32,23 @@ def run_rollout(p: Pass, revision: str) -> None:
     if p.status.phase in (Phase.ROLLED_BACK, Phase.MIGRATION_FAILED) and (
         p.status.abort is not None and p.status.abort.revision == revision
     ):
+        if request is not None and request.action is Action.PROMOTE and request.full:
+            if request.force and p.status.phase is Phase.ROLLED_BACK:
+                promote_fully(p, revision, request)
+                return
+            ack(
+                p,
+                request,
+                "not promoted: the revision was rolled back; `promote --full --force` promotes "
+                "it anyway"
+                if p.status.phase is Phase.ROLLED_BACK
+                else "not promoted: its migration failed; `retry` runs it again",
+                accepted=False,
+            )
         if p.status.phase is Phase.MIGRATION_FAILED:
             migrate(p, revision)  # held: only a retry request starts a new attempt
             return
+        request = pending_request(p)
         if request is not None and request.action is Action.RETRY:
             ack(p, request, f"rollout of {revision} started again from step 1")
             p.set(
@@ -69,10 +85,20 @@ def run_rollout(p: Pass, revision: str) -> None:
             scale_down_at=None,
             schema_ahead_of_app=False,
             paused_by_request=False,
+            full_promotion=None,
         )
         forget_blocking(p, revision)
 
     if p.status.current_step_index is None:
+        missing = missing_references(p.spec, p.observed, gates=True)
+        if missing:
+            # Caught at apply time: no canary pod, no traffic, no migration until they exist.
+            message = describe_missing(missing)
+            p.set(phase=Phase.PENDING, message=message)
+            p.warn_once(Reason.INVALID_SPEC, message)
+            p.wake_in(POLL_S * 6)
+            _abort_if_requested(p)
+            return
         # Nothing of the new revision runs, not even its migration, before it is confirmed.
         confirmed = hook_gate(p, WebhookType.CONFIRM_ROLLOUT, revision, Phase.PENDING)
         if not confirmed.passed:
@@ -101,6 +127,8 @@ def run_rollout(p: Pass, revision: str) -> None:
             mirror_percent=0,
             phase=Phase.PROGRESSING,
         )
+        if promote_within_rollback_window(p, revision):
+            return
         starts = start_step(p, revision, 0)
         p.event(
             Reason.ROLLOUT_STARTED,
@@ -135,12 +163,20 @@ def run_rollout(p: Pass, revision: str) -> None:
             step=p.status.current_step_index,
         )
 
+    if request is not None and request.action is Action.PROMOTE and request.full:
+        if p.status.phase is Phase.PROMOTING:
+            ack(p, request, "already promoting", accepted=False)
+        else:
+            promote_fully(p, revision, request)
+            return
+
     keep_workloads(p, revision)
-    if _background_breached(p):
+    if p.status.full_promotion is None and _background_breached(p):
         return
     before = p.status.current_step_index
     advance(p, revision)
-    if not _aborting(p) and p.status.current_step_index != before:
+    moved = p.status.current_step_index != before
+    if moved and not _aborting(p) and p.status.full_promotion is None:
         _background_breached(p)  # a gate whose startingStep was just reached starts now
 
 

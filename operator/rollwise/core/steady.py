@@ -37,7 +37,12 @@ def keep_steady(p: Pass, revision: str) -> None:
     p.router(revision, None, 0)
     # Old revisions go at once: deleting a ReplicaSet deletes its pods (its template is not
     # needed any more: a rollback goes to a new revision, never back to an old ReplicaSet).
-    p.deletes.extend(other for other in sorted(p.observed.replica_sets) if other != revision)
+    # A canary left by a return to stable is drained and keeps its pods until scaleDownAt.
+    grace = p.status.scale_down_at
+    if grace is not None and p.now >= grace:
+        grace = None
+    if grace is None:
+        p.deletes.extend(other for other in sorted(p.observed.replica_sets) if other != revision)
     rs = p.observed.replica_sets.get(revision)
     ready = rs.ready_replicas if rs else 0
     stable = p.status.stable
@@ -51,7 +56,7 @@ def keep_steady(p: Pass, revision: str) -> None:
         step_started_at=None,
         pause_started_at=None,
         paused_by_request=False,
-        scale_down_at=None,
+        scale_down_at=grace,
         analysis=[],
     )
     if ready >= spec.replicas and (rs is None or rs.replicas == spec.replicas):
@@ -63,6 +68,8 @@ def keep_steady(p: Pass, revision: str) -> None:
             )
         p.set(phase=Phase.HEALTHY, message=f"version {stable.version} ({revision}) is serving")
         p.requeue = RESYNC_HEALTHY_S
+        if grace is not None:
+            p.wake_at(grace)
     else:
         p.set(
             phase=Phase.PROGRESSING,

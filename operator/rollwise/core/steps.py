@@ -8,7 +8,7 @@ from rollwise.api.service import CanaryStep
 from rollwise.api.service_status import Phase
 from rollwise.core.abort import begin_abort
 from rollwise.core.adaptive import adaptive_state, start_adaptive
-from rollwise.core.analysis import measure_step_gates, passed_gates
+from rollwise.core.analysis import hold_for_inconclusive, measure_step_gates, passed_gates
 from rollwise.core.model import Action
 from rollwise.core.passes import ACTOR, WATCH_FALLBACK_S, Pass, seconds
 from rollwise.core.promotion import begin_promotion, promote
@@ -46,6 +46,8 @@ def advance(p: Pass, revision: str) -> None:
         if state == "wait":
             return
         if state == "done":
+            if hold_for_inconclusive(p):
+                return
             complete_step(p, index, steps[index])
 
 
@@ -167,6 +169,8 @@ def _step_state(p: Pass, revision: str, index: int, step: CanaryStep) -> str:
     gates = measure_step_gates(p, index, step.analysis.gates)
     if gates.breached:
         begin_abort(p, gates.reason, gates.message, actor=ACTOR)
+    elif not gates.passed:
+        hold_for_inconclusive(p)  # the step waits either way; Paused says why
     return "done" if gates.passed else "wait"
 
 

@@ -17,6 +17,7 @@ from rollwise.core.replicas import (
     canary_replicas_for,
     move_bounds,
     next_sizes,
+    replica_split,
     stable_replicas_for,
 )
 
@@ -31,12 +32,20 @@ def replicas_router(p: Pass) -> bool:
 
 def targets(p: Pass) -> tuple[int, int]:
     """(canary, stable) sizes the current weight asks for; promotion asks all for the canary.
-    Mirrored copies are load too: the canary is sized for the larger of weight and mirror."""
+
+    Under the replicas router the pod ratio is the traffic split (`replica_split`: both sides
+    keep a pod for any weight strictly between 0 and 100, closest rounding, a surge pod at 1
+    replica). A traffic router splits requests, so the canary is capacity beside a full stable,
+    rounded up; mirrored copies are load too: it is sized for the larger of weight and mirror."""
     replicas = p.spec.replicas
     if p.spec.strategy.blue_green is not None:
         return replicas, replicas  # the preview at full size beside a full active revision
     if p.status.phase is Phase.PROMOTING:
         canary = replicas
+    elif replicas_router(p):
+        strategy = p.spec.strategy.canary
+        surge, _ = move_bounds(strategy.max_surge, strategy.max_unavailable, replicas)
+        return replica_split(p.status.canary_weight, replicas, surge)
     else:
         share = max(p.status.canary_weight, p.status.mirror_percent)
         canary = canary_replicas_for(share, replicas)
@@ -87,17 +96,21 @@ def at_targets(p: Pass, revision: str) -> bool:
     return p.asked(stable.revision) == stable_want
 
 
-def restore_stable(p: Pass, *, release_canary: bool) -> int:
+def restore_stable(p: Pass, *, release_canary: bool, stable_size: int | None = None) -> int:
     """Abort: stable back to full size within maxSurge; the canary held where it is, or, once
     released, shrunk only as far as ready stable pods replace it (no canary pod goes before
-    its stable replacement is ready). The canary size asked for."""
+    its stable replacement is ready). The canary size asked for.
+
+    `stable_size` (a supersede): stable goes to that size instead of full, and the released
+    canary goes at once: the next canary takes its place, so no stable pod replaces it."""
     stable, canary = p.status.stable, p.status.canary
     assert stable is not None and canary is not None
     held = _side(p, canary.revision, 0)
     canary_side = held if release_canary else Side(held.have, held.ready, held.have)
-    stable_n, canary_n = _move(
-        p, _side(p, stable.revision, p.spec.replicas), canary_side, strict=True
-    )
+    want = p.spec.replicas if stable_size is None else stable_size
+    stable_n, canary_n = _move(p, _side(p, stable.revision, want), canary_side, strict=True)
+    if stable_size is not None and release_canary:
+        canary_n = 0
     p.scale(stable.revision, stable_n, current=False)
     if release_canary:
         p.scale(canary.revision, canary_n, current=False)
@@ -105,6 +118,23 @@ def restore_stable(p: Pass, *, release_canary: bool) -> int:
         p.hold(canary.revision)  # any canary growth planned earlier in this pass is dropped
     refresh_replicas(p)
     return canary_n
+
+
+def stable_size_for_next_canary(p: Pass) -> int:
+    """A supersede keeps stable at its size: the pods it has now, or, if that is fewer, the pods
+    the new revision's first step asks of it (its canary takes over the old canary's share)."""
+    stable = p.status.stable
+    assert stable is not None
+    rs = p.observed.replica_sets.get(stable.revision)
+    have = rs.replicas if rs else 0
+    replicas = p.spec.replicas
+    if not replicas_router(p):
+        return replicas  # a traffic router runs a full stable all along
+    first = p.spec.strategy.canary.steps[0]
+    strategy = p.spec.strategy.canary
+    surge, _ = move_bounds(strategy.max_surge, strategy.max_unavailable, replicas)
+    _, first_stable = replica_split(first.set_weight or 0, replicas, surge)
+    return min(replicas, max(have, first_stable))
 
 
 def stable_covers(p: Pass) -> tuple[bool, int, int]:

@@ -117,8 +117,12 @@ def test_owned_objects_are_filtered_server_side_and_timeouts_are_integers() -> N
     kopf_settings = OperatorSettings(namespaces=("shop",)).kopf_settings()
     selectors = kopf_settings.watching.label_selectors
 
-    assert len(selectors) == 5
-    assert set(selectors.values()) == {OWNED_SELECTOR, naming.LABEL_ADOPTED_BY}
+    assert len(selectors) == 7
+    assert set(selectors.values()) == {
+        OWNED_SELECTOR,
+        naming.LABEL_ADOPTED_BY,
+        naming.LABEL_ROUTE_OF,  # the users' HTTPRoutes and VirtualServices rollwise routes
+    }
     # Sent verbatim as ?timeoutSeconds=; "300.0" is a 400 Bad Request.
     assert kopf_settings.watching.server_timeout == 300
     assert isinstance(kopf_settings.watching.server_timeout, int)
@@ -361,6 +365,8 @@ def test_only_event_and_activity_handlers_are_registered() -> None:
         "metricgates",
         "clustermetricgates",
         "adopted-deployments",
+        "routes-httproutes",
+        "routes-virtualservices",
         "releasetrains",
     }
 

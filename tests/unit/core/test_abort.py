@@ -128,7 +128,9 @@ def test_no_data_never_passes_a_gate_however_long_it_lasts() -> None:
     world.run(200, advance=10)
 
     assert world.status.current_step_index == 2
-    assert world.status.phase is Phase.PROGRESSING
+    # Held: Paused, and says which gate holds it (docs/rollout-semantics.md, rule 2).
+    assert world.status.phase is Phase.PAUSED
+    assert "error-rate is Inconclusive" in (world.status.message or "")
     assert world.status.analysis[0].verdict == "Inconclusive"
     assert world.status.analysis[0].inconclusive > 100
     assert not any("gate error-rate passed" in m for m in world.messages(Reason.STEP_COMPLETED))
@@ -236,9 +238,15 @@ def test_spec_back_to_stable_mid_canary_rolls_the_canary_away() -> None:
     assert world.replica_sets[v1].replicas == 4
     assert v2 not in world.replica_sets
     assert DeleteReplicaSet(revision=v2) in world.log
-    down = first_index(world, ScaleReplicaSet(revision=v2, replicas=0))
-    drained = first_index(
-        world, EnsureServices(stable_revision=v1, canary_revision=v2, main_revisions=(v1,))
+    # The canary's pods go with its ReplicaSet, after the drain (rule 4 of
+    # docs/rollout-semantics.md: the phase is not held for it).
+    down = first_index(world, DeleteReplicaSet(revision=v2))
+    drained = next(
+        i
+        for i, a in enumerate(world.log)
+        if isinstance(a, EnsureServices)
+        and a.main_revisions == (v1,)
+        and i > first_index(world, ScaleReplicaSet(revision=v2, replicas=1))
     )
     assert drained < down
 

@@ -196,9 +196,10 @@ def at_analysis_step(world: World) -> None:
     world.until(lambda w: w.status.current_step_index == 2)
 
 
-def test_missing_metric_gate_waits_with_a_message_and_never_passes() -> None:
-    world = healthy_world(gates={})
+def test_metric_gate_deleted_mid_rollout_waits_with_a_message_and_never_passes() -> None:
+    world = healthy_world()
     at_analysis_step(world)
+    world.gates = {}
 
     world.run(100, advance=30)
 
@@ -221,15 +222,16 @@ def test_missing_cluster_metric_gate_is_named_as_such() -> None:
     world.run(10)
 
     assert world.status.message is not None
-    assert world.status.message.startswith("ClusterMetricGate slo does not exist")
+    assert world.status.message.startswith("invalid spec: ClusterMetricGate slo does not exist")
     world.gates = {"cluster:slo": gate_from()}
     world.reach("Healthy")
 
 
-def test_invalid_metric_gate_waits_named_as_invalid_with_one_event() -> None:
-    world = healthy_world(gates={"error-rate": None})
-    world.gate_errors = {"error-rate": "thresholdRange: needs min, max or both"}
+def test_metric_gate_made_invalid_mid_rollout_waits_named_as_invalid_with_one_event() -> None:
+    world = healthy_world()
     at_analysis_step(world)
+    world.gates = {"error-rate": None}
+    world.gate_errors = {"error-rate": "thresholdRange: needs min, max or both"}
 
     world.run(100, advance=30)
 
@@ -362,8 +364,9 @@ def test_promotion_waits_for_a_passing_background_measurement() -> None:
     assert world.status.message == "all steps done; waiting for a passing background measurement"
     assert world.status.stable is not None and world.status.stable.revision != v2
     world.gate_value = None
-    world.run(16)  # the first measurement, at 2 min, has no data
-    assert world.status.phase is Phase.PROGRESSING
+    world.run(16)  # the first measurement, at 2 min, has no data: held, and says so
+    assert world.status.phase is Phase.PAUSED
+    assert "latency (background) is Inconclusive" in (world.status.message or "")
     world.gate_value = 0.01
     world.reach("Healthy", passes=30)
     assert world.status.stable is not None and world.status.stable.revision == v2
@@ -426,13 +429,17 @@ def test_background_gates_missing_report_once_each_and_block_promotion() -> None
             }
         }
     )
-    world = healthy_world(spec, gates={})
+    world = healthy_world(spec, gates={"latency": gate_from(), "saturation": gate_from()})
     world.spec = released(world.spec, "2.0.0")
+    world.step(1)  # the rollout began with both gates there; then both were deleted
+    world.gates = {}
 
     world.run(20)
 
     assert world.status.phase is Phase.PROGRESSING
     assert world.events().count(Reason.GATE_MISSING) == 2
+    assert world.status.stable is not None
+    assert world.status.stable.revision != revision_of(world.spec)
 
 
 def test_canary_keeps_its_last_step_weight_while_promotion_waits_for_background() -> None:

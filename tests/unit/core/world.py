@@ -25,6 +25,7 @@ from rollwise.core.model import (
     AdoptWorkload,
     CreateGateJob,
     CreateMigrationJob,
+    DeleteJob,
     DeleteReplicaSet,
     EnsureServices,
     GateJobState,
@@ -150,6 +151,7 @@ class World:
     hook_answer: Callable[[HookCall], int | None] = lambda call: 200
     calls: list[HookCall] = field(default_factory=list)
     outcomes: tuple[HookOutcome, ...] = ()
+    missing_references: tuple[str, ...] = ()  # what the adapter found missing (a route)
 
     def observed(self, samples: tuple[MetricSample, ...] = ()) -> Observed:
         return Observed(
@@ -170,6 +172,7 @@ class World:
             workload=self.workload,
             deleting=self.deleting,
             hook_outcomes=self.outcomes,
+            missing_references=self.missing_references,
         )
 
     def step(self, advance: float = 0.0) -> Plan:
@@ -236,6 +239,11 @@ class World:
                 self.gate_jobs.setdefault(
                     action.job_name, GateJobState(name=action.job_name, owned=True)
                 )
+            elif isinstance(action, DeleteJob):
+                self.gate_jobs.pop(action.job_name, None)
+                for revision, job in list(self.jobs.items()):
+                    if job.name == action.job_name:
+                        del self.jobs[revision]
             elif isinstance(action, CreateMigrationJob):
                 self.job_creations.append(action.job_name)
                 self.jobs[action.revision] = JobState(

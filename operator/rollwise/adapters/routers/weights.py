@@ -15,6 +15,7 @@ from rollwise.adapters.manifests.types import (
     ServiceRef,
 )
 from rollwise.adapters.routers.router import RouteError
+from rollwise.core import naming
 
 # ----------------------------------------------------------------------------- shared shape
 
@@ -101,10 +102,16 @@ def patch_weights(
         except RouteError as err:
             raise AdapterError(obj, str(err), field=field, fix=fix) from err
         spec = current.get("spec") or {}
-        if all(spec.get(k) == v for k, v in wanted.items()):
+        labels = (current.get("metadata") or {}).get("labels") or {}
+        labelled = labels.get(naming.LABEL_ROUTE_OF) == ref.name
+        if labelled and all(spec.get(k) == v for k, v in wanted.items()):
             return
+        # The label makes the route's own watch wake this service on any change to it.
         body = {
-            "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+            "metadata": {
+                "resourceVersion": current["metadata"]["resourceVersion"],
+                "labels": {naming.LABEL_ROUTE_OF: ref.name},
+            },
             "spec": wanted,
         }
         try:

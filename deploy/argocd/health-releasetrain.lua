@@ -1,0 +1,38 @@
+-- Argo CD health check for rollwise.dev/ReleaseTrain (`obj` in, {status, message} out).
+-- Kept to Lua 5.1 (Argo CD embeds gopher-lua); tested with lua5.4 against live trains.
+local hs = {}
+
+local healthOfPhase = {
+  Pending = "Progressing",
+  Progressing = "Progressing",
+  RollingBack = "Progressing",
+  Frozen = "Suspended",
+  Succeeded = "Healthy",
+  Halted = "Degraded",
+  Failed = "Degraded",
+}
+
+local status = obj.status
+local generation = obj.metadata.generation
+if status == nil or status.phase == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator: no status yet"
+  return hs
+end
+if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. string.format("%d", generation)
+  return hs
+end
+local health = healthOfPhase[status.phase]
+if health == nil then
+  hs.status = "Unknown"
+  hs.message = "Unknown phase " .. tostring(status.phase) .. ": update the rollwise health check"
+  return hs
+end
+hs.status = health
+hs.message = tostring(status.phase)
+if status.message ~= nil and status.message ~= "" then
+  hs.message = hs.message .. ": " .. status.message
+end
+return hs
