@@ -308,6 +308,8 @@ def gate_template_problem(spec: MetricGateSpec) -> str | None:
     except TemplateError as err:
         return f"query template refused: {err}"
     declared = {f"args.{a.name}" for a in spec.args} | CONTEXT_PLACEHOLDERS
+    if spec.comparison is not None:  # the revision measured, canary's then stable's
+        declared.add("revision")
     unknown = sorted({s.name for s in found} - declared)
     if unknown:
         return f"query template uses undeclared placeholders {unknown}; declare them under args"
