@@ -23,6 +23,7 @@ from rollwise.core.comparison import judge
 from rollwise.core.decide import decide
 from rollwise.core.gates import GateConfigError
 from rollwise.core.model import GateQuery, MetricSample, Plan
+from rollwise.core.promql import gate_template_problem
 from rollwise.core.reasons import Reason
 from tests.unit.core.world import Pass, World, released, spec_from
 
@@ -312,3 +313,18 @@ def test_kubectl_rollwise_status_shows_both_sides_and_the_test() -> None:
 
     assert line.startswith("canary n=10 median 0.2 mean 0.2 | stable n=10 median 0.02")
     assert "MannWhitneyU (worse higher, alpha 0.05) U=100 p=5.41e-06 (exact) effect 1" in line
+
+
+def test_a_comparison_gates_revision_placeholder_is_declared_and_typed_like_a_label_value() -> None:
+    gate = comparison_gate()
+    plain = MetricGateSpec.model_validate(
+        gate.model_dump(by_alias=True, exclude_none=True)
+        | {"comparison": None, "thresholdRange": {"max": 0.05}}
+    )
+
+    assert gate_template_problem(gate) is None
+    assert "undeclared placeholders ['revision']" in (gate_template_problem(plain) or "")
+    canary, stable = gatelib.resolve_comparison(
+        "cmp", gate, GateRef(name="cmp"), CONTEXT | {"canary.revision": 'a"} or vector(1) #'}
+    )
+    assert 'revision="a\\"} or vector(1) #"' in canary and 'revision="def"' in stable
