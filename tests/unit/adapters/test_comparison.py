@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from rollwise.adapters.outbound import OutboundPolicy
 from rollwise.adapters.providers.comparison import ComparisonProvider, RangeResultError, samples_of
 from rollwise.api.gates import ProviderKind
 from rollwise.core.model import GateQuery, RangeQuery
@@ -104,8 +105,12 @@ def query(address: str, canary: str = 'x{revision="new"}') -> GateQuery:
     )
 
 
+# What the test harness allows the operator (tests/harness/operator_process.py): loopback.
+LOOPBACK = OutboundPolicy(("http://127.0.0.1:*/",), allow_loopback=True)
+
+
 def test_both_revisions_are_sampled_over_the_same_window(prometheus: str) -> None:
-    sample = ComparisonProvider().measure(query(prometheus), NOW)
+    sample = ComparisonProvider(policy=LOOPBACK).measure(query(prometheus), NOW)
 
     assert sample.error is None
     assert sample.canary_values == (0.5, 0.5, 0.5)
@@ -116,13 +121,28 @@ def test_both_revisions_are_sampled_over_the_same_window(prometheus: str) -> Non
     }
 
 
-def test_a_bad_query_is_an_error_with_prometheus_own_message(prometheus: str) -> None:
-    sample = ComparisonProvider().measure(query(prometheus, "broken("), NOW)
+def test_a_bad_query_is_an_error_with_its_status_code_and_none_of_the_answer(
+    prometheus: str,
+) -> None:
+    sample = ComparisonProvider(policy=LOOPBACK).measure(query(prometheus, "broken("), NOW)
 
-    assert sample.error is not None and "HTTP 400: parse error" in sample.error
+    assert sample.error is not None and "HTTP 400" in sample.error
+    assert "parse error" not in sample.error  # the answer's text never reaches status
+
+
+def test_a_namespaced_gate_outside_the_allow_list_is_refused_and_never_sent(
+    prometheus: str,
+) -> None:
+    Answers.seen.clear()
+    refusing = OutboundPolicy(("http://prometheus.monitoring:9090/",), allow_loopback=True)
+
+    sample = ComparisonProvider(policy=refusing).measure(query(prometheus), NOW)
+
+    assert sample.error is not None and "outbound allow-list" in sample.error
+    assert Answers.seen == []
 
 
 def test_an_unreachable_prometheus_is_an_error_not_an_exception() -> None:
-    sample = ComparisonProvider().measure(query("http://127.0.0.1:9"), NOW)
+    sample = ComparisonProvider(policy=LOOPBACK).measure(query("http://127.0.0.1:9"), NOW)
 
     assert sample.error is not None and "unreachable" in sample.error

@@ -8,14 +8,13 @@ The core runs the statistical test.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
+from rollwise.adapters.outbound import OutboundPolicy, OutboundRefused
+from rollwise.adapters.providers.metric_http import PolicedSessions, unreachable
 from rollwise.core.model import GateQuery, MetricSample
 
 log = logging.getLogger("rollwise.adapters.providers.comparison")
@@ -29,8 +28,7 @@ def samples_of(payload: Any) -> tuple[float, ...]:
     """The values of a range query's answer (`{"status": "success", "data": {...}}`): one
     series' values in time order; no series is no samples. Values stay floats, NaN included."""
     if not isinstance(payload, dict) or payload.get("status") != "success":
-        error = payload.get("error") if isinstance(payload, dict) else None
-        raise RangeResultError(f"Prometheus answered an error: {error or str(payload)[:200]}")
+        raise RangeResultError("Prometheus answered an error; its answer is not shown")
     data = payload.get("data") or {}
     if data.get("resultType") != "matrix":
         raise RangeResultError(f"range query returned {data.get('resultType')!r}, not a matrix")
@@ -44,34 +42,18 @@ def samples_of(payload: Any) -> tuple[float, ...]:
     try:
         return tuple(float(value) for _, value in series[0]["values"])
     except (KeyError, TypeError, ValueError):
-        raise RangeResultError(f"unexpected series in range result: {str(series)[:160]}") from None
+        raise RangeResultError("the range result's series has another shape; not shown") from None
 
 
 class ComparisonProvider:
-    """Two `/api/v1/query_range` calls per measurement, on one pooled session per address, no
-    retries inside a measurement (the gate's interval is the retry)."""
+    """Two `/api/v1/query_range` calls per measurement, through the outbound policy (as every
+    provider), no retries inside a measurement (the gate's interval is the retry)."""
 
-    def __init__(self, pool_size: int = 8) -> None:
-        self._pool_size = max(1, pool_size)
-        self._sessions: dict[str, requests.Session] = {}
-        self._lock = threading.Lock()
-
-    def _session(self, address: str) -> requests.Session:
-        with self._lock:
-            session = self._sessions.get(address)
-            if session is None:
-                session = requests.Session()
-                no_retry = Retry(total=0, connect=0, read=0, redirect=0, status=0)
-                adapter = HTTPAdapter(
-                    pool_connections=1, pool_maxsize=self._pool_size, max_retries=no_retry
-                )
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
-                self._sessions[address] = session
-            return session
+    def __init__(self, pool_size: int = 8, policy: OutboundPolicy | None = None) -> None:
+        self.sessions = PolicedSessions(policy, pool_size)
 
     def _range(self, address: str, query: str, window: Any, timeout: float) -> tuple[float, ...]:
-        response = self._session(address).get(
+        response = self.sessions.session(address).get(
             f"{address}/api/v1/query_range",
             params={
                 "query": query,
@@ -82,21 +64,19 @@ class ComparisonProvider:
             },
             timeout=timeout,
         )
+        if response.status_code >= 300:
+            raise RangeResultError(
+                f"Prometheus answered HTTP {response.status_code}; its answer is not shown"
+            )
         try:
             payload = response.json()
         except ValueError:
             raise RangeResultError(
-                f"Prometheus answered HTTP {response.status_code} with no JSON body"
+                f"Prometheus answered HTTP {response.status_code} without JSON; not shown"
             ) from None
-        if response.status_code >= 400:
-            detail = payload.get("error") if isinstance(payload, dict) else None
-            raise RangeResultError(
-                f"Prometheus answered HTTP {response.status_code}: {detail or payload}"[:500]
-            )
         return samples_of(payload)
 
     def measure(self, query: GateQuery, now: datetime) -> MetricSample:
-        address = query.address.rstrip("/")
         window = query.comparison
 
         def sample(**fields: Any) -> MetricSample:
@@ -105,16 +85,16 @@ class ComparisonProvider:
         if window is None:
             return sample(error=f"gate {query.gate}: not a comparison query")
         try:
+            address = self.sessions.checked(query)
+        except OutboundRefused as err:
+            return sample(error=str(err))
+        try:
             canary = self._range(address, query.query, window, query.timeout_s)
             stable = self._range(address, window.stable_query, window, query.timeout_s)
         except RangeResultError as err:
             return sample(error=str(err))
-        except requests.Timeout:
-            return sample(
-                error=f"Prometheus at {address} did not answer within {query.timeout_s:g}s"
-            )
         except requests.RequestException as err:
-            return sample(error=f"Prometheus at {address} is unreachable: {err}"[:500])
+            return sample(error=unreachable("Prometheus", address, err, query.timeout_s))
         except Exception as err:  # never raise into the reconcile loop, but say what it was
             log.exception("unexpected error measuring comparison gate %s", query.gate)
             return sample(error=f"unexpected {type(err).__name__}: {err}"[:500])

@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rollwise.adapters.outbound import OutboundPolicy
 from rollwise.adapters.providers.metric_http import AnswerError, JsonMetricSource
 
 
 def graphite_value(payload: Any) -> float | None:
     """The gate value in a render answer: `[{"target": ..., "datapoints": [[v, t], ...]}]`."""
     if not isinstance(payload, list):
-        raise AnswerError(f"Graphite answered something else: {str(payload)[:200]}")
+        raise AnswerError("Graphite answered JSON of another shape; its answer is not shown")
     if not payload:
         return None
     if len(payload) > 1:
@@ -22,7 +23,7 @@ def graphite_value(payload: Any) -> float | None:
     try:
         points = [p[0] for p in payload[0]["datapoints"]]
     except (KeyError, TypeError, IndexError):
-        raise AnswerError(f"unexpected series in render answer: {str(payload)[:200]}") from None
+        raise AnswerError("Graphite answered a series of another shape; not shown") from None
     for value in reversed(points):
         if value is not None:
             number = float(value)
@@ -33,7 +34,13 @@ def graphite_value(payload: Any) -> float | None:
 class GraphiteProvider(JsonMetricSource):
     """The graphite provider: GET /render?format=json&target=<target>&from=<from>."""
 
-    def __init__(self, pool_size: int = 8) -> None:
+    def __init__(self, pool_size: int = 8, policy: OutboundPolicy | None = None) -> None:
         super().__init__(
-            "Graphite", "/render", "target", graphite_value, pool_size, (("format", "json"),)
+            "Graphite",
+            "/render",
+            "target",
+            graphite_value,
+            pool_size,
+            (("format", "json"),),
+            policy,
         )

@@ -6,21 +6,22 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rollwise.adapters.outbound import OutboundPolicy
 from rollwise.adapters.providers.metric_http import AnswerError, JsonMetricSource
 
 
 def influx_value(payload: Any) -> float | None:
     """The gate value in an InfluxDB `/query` answer (one statement, `epoch` irrelevant)."""
     if not isinstance(payload, dict):
-        raise AnswerError(f"InfluxDB answered something else: {str(payload)[:200]}")
+        raise AnswerError("InfluxDB answered JSON of another shape; its answer is not shown")
     if payload.get("error"):
-        raise AnswerError(f"InfluxDB: {payload['error']}")
+        raise AnswerError("InfluxDB answered an error (a bad query?); its text is not shown")
     results = payload.get("results") or []
     if len(results) != 1:
         raise AnswerError(f"query has {len(results)} statements; a gate runs exactly one")
     result = results[0]
     if result.get("error"):
-        raise AnswerError(f"InfluxDB: {result['error']}")
+        raise AnswerError("InfluxDB answered an error for the statement; its text is not shown")
     series = result.get("series") or []
     if not series:
         return None
@@ -42,12 +43,12 @@ def influx_value(payload: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise AnswerError(f"query returned {str(value)[:80]!r}, not a number") from None
+        raise AnswerError("query returned a value that is not a number") from None
     return number if math.isfinite(number) else None
 
 
 class InfluxDBProvider(JsonMetricSource):
     """The influxdb provider: GET /query?db=<database>&q=<InfluxQL>."""
 
-    def __init__(self, pool_size: int = 8) -> None:
-        super().__init__("InfluxDB", "/query", "q", influx_value, pool_size)
+    def __init__(self, pool_size: int = 8, policy: OutboundPolicy | None = None) -> None:
+        super().__init__("InfluxDB", "/query", "q", influx_value, pool_size, policy=policy)

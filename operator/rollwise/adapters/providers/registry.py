@@ -52,9 +52,9 @@ class MetricProviders:
         return cls(
             PrometheusProvider(pool_size=pool_size, policy=policy, secrets=secrets),
             web or WebProvider(policy, pool_size=pool_size),
-            ComparisonProvider(pool_size=pool_size),
-            InfluxDBProvider(pool_size=pool_size),
-            GraphiteProvider(pool_size=pool_size),
+            ComparisonProvider(pool_size=pool_size, policy=policy),
+            InfluxDBProvider(pool_size=pool_size, policy=policy),
+            GraphiteProvider(pool_size=pool_size, policy=policy),
         )
 
     def measure(self, query: GateQuery, now: datetime) -> MetricSample:
