@@ -244,7 +244,9 @@ def test_a_gate_template_with_a_placeholder_outside_a_value_is_refused_when_read
 
     assert waiting["stable"]["version"] == "1.0.0"
     assert "glued to other text" in waiting["message"]
-    invalid = [e for e in rollouts.events("GateInvalid") if e.type == "Warning"]
+    # The gate is a reference checked at apply time (docs/rollout-semantics.md, rule 6): the
+    # service's Warning Event is InvalidSpec, naming the gate and why its template is refused.
+    invalid = [e for e in rollouts.events("InvalidSpec") if e.type == "Warning"]
     assert invalid and "query template refused" in (invalid[0].message or "")
     on_gate = [e for e in gate_events if e.involved_object.kind == "MetricGate"]
     assert on_gate and "glued to other text" in (on_gate[0].message or ""), "the gate is told"
