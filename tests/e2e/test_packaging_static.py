@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.harness.argocd_lua import lua_string
 from tests.harness.paths import MissingBinaryError, binaries
 
 REPO = Path(__file__).resolve().parents[2]
@@ -689,20 +690,6 @@ def test_gateway_example_routes_through_its_httproute_and_gates_on_gateway_metri
 
 
 # --- Argo CD health check ------------------------------------------------------------------
-
-
-def lua_string(text: str) -> str:
-    """A Lua string literal; control bytes as 3-digit decimal escapes, so no digit can follow."""
-    escaped = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-    out = []
-    for char in text:
-        if char in escaped:
-            out.append(escaped[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\{ord(char):03d}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
 
 
 def to_lua(value: Any) -> str:
