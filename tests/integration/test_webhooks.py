@@ -4,7 +4,9 @@ record every request and answer 2xx, 500, or nothing at all, as each test says."
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -379,6 +381,34 @@ def test_a_dead_receiver_does_not_slow_a_rollout_and_its_failures_are_visible(
             "Duplicate value",
         ),
         (
+            lambda s: s["strategy"]["canary"].update(
+                webhooks=[
+                    {
+                        "name": "a",
+                        "type": "event",
+                        "url": "http://x/",
+                        "headers": [{"name": "Authorization"}],
+                    }
+                ]
+            ),
+            "a header sets exactly one of value, valueSecretRef",
+        ),
+        (
+            lambda s: s.update(
+                notifications={
+                    "when": ["Started"],
+                    "receivers": [
+                        {
+                            "name": "x",
+                            "webhook": {"url": "http://x/"},
+                            "headers": [{"name": "Host", "value": "admin.internal"}],
+                        }
+                    ],
+                }
+            ),
+            "headers may not set host",
+        ),
+        (
             lambda s: s.update(
                 notifications={
                     "when": ["Started"],
@@ -439,3 +469,60 @@ def test_a_delivery_in_flight_when_the_operator_dies_is_sent_again_with_its_chec
         message="every delivery Succeeded after the restart",
     )
     assert {w["id"] for w in recorded} <= {w["id"] for w in done["webhooks"]}, "the same deliveries"
+
+
+def test_webhook_and_notification_headers_come_from_secrets_and_are_never_shown(
+    rollouts: Rollouts, gate: dict[str, Any], operator: OperatorProcess, receiver: Receiver
+) -> None:
+    """A token in a header, from a Secret in the service's namespace: it reaches the receiver
+    and appears in neither status, Events nor the operator's log (the Secret's value is read
+    when the call is sent; a failing call's error names the Secret, never the value)."""
+    marker = "hdrMARKER" + secrets.token_hex(6)
+    rollouts.core.create_namespaced_secret(
+        rollouts.ns,
+        {"metadata": {"name": "hook-auth"}, "stringData": {"token": f"Bearer {marker}"}},
+    )
+    deploy_first_version(rollouts, migration=False)
+    receiver.answer("/refuses", 500)
+    auth = {"name": "Authorization", "valueSecretRef": {"name": "hook-auth", "key": "token"}}
+    hooks = [
+        {
+            "name": "confirm",
+            "type": "confirmRollout",
+            "url": receiver.url("/confirm"),
+            "headers": [auth, {"name": "X-Team", "value": "payments"}],
+        },
+        # Fails every attempt: its error, Event and log lines must not quote the header either.
+        {
+            "name": "refuses",
+            "type": "event",
+            "url": receiver.url("/refuses"),
+            "maxAttempts": 1,
+            "headers": [auth],
+        },
+    ]
+    manifest = service_manifest(rollouts.ns, "2.0.0", migration=False)
+    manifest["spec"]["notifications"] = {
+        "when": ["Promoted"],
+        "receivers": [{"name": "ops", "webhook": {"url": receiver.url("/ops")}, "headers": [auth]}],
+    }
+
+    rollouts.apply(with_webhooks(manifest, hooks))
+    rollouts.wait_phase("Healthy", version="2.0.0", timeout=120)
+    wait_for(lambda: receiver.received("/ops"), timeout=30, message="the Promoted notification")
+    done = rollouts.wait_status(
+        lambda s: all(w.get("result") != "Pending" for w in s.get("webhooks") or [{}]),
+        timeout=60,
+        message="every delivery settled",
+    )
+    wait_for(lambda: rollouts.events("WebhookFailed"), timeout=30, message="WebhookFailed")
+
+    for path in ("/confirm", "/refuses", "/ops"):
+        request = receiver.received(path)[0]
+        assert request.headers["authorization"] == f"Bearer {marker}", path
+    assert receiver.received("/confirm")[0].headers["x-team"] == "payments"
+    assert {w["name"] for w in done["webhooks"] if w["result"] == "Failed"} >= {"refuses"}
+    assert marker not in json.dumps(rollouts.status()), "the token is in the status"
+    events = [f"{e.reason} {e.message}" for e in rollouts.events()]
+    assert events and not [e for e in events if marker in e], "the token is in an Event"
+    assert marker not in operator.log_path.read_text(), "the token is in the operator's log"

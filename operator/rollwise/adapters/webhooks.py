@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -66,9 +66,11 @@ def post(
     session: requests.Session,
     now: Callable[[], datetime],
     policy: OutboundPolicy | None = None,
+    secret_headers: Mapping[str, str] | None = None,
 ) -> HookOutcome:
     """One attempt; never raises. The URL goes through the outbound policy (a team wrote it:
-    only under the allow-list); redirects are not followed (a receiver answers, or fails)."""
+    only under the allow-list); redirects are not followed (a receiver answers, or fails).
+    `secret_headers`: the call's header values read from Secrets (never logged or shown)."""
     url = call.url
     if policy is not None:
         try:
@@ -76,6 +78,9 @@ def post(
         except OutboundRefused as err:
             return HookOutcome(id=call.id, attempt=call.attempt, at=now(), error=str(err))
     headers = {
+        **dict(call.headers),
+        **(secret_headers or {}),
+        # The operator's own come last: the API refuses them in a spec's headers anyway.
         "Content-Type": call.content_type,
         "User-Agent": USER_AGENT,
         "X-Rollwise-Checksum": call.id,
@@ -99,6 +104,12 @@ def post(
     except requests.RequestException as err:
         error = f"request to {describe_url(url)} failed: {connection_failure(err)}"
     return HookOutcome(id=call.id, attempt=call.attempt, at=now(), error=error)
+
+
+def header_safe(value: str) -> bool:
+    """Whether a header value read from a Secret is one line of text (no control character
+    but tab): requests would refuse it with an error quoting the value."""
+    return all(c == "\t" or (c >= " " and c != "\x7f") for c in value)
 
 
 def _ref(key: Key) -> dict[str, Any]:
@@ -183,12 +194,14 @@ class HookSender:
                 return
             try:
                 url = self._url(key, call)
+                secret_headers = self._secret_headers(key, call)
             except CredentialError as err:
                 at = self._clock()
                 outcome = HookOutcome(id=call.id, attempt=call.attempt, at=at, error=str(err))
             else:
                 call_now = replace(call, url=url)
-                outcome = post(call_now, self._session(), self._clock, self._policy)
+                session = self._session()
+                outcome = post(call_now, session, self._clock, self._policy, secret_headers)
             if self._metrics is not None:
                 self._metrics.count(call, outcome)
             context = _ref(key)
@@ -226,6 +239,24 @@ class HookSender:
         if self._secrets is None:
             raise CredentialError("urlSecretRef: this operator reads no Secrets")
         return self._secrets.value(key[0], *call.url_secret)
+
+    def _secret_headers(self, key: Key, call: HookCall) -> dict[str, str]:
+        """The header values the call takes from Secrets in the service's namespace, read now
+        (and so remembered for redaction); CredentialError naming the Secret and key only."""
+        if not call.secret_headers:
+            return {}
+        if self._secrets is None:
+            raise CredentialError("valueSecretRef: this operator reads no Secrets")
+        values: dict[str, str] = {}
+        for header, name, secret_key in call.secret_headers:
+            value = self._secrets.value(key[0], name, secret_key)
+            if not header_safe(value):
+                raise CredentialError(
+                    f"Secret {key[0]}/{name} key {secret_key}: the value is not one line of "
+                    f"text, so it cannot be header {header}"
+                )
+            values[header] = value
+        return values
 
     def stop(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

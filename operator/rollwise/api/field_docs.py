@@ -95,6 +95,9 @@ SERVICE: dict[str, str] = {
     "Webhook.url": "The http(s) URL the payload is POSTed to; redirects are not followed.",
     "Webhook.timeout": "How long one call may take (100ms to 60s).",
     "Webhook.metadata": "Extra values sent in the payload's metadata.",
+    "Webhook.headers": "Request headers (an Authorization token from a Secret: valueSecretRef). "
+    "The operator's own (Content-Type, User-Agent, Idempotency-Key, X-Rollwise-*) and Host, "
+    "Content-Length, Transfer-Encoding, Connection cannot be set.",
     "Notifications.on": "Deprecated spelling of when: YAML 1.1 (kubectl) reads an unquoted "
     '`on:` key as true, so it works only quoted ("on":) or in JSON. Use when.',
     "Notifications.when": "The transitions to tell: Started, StepStarted, Paused, Promoted, "
@@ -104,6 +107,8 @@ SERVICE: dict[str, str] = {
     "NotificationReceiver.webhook": "A generic HTTP receiver.",
     "NotificationReceiver.slack": "A Slack incoming webhook.",
     "NotificationReceiver.timeout": "How long one call may take (100ms to 60s).",
+    "NotificationReceiver.headers": "Request headers (an Authorization token from a Secret: "
+    "valueSecretRef), as for webhooks.",
     "NotificationReceiver.max_attempts": "Deliveries tried before giving up (a Warning Event "
     "NotificationFailed).",
     "WebhookReceiver.url": "The http(s) URL the body is POSTed to.",
@@ -259,7 +264,10 @@ GATES: dict[str, str] = {
     "WebProvider.json_path": "A JSONPath picking the value out of the answer.",
     "WebProvider.timeout": "How long one call may take.",
     "WebHeader.name": "The header's name.",
-    "WebHeader.value": "The header's value.",
+    "WebHeader.value": "The header's value, as written (not a credential: anyone who reads "
+    "the object reads it). Exactly one of value, valueSecretRef.",
+    "WebHeader.value_secret_ref": "The header's value from a Secret in the namespace of the "
+    "object naming it (a token); it never appears in status, Events or logs.",
     "ThresholdRange.min": "The lowest passing value.",
     "ThresholdRange.max": "The highest passing value.",
 }

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from rollwise.api.base import ApiModel, one_of
 from rollwise.api.durations import Duration, parse_duration
+from rollwise.api.headers import WebHeader
 from rollwise.api.secrets import SecretKeyRef
 from rollwise.api.service import PodTemplate
 
@@ -79,30 +80,6 @@ class JobProvider(ApiModel):
     # The Job is also deleted with its ProgressiveService (ownerReference); this bounds how long
     # finished measurement Jobs and their pods stay for `kubectl logs`.
     ttl_seconds_after_finished: int = Field(default=600, ge=0, le=604800)
-
-
-class WebHeader(ApiModel):
-    """A request header: its value as written, or from a Secret (a token)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.value) != has(self.valueSecretRef)",
-                    "message": "a header sets exactly one of value, valueSecretRef",
-                }
-            ]
-        }
-    )
-    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
-    value: str | None = Field(default=None, max_length=4096, pattern=r"^[^\r\n]*$")
-    value_secret_ref: SecretKeyRef | None = None
-
-    @model_validator(mode="after")
-    def _one_value(self) -> WebHeader:
-        if (self.value is None) == (self.value_secret_ref is None):
-            raise ValueError("a header sets exactly one of value, valueSecretRef")
-        return self
 
 
 class WebProvider(ApiModel):

@@ -12,6 +12,7 @@ from pydantic.config import JsonDict
 
 from rollwise.api.base import ApiModel, one_of
 from rollwise.api.durations import Duration, parse_duration
+from rollwise.api.headers import HOOK_HEADERS, WebHeader, check_hook_headers
 from rollwise.api.secrets import NO_METADATA_URL, URL_OR_SECRET, SecretKeyRef, one_of_url
 
 
@@ -31,6 +32,7 @@ BLOCKING_WEBHOOKS = frozenset(
 )
 HOOK_URL = r"^https?://[^\s/?#@]+(/[^\s#]*)?$"
 HOOK_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+HEADERS_LIMIT = 10
 TIMEOUT_BOUNDS: JsonDict = {
     "rule": "!has(self.timeout) || (duration(self.timeout) >= duration('100ms') && "
     "duration(self.timeout) <= duration('60s'))",
@@ -68,11 +70,15 @@ class Webhook(ApiModel):
         "rollback, event: deliveries tried before giving up. confirm* hooks retry until 2xx.",
     )
     metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
+    headers: list[WebHeader] = Field(
+        default_factory=list, max_length=HEADERS_LIMIT, json_schema_extra=HOOK_HEADERS
+    )
 
     @model_validator(mode="after")
     def _bounded_timeout(self) -> Webhook:
         timeout_within_bounds(self.timeout)
         one_of_url(self.url, self.url_secret_ref, f"webhook {self.name}")
+        check_hook_headers(self.headers, f"webhook {self.name}")
         return self
 
     @property
@@ -203,11 +209,15 @@ class NotificationReceiver(ApiModel):
     slack: SlackReceiver | None = None
     timeout: Duration = "5s"
     max_attempts: int = Field(default=3, ge=1, le=10)
+    headers: list[WebHeader] = Field(
+        default_factory=list, max_length=HEADERS_LIMIT, json_schema_extra=HOOK_HEADERS
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> NotificationReceiver:
         ONE_RECEIVER.check(self)
         timeout_within_bounds(self.timeout)
+        check_hook_headers(self.headers, f"receiver {self.name}")
         return self
 
     @property

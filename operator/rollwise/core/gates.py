@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from rollwise.api.durations import parse_duration
 from rollwise.api.gates import Comparison, JobProvider, MetricGateSpec, PrometheusProvider
+from rollwise.api.headers import split_headers
 from rollwise.api.service import GateRef, PodTemplate
 from rollwise.api.service_status import GateResult, Verdict
 from rollwise.core import promql
@@ -201,15 +202,12 @@ def resolve_web(
     body = (
         None if web.body is None else _substitute(gate_name, web.body, values, _json_string_content)
     )
+    headers, secret_headers = split_headers(web.headers)
     return WebRequest(
         url=url,
         method=web.method,
-        headers=tuple((h.name, h.value) for h in web.headers if h.value is not None),
-        secret_headers=tuple(
-            (h.name, h.value_secret_ref.name, h.value_secret_ref.key)
-            for h in web.headers
-            if h.value_secret_ref is not None
-        ),
+        headers=headers,
+        secret_headers=secret_headers,
         body=body,
         json_path=web.json_path,
     )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollwise.api.durations import parse_duration
+from rollwise.api.headers import split_headers
 from rollwise.api.hooks import PLACEHOLDER, NotificationReceiver, Transition, Webhook, WebhookType
 from rollwise.api.service_status import (
     WEBHOOKS_LIMIT,
@@ -372,6 +373,7 @@ def schedule_calls(p: Pass) -> None:
             continue
         attempt = entry.attempts + 1
         body, content_type = render(p, entry, target)
+        headers, secret_headers = split_headers(target.headers)
         p.calls.append(
             HookCall(
                 id=entry.id,
@@ -388,6 +390,8 @@ def schedule_calls(p: Pass) -> None:
                 content_type=content_type,
                 timeout_s=parse_duration(target.timeout),
                 last_attempt=attempt >= _max_attempts(p, entry),
+                headers=headers,
+                secret_headers=secret_headers,
             )
         )
     bounded = _bounded(kept)

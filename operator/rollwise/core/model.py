@@ -372,6 +372,9 @@ class HookCall:
     timeout_s: float
     last_attempt: bool  # no retry after this one (confirm* hooks: never true)
     url_secret: tuple[str, str] | None = None  # (Secret name, key) in the service's namespace
+    headers: tuple[tuple[str, str], ...] = ()  # the team's headers, as written
+    # (header, Secret name, key) in the service's namespace: read by the sender, never the core.
+    secret_headers: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)

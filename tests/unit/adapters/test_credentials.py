@@ -231,3 +231,60 @@ def test_a_url_secret_is_scrubbed_also_where_a_log_shows_only_its_path() -> None
     line = seen.scrub(f'hooks.example.com:443 "POST /services/T0/{MARKER}?sig=abcdef123 HTTP/1.1"')
 
     assert MARKER not in line and "abcdef123" not in line
+
+
+def test_webhook_headers_are_sent_with_their_secret_values_read_in_the_services_namespace(
+    receiver: Receiver,
+) -> None:
+    seen = SecretValues()
+    api = Secrets({("shop", "hooks"): {"token": f"Bearer {MARKER}"}})
+    hooks = HookSender(
+        wake=Woken(),
+        policy=OutboundPolicy(("http://127.0.0.1:*/",), allow_loopback=True),
+        secrets=SecretReader(api, "rollwise-system", seen),
+    )
+    sent = replace(
+        call(receiver.url("/ops")),
+        headers=(("X-Team", "payments"),),
+        secret_headers=(("Authorization", "hooks", "token"),),
+    )
+
+    hooks.send(KEY, [sent])
+    (outcome,) = wait_for(lambda: hooks.outcomes(KEY), timeout=10, message="an outcome")
+
+    assert outcome.ok and api.reads == [("shop", "hooks")]
+    (request,) = receiver.received("/ops")
+    assert request.headers["authorization"] == f"Bearer {MARKER}"
+    assert request.headers["x-team"] == "payments"
+    assert request.headers["x-rollwise-checksum"] == sent.id, "the operator's own stay"
+    assert MARKER not in seen.scrub(f"sent Authorization: Bearer {MARKER}")
+
+
+@pytest.mark.parametrize(
+    ("secrets", "why"),
+    [
+        ({}, "Secret shop/hooks key token: the Secret does not exist"),
+        (
+            {("shop", "hooks"): {"token": f"{MARKER}\nHost: admin.internal"}},
+            "Secret shop/hooks key token: the value is not one line of text",
+        ),
+    ],
+)
+def test_a_header_secret_that_is_missing_or_not_one_line_fails_the_call_and_sends_nothing(
+    receiver: Receiver, secrets: dict[tuple[str, str], dict[str, str]], why: str
+) -> None:
+    hooks = HookSender(
+        wake=Woken(),
+        policy=OutboundPolicy(("http://127.0.0.1:*/",), allow_loopback=True),
+        secrets=SecretReader(Secrets(secrets), "rollwise-system", SecretValues()),
+    )
+    sent = replace(
+        call(receiver.url("/ops")), secret_headers=(("Authorization", "hooks", "token"),)
+    )
+
+    hooks.send(KEY, [sent])
+    (outcome,) = wait_for(lambda: hooks.outcomes(KEY), timeout=10, message="an outcome")
+
+    assert not outcome.ok and why in (outcome.error or "")
+    assert MARKER not in (outcome.error or "")
+    assert receiver.received() == []

@@ -415,6 +415,31 @@ def test_the_status_keeps_a_bounded_number_of_deliveries() -> None:
 # ---------------------------------------------------------------- API validation
 
 
+def test_a_call_carries_its_headers_and_only_the_names_of_secret_ones() -> None:
+    token = {"name": "Authorization", "valueSecretRef": {"name": "hooks", "key": "token"}}
+    team = {"name": "X-Team", "value": "payments"}
+    receivers = [{"name": "ops", "webhook": {"url": "http://127.0.0.1:9/ops"}, "headers": [token]}]
+    world = v2_world(
+        with_hooks(
+            hook("gate", "confirmRollout", headers=[team, token]),
+            notifications={"when": ["Started"], "receivers": receivers},
+        )
+    )
+
+    calls = step_until_calls(world)
+
+    (confirm,) = [c for c in calls if c.name == "gate"]
+    assert confirm.headers == (("X-Team", "payments"),)
+    assert confirm.secret_headers == (("Authorization", "hooks", "token"),)
+    (note,) = wait_calls(world, "ops")
+    assert (note.headers, note.secret_headers) == ((), (("Authorization", "hooks", "token"),))
+
+
+def wait_calls(world: World, name: str) -> list[HookCall]:
+    world.until(lambda w: bool(calls_of(w, name)), advance=1.0)
+    return calls_of(world, name)
+
+
 @pytest.mark.parametrize(
     ("hooks", "problem"),
     [
@@ -423,6 +448,23 @@ def test_the_status_keeps_a_bounded_number_of_deliveries() -> None:
         ([{**hook("a", "event"), "timeout": "2m"}], "between 100ms and 60s"),
         ([{**hook("a", "event"), "timeout": "10ms"}], "between 100ms and 60s"),
         ([{**hook("a", "event"), "type": "rollout"}], "Input should be"),
+        ([hook("a", "event", headers=[{"name": "Host", "value": "admin"}])], "set by the operator"),
+        (
+            [hook("a", "event", headers=[{"name": "idempotency-key", "value": "1"}])],
+            "set by the operator",
+        ),
+        (
+            [
+                hook(
+                    "a",
+                    "event",
+                    headers=[{"name": "X-A", "value": "1"}, {"name": "x-a", "value": "2"}],
+                )
+            ],
+            "given twice",
+        ),
+        ([hook("a", "event", headers=[{"name": "X-A"}])], "exactly one of value, valueSecretRef"),
+        ([hook("a", "event", headers=[{"name": "X-A", "value": "a\r\nHost: x"}])], "pattern"),
     ],
 )
 def test_invalid_webhooks_are_rejected(hooks: list[dict[str, Any]], problem: str) -> None:
@@ -454,6 +496,19 @@ def test_invalid_webhooks_are_rejected(hooks: list[dict[str, Any]], problem: str
             "placeholder",
         ),
         ({**NOTIFY_ALL, "receivers": NOTIFY_ALL["receivers"] * 2}, "used twice"),
+        (
+            {
+                "when": ["Started"],
+                "receivers": [
+                    {
+                        "name": "x",
+                        "slack": {"url": "http://a/"},
+                        "headers": [{"name": "Content-Type", "value": "text/plain"}],
+                    }
+                ],
+            },
+            "set by the operator",
+        ),
     ],
 )
 def test_invalid_notifications_are_rejected(notifications: dict[str, Any], problem: str) -> None:
