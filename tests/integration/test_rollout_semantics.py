@@ -38,6 +38,7 @@ from kubernetes import client, watch
 from tests.harness.cluster import LocalCluster
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.prometheus import PrometheusServer
+from tests.harness.receiver import Receiver
 from tests.harness.rollouts import (
     GROUP,
     PLURAL,
@@ -528,6 +529,69 @@ def test_a_missing_reference_holds_the_rollout_until_it_exists(
     assert "trafficRouting.nginx.ingress" in held["message"]
     networking.create_namespaced_ingress(rollouts.ns, user_ingress)
     rollouts.wait_phase("Healthy", version="3.0.0", timeout=120)
+
+
+def test_a_missing_secret_of_a_webhook_or_notification_holds_the_rollout_until_it_exists(
+    rollouts: Rollouts, gate: dict[str, Any], operator: OperatorProcess
+) -> None:
+    """The Secrets a spec takes webhook and notification URLs and headers from are references
+    too: a missing one, or one without the key, is InvalidSpec and Stalled before any pod of
+    the new revision runs; creating them lets the rollout go on by itself."""
+    receiver = Receiver()
+    try:
+        rollouts.apply(service_manifest(rollouts.ns, "1.0.0"))
+        v1 = rollouts.wait_phase("Healthy", version="1.0.0", timeout=90)["stable"]["revision"]
+        rollouts.core.create_namespaced_secret(
+            rollouts.ns, {"metadata": {"name": "hook-auth"}, "stringData": {"other": "x"}}
+        )
+        manifest = service_manifest(rollouts.ns, "2.0.0")
+        manifest["spec"]["strategy"]["canary"]["webhooks"] = [
+            {
+                "name": "audit",
+                "type": "event",
+                "url": receiver.url("/audit"),
+                "headers": [
+                    {
+                        "name": "Authorization",
+                        "valueSecretRef": {"name": "hook-auth", "key": "token"},
+                    }
+                ],
+            }
+        ]
+        manifest["spec"]["notifications"] = {
+            "when": ["Promoted"],
+            "receivers": [
+                {"name": "chat", "slack": {"urlSecretRef": {"name": "chat", "key": "url"}}}
+            ],
+        }
+
+        rollouts.apply(manifest)
+
+        held = held_invalid(rollouts, v1, "Secret")
+        ns = rollouts.ns
+        assert (
+            f"Secret {ns}/hook-auth (spec.strategy.canary.webhooks[0].headers[0].valueSecretRef) "
+            "has no key token" in held["message"]
+        )
+        assert (
+            f"Secret {ns}/chat (spec.notifications.receivers[0].slack.urlSecretRef) does not exist"
+            in held["message"]
+        )
+        assert receiver.received() == [], "nothing was called while the spec was invalid"
+        rollouts.core.patch_namespaced_secret(
+            "hook-auth", ns, {"stringData": {"token": "Bearer t0ken"}}
+        )
+        rollouts.core.create_namespaced_secret(
+            ns, {"metadata": {"name": "chat"}, "stringData": {"url": receiver.url("/chat")}}
+        )
+        done = rollouts.wait_phase("Healthy", version="2.0.0", timeout=120)
+        healed = conditions_of(done)
+        assert healed["InvalidSpec"][0] == "False" and healed["Stalled"][0] == "False"
+        wait_for(lambda: receiver.received("/chat"), timeout=30, message="the notification")
+        audit = wait_for(lambda: receiver.received("/audit"), timeout=30, message="the event hook")
+        assert audit[0].headers["authorization"] == "Bearer t0ken"
+    finally:
+        receiver.stop()
 
 
 def service_series(

@@ -1,5 +1,6 @@
 """References checked when the spec is applied: the MetricGates and ClusterMetricGates, the
-workloadRef's Deployment and the traffic router's route object the spec names. A missing one
+workloadRef's Deployment, the traffic router's route object and the Secrets (webhook and
+notification URLs and headers: core.secret_refs) the spec names. A missing one
 holds the new revision before any of it runs (no canary pod, no traffic, no migration) and
 shows as InvalidSpec and Stalled; the rollout goes on by itself once it exists."""
 

@@ -1,6 +1,7 @@
 """References checked at apply time and the kstatus conditions (docs/rollout-semantics.md,
 rules 6 and 7): a missing MetricGate, route object or workloadRef Deployment holds the new
-revision before any of it runs, as InvalidSpec and Stalled, and heals by itself; Reconciling
+revision before any of it runs, as InvalidSpec and Stalled, and heals by itself (so do the
+Secrets its webhooks and notifications name); Reconciling
 while a rollout moves, Stalled once it settled on a failure."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from rollwise.api.service_status import Phase, ServiceStatus
 from rollwise.core.model import CreateMigrationJob, ScaleReplicaSet, SetRouterWeight
 from rollwise.core.reasons import Reason
 from rollwise.core.revision import revision_of
+from rollwise.core.secret_refs import SecretUse, secret_problem, secret_uses
 from tests.unit.core.test_properties import MIGRATION
 from tests.unit.core.world import World, gate_from, healthy_world, released, spec_from
 
@@ -148,3 +150,63 @@ def test_the_same_eight_conditions_in_the_same_order_in_every_phase() -> None:
             "InvalidSpec",
         )
     }
+
+
+def test_every_secret_a_spec_names_is_listed_with_the_field_naming_it() -> None:
+    token = {"name": "Authorization", "valueSecretRef": {"name": "auth", "key": "token"}}
+    spec = spec_from(
+        strategy={
+            "canary": {
+                "steps": [{"setWeight": 50}],
+                "webhooks": [
+                    {"name": "a", "type": "event", "url": "http://h/", "headers": [token]},
+                    {"name": "b", "type": "rollback", "urlSecretRef": {"name": "u", "key": "b"}},
+                ],
+            }
+        },
+        notifications={
+            "when": ["Promoted"],
+            "receivers": [
+                {"name": "chat", "slack": {"urlSecretRef": {"name": "u", "key": "chat"}}},
+                {"name": "ops", "webhook": {"url": "http://h/"}, "headers": [token]},
+            ],
+        },
+    )
+
+    uses = [(u.name, u.key, u.field) for u in secret_uses(spec)]
+
+    assert uses == [
+        ("auth", "token", "spec.strategy.canary.webhooks[0].headers[0].valueSecretRef"),
+        ("u", "b", "spec.strategy.canary.webhooks[1].urlSecretRef"),
+        ("u", "chat", "spec.notifications.receivers[0].slack.urlSecretRef"),
+        ("auth", "token", "spec.notifications.receivers[1].headers[0].valueSecretRef"),
+    ]
+    assert secret_uses(spec_from()) == []
+
+
+def test_a_secret_use_is_wrong_when_the_secret_or_its_key_is_missing() -> None:
+    use = SecretUse("auth", "token", "spec.notifications.receivers[0].slack.urlSecretRef")
+
+    assert secret_problem(use, "shop", frozenset({"token"})) is None
+    assert secret_problem(use, "shop", None) == (
+        "Secret shop/auth (spec.notifications.receivers[0].slack.urlSecretRef) does not exist"
+    )
+    assert secret_problem(use, "shop", frozenset({"url"})) == (
+        "Secret shop/auth (spec.notifications.receivers[0].slack.urlSecretRef) has no key token"
+    )
+
+
+def test_a_missing_secret_holds_the_new_revision_like_any_missing_reference() -> None:
+    world = healthy_world(spec_from(migration=MIGRATION))
+    missing = "Secret shop/chat (spec.notifications.receivers[0].slack.urlSecretRef) does not exist"
+    world.missing_references = (missing,)
+    world.spec = released(world.spec, "2.0.0")
+    v2 = revision_of(world.spec)
+
+    world.run(10)
+
+    nothing_of(world, v2)
+    assert world.status.message == (
+        f"invalid spec: {missing}; nothing of the new revision runs until it exists and is valid"
+    )
+    assert conditions(world.status)["Stalled"] == ("True", "InvalidSpec")
