@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollwise.adapters.credentials import SEEN
+from rollwise.core.redaction import describe_url
 
 # Log records carry the object under this key, as Kopf's own object loggers do (`extra=` cannot
 # use "name": that is the logger's name on every LogRecord).
@@ -63,6 +64,29 @@ class TextFormatter(logging.Formatter):
         return SEEN.scrub(super().format(record))
 
 
+class HideRequestPaths(logging.Filter):
+    """urllib3's and requests' own lines show a request's path and query (`"POST /services/T0/
+    <token> HTTP/1.1" 200`), which can be a credential written in a spec URL: each argument
+    that is a path or a URL is shown as `/…` or `scheme://host[:port]/…` instead. Set on the
+    handler, so it sees every logger's records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] in ("urllib3", "requests") and record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(_hide_path(a) for a in args)
+        return True
+
+
+def _hide_path(arg: object) -> object:
+    if not isinstance(arg, str):
+        return arg
+    if arg.startswith("/"):
+        return "/…" if arg.strip("/") else arg
+    if "://" in arg:
+        return describe_url(arg)
+    return arg
+
+
 # Per-event and per-probe chatter: shown with --log-level debug only.
 _NOISY = ("kopf.objects", "kopf._core.reactor.observation", "aiohttp.access", "urllib3")
 
@@ -74,6 +98,7 @@ def configure(level: str, fmt: str) -> None:
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(HideRequestPaths())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     numeric = logging.getLevelName(level.upper())
