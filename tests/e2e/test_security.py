@@ -25,6 +25,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from tests.e2e.conftest import Tools
+from tests.harness.admission import status_writes_frozen
 from tests.harness.cluster import LocalCluster
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.prometheus import PrometheusServer
@@ -369,47 +370,10 @@ def test_a_status_write_refused_by_admission_is_an_event_naming_it_and_recovers_
     """A ValidatingAdmissionPolicy freezes the service's status for ~12 s: a Warning Event names
     the policy (not the spec), and once it is gone the status is written again within seconds
     (watch events during the block never pushed the backoff toward its cap)."""
-    from kubernetes import client
-
-    admission = client.AdmissionregistrationV1Api(api_client)
-    name = f"freeze-{rollouts.ns}"
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": ["rollwise.dev"],
-                        "apiVersions": ["*"],
-                        "operations": ["UPDATE"],
-                        "resources": ["progressiveservices/status"],
-                    }
-                ]
-            },
-            "validations": [{"expression": "false", "message": "status writes are frozen"}],
-        },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": rollouts.ns}}
-            },
-        },
-    }
     operator = start_operator(harness_run, service_account_kubeconfig, rollouts.ns, ())
     try:
         deploy_first_version(rollouts, migration=False)
-        admission.create_validating_admission_policy(policy)  # type: ignore[arg-type]
-        admission.create_validating_admission_policy_binding(binding)  # type: ignore[arg-type]
-        try:
+        with status_writes_frozen(api_client, rollouts.ns, "progressiveservices") as name:
             wait_for(
                 lambda: _status_write_refused(api_client, rollouts.ns),
                 timeout=30,
@@ -428,9 +392,6 @@ def test_a_status_write_refused_by_admission_is_an_event_naming_it_and_recovers_
                 interval=1,
                 message="12 s of refused writes",
             )
-        finally:
-            admission.delete_validating_admission_policy_binding(name)
-            admission.delete_validating_admission_policy(name)
         unblocked = time.monotonic()
         rollouts.wait_status(
             lambda s: (
@@ -451,7 +412,10 @@ def test_a_status_write_refused_by_admission_is_an_event_naming_it_and_recovers_
     assert "fix the field" not in message
     harness_run.note(f"status writes refused for 12 s by admission: recovered in {recovery:.1f}s")
     assert recovery < 20, f"recovered {recovery:.1f}s after the block ended"
-    assert 'rollwise_status_write_failures_total{reason="StatusRefusedByAdmission"}' in metrics
+    assert (
+        'rollwise_status_write_failures_total{kind="ProgressiveService",'
+        'reason="StatusRefusedByAdmission"}' in metrics
+    )
 
 
 def _status_write_refused(api: Any, namespace: str) -> bool:
@@ -477,11 +441,13 @@ def test_a_notification_url_from_a_secret_is_used_and_never_shown(
 ) -> None:
     """urlSecretRef, read as the chart's ServiceAccount with secretRefs.enabled: the call is
     made with the Secret's URL (token included); neither status, Events nor logs show it. A
-    reference to a missing key fails naming the Secret and key only."""
+    reference to a missing key holds the rollout when it is applied (InvalidSpec, naming the
+    Secret, key and field only) until the key is added."""
     from kubernetes import client
 
     internal.code = 200
-    client.CoreV1Api(api_client).create_namespaced_secret(
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_secret(
         rollouts.ns,
         client.V1Secret(
             metadata=client.V1ObjectMeta(name="chat-hook"),
@@ -499,23 +465,39 @@ def test_a_notification_url_from_a_secret_is_used_and_never_shown(
             "on": ["Started", "Promoted"],
             "receivers": [
                 {"name": "chat", "slack": {"urlSecretRef": {"name": "chat-hook", "key": "url"}}},
-                {"name": "gone", "slack": {"urlSecretRef": {"name": "chat-hook", "key": "nope"}}},
+                {"name": "late", "slack": {"urlSecretRef": {"name": "chat-hook", "key": "late"}}},
             ],
         }
         rollouts.apply(manifest)
+        held = rollouts.wait_status(
+            lambda s: "InvalidSpec" in {c.get("reason") for c in s.get("conditions") or []},
+            timeout=60,
+            message="held: the Secret has no key late",
+        )
+        assert internal.paths == [], "nothing was sent while the spec was invalid"
+        assert set(rollouts.replica_sets()) == {held["stable"]["revision"]}, "no canary pod"
+        core.patch_namespaced_secret(
+            "chat-hook",
+            rollouts.ns,
+            {"stringData": {"late": f"{internal.url}/services/T1/{MARKER}"}},
+        )
         rollouts.wait_phase("Healthy", version="2.0.0", timeout=120)
-        done = rollouts.wait_status(
+        rollouts.wait_status(
             lambda s: (
-                {w["name"]: w.get("result") for w in s.get("webhooks") or []}.get("chat")
-                == "Succeeded"
+                {w["name"]: w.get("result") for w in s.get("webhooks") or []}
+                == {"chat": "Succeeded", "late": "Succeeded"}
             ),
             timeout=60,
-            message="the chat notification is delivered",
+            message="both notifications are delivered",
         )
     finally:
         operator.stop()
 
-    assert any(MARKER in p for p in internal.paths), "called with the Secret's URL"
-    gone = [w for w in done["webhooks"] if w["name"] == "gone"]
-    assert gone and "Secret " + rollouts.ns + "/chat-hook key nope" in (gone[0].get("error") or "")
+    assert (
+        f"Secret {rollouts.ns}/chat-hook (spec.notifications.receivers[1].slack.urlSecretRef) "
+        "has no key late" in held["message"]
+    )
+    assert held["stable"]["version"] == "1.0.0"
+    assert any(f"/T0/{MARKER}" in p for p in internal.paths), "called with the Secret's URL"
+    assert any(f"/T1/{MARKER}" in p for p in internal.paths), "and with the key added later"
     assert_marker_nowhere(rollouts, operator)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from kubernetes import client
 
 from rollwise.cli.plugin_train import render_train
+from tests.harness.admission import status_writes_frozen
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.rollouts import GROUP, VERSION, Rollouts, service_manifest
 from tests.harness.run import HarnessRun
@@ -199,3 +200,57 @@ def test_a_freeze_window_holds_a_new_version_until_it_ends(
     done = train.wait("Succeeded", timeout=120)
     assert at(members_of(done)["a"]["startedAt"]) >= until
     assert rollouts.status("a")["stable"]["version"] == "2.0.0"
+
+
+def test_a_train_status_write_refused_by_admission_is_an_event_and_a_metric_and_recovers(
+    rollouts: Rollouts, api_client: Any, operator: OperatorProcess
+) -> None:
+    """The skeleton every kind shares: a ReleaseTrain whose status writes an admission policy
+    refuses gets a Warning Event naming the policy and the train's status resource, and the
+    operator counts it by kind; once the policy is gone the status is written."""
+    train = Train(rollouts)
+    train.create(train_manifest(rollouts.ns))
+    wait_for(lambda: train.status().get("observedGeneration") == 1, timeout=60, message="gen 1")
+
+    with status_writes_frozen(api_client, rollouts.ns, TRAINS) as policy:
+        wait_for(lambda: _train_status_refused(rollouts), timeout=30, message="the policy in force")
+        rollouts.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, rollouts.ns, TRAINS, "shop", {"spec": {"maxConcurrent": 2}}
+        )
+        refused = wait_for(
+            lambda: [
+                e
+                for e in rollouts.events("StatusRefusedByAdmission")
+                if e.involved_object.kind == "ReleaseTrain"
+            ],
+            timeout=60,
+            message="a StatusRefusedByAdmission Event on the train",
+        )
+        assert train.status().get("observedGeneration") == 1, "nothing written while frozen"
+        metrics = operator.metrics()
+
+    message = refused[0].message or ""
+    assert refused[0].type == "Warning" and policy in message, message
+    assert "releasetrains/status" in message and "the spec is not at fault" in message
+    assert (
+        'rollwise_status_write_failures_total{kind="ReleaseTrain",'
+        'reason="StatusRefusedByAdmission"}' in metrics
+    )
+    wait_for(
+        lambda: train.status().get("observedGeneration") == 2,
+        timeout=60,
+        message="the train's status written once the policy is gone",
+    )
+
+
+def _train_status_refused(rollouts: Rollouts) -> bool:
+    """Whether a status write of the train (as admin) is refused now."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        rollouts.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, rollouts.ns, TRAINS, "shop", {"status": {"message": "probe"}}
+        )
+    except ApiException as err:
+        return err.status in (400, 403, 422)
+    return False

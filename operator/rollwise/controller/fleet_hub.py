@@ -36,6 +36,7 @@ from kubernetes.client import ApiClient
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.fleet import FleetAdapter, FleetRef
 from rollwise.adapters.kubeapi import USER_AGENT, KubeApi, connect
 from rollwise.adapters.manifests.readers import parse_time
@@ -58,7 +59,8 @@ from rollwise.controller.fencing import (
 )
 from rollwise.controller.handlers import connection_info
 from rollwise.controller.leadership import ElectionConfig, LeaderElector
-from rollwise.controller.loop import Backoff, KindLoop, checkpoint
+from rollwise.controller.loop import Backoff, KindLoop, RetryLater, checkpoint
+from rollwise.controller.metrics import serve as serve_metrics
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
 from rollwise.controller.settings import OperatorSettings
 from rollwise.core.fleet.decide import decide_fleet
@@ -77,6 +79,7 @@ class FleetReconciler(KindLoop):
     """One pass over one FleetRollout; never raises."""
 
     kind = "fleet"
+    plural = fleet_api.PLURAL
 
     def __init__(
         self,
@@ -87,8 +90,9 @@ class FleetReconciler(KindLoop):
         backoff_max_s: float = 60.0,
         leads: Fence = lambda: True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        registry: CollectorRegistry | None = None,
     ) -> None:
-        super().__init__(Backoff(poll_s, backoff_max_s), log)
+        super().__init__(Backoff(poll_s, backoff_max_s), log, registry or CollectorRegistry())
         self.adapter = adapter
         self.poll_s = poll_s
         self.resync_s = resync_s
@@ -174,12 +178,19 @@ class FleetReconciler(KindLoop):
         """The status (unless only lastSeen moved, and recently), then the Events."""
         metadata = obj.get("metadata") or {}
         stored = obj.get("status") or {}
+        context = logs.ref(ref.namespace, ref.name)
         if not only_heartbeats(stored, status, now, self.resync_s):
-            self.adapter.patch_status(ref, str(metadata.get("resourceVersion", "")), stored, status)
+            try:
+                self.adapter.patch_status(
+                    ref, str(metadata.get("resourceVersion", "")), stored, status
+                )
+            except AdapterError as err:
+                # No member is patched after a status that was not written (see the module
+                # doc): the pass ends here and is retried.
+                self.status_refused(self.adapter.events.post, ref, err, now, context)
+                raise RetryLater from err
         records = [EventRecord(e.reason, e.message, e.warning) for e in plan.events]
-        self.post_events(
-            self.adapter.events.post, ref, records, now, logs.ref(ref.namespace, ref.name)
-        )
+        self.post_events(self.adapter.events.post, ref, records, now, context)
 
 
 def _without_heartbeats(status: Mapping[str, Any]) -> Any:
@@ -330,15 +341,19 @@ def run_fleet_hub(settings: OperatorSettings, poll_s: float, resync_s: float) ->
     if elector is not None:
         client.user_agent = f"{USER_AGENT}/{settings.election_identity}"
     leads: Fence = elector.is_leader if elector is not None else lambda: True
+    # The hub's own /metrics (--metrics-port): leadership and refused status writes.
+    metrics_registry = CollectorRegistry()
     hub = FencedKubeApi(
-        client, leads, LeadershipMetrics(CollectorRegistry(), leads), timeout=settings.api_timeout_s
+        client, leads, LeadershipMetrics(metrics_registry, leads), timeout=settings.api_timeout_s
     )
     reconciler = FleetReconciler(
         FleetAdapter(hub, member_timeout=min(5.0, settings.api_timeout_s)),
         poll_s=poll_s,
         resync_s=resync_s,
         leads=leads,
+        registry=metrics_registry,
     )
+    serve_metrics(settings.metrics_port, metrics_registry)
     queue = WorkQueue()
     reconcile = (
         reconciler.reconcile if elector is None else only_when_leading(reconciler.reconcile, leads)

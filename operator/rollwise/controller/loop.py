@@ -9,7 +9,8 @@ same for every kind lives here, once:
   went wrong (and wrote what it could, e.g. Degraded=True) raises `RetryLater`;
 - the status is read leniently (`read_status`: one unreadable field costs that field, never the
   whole status) and written by the one StatusWriter (adapters/status_writer.py: conflicts
-  re-read and retried, refusals raised);
+  re-read and retried, refusals raised); a refused write is made visible by `status_refused`
+  (controller/status_failures.py: a Warning Event naming the real cause, a metric, a log line);
 - Events go through the one EventRecorder (`post_events`): a failed post is logged, never
   fatal to the pass (the status has the facts);
 - the leader fence (controller/fencing.py) wraps `reconcile` for a process that elects a
@@ -28,12 +29,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
+from prometheus_client import REGISTRY, CollectorRegistry
 from pydantic import BaseModel
 
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.manifests.types import ObjectRef
 from rollwise.api.stored_status import read_stored_model
-from rollwise.controller import logs
+from rollwise.controller import logs, status_failures
 from rollwise.controller.queue import Key
 from rollwise.core.model import EventRecord
 
@@ -149,10 +151,14 @@ class KindLoop:
     """`reconcile(key) -> requeue delay` for the worker pool, for one kind."""
 
     kind = "object"  # how logs name it: "train pass failed: ..."
+    plural = "progressiveservices"  # its resource, as RBAC and admission rules name it
 
-    def __init__(self, backoff: Backoff, log: logging.Logger) -> None:
+    def __init__(
+        self, backoff: Backoff, log: logging.Logger, registry: CollectorRegistry = REGISTRY
+    ) -> None:
         self._backoff = backoff
         self.log = log
+        self.registry = registry
 
     def run_pass(self, key: Key) -> float | None:
         """One pass: observe, decide, write; the requeue delay (None: wait for an event).
@@ -188,6 +194,19 @@ class KindLoop:
     ) -> StatusT:
         """The stored status, read leniently (see `read_lenient`)."""
         return read_lenient(model, raw, self.log, context, history_limit)
+
+    def status_refused(
+        self,
+        post: Callable[[ObjectRef, EventRecord, Any], None],
+        ref: ObjectRef,
+        err: AdapterError,
+        now: Any,
+        context: Mapping[str, Any],
+    ) -> None:
+        """A status write the API server refused: a Warning Event naming the real cause (too
+        large, admission, RBAC, a conflict storm), `rollwise_status_write_failures_total` and a
+        log line. The caller raises RetryLater (or goes on, where the write was a side note)."""
+        status_failures.report(post, self.registry, ref, err, now, context, plural=self.plural)
 
     def post_events(
         self,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from rollwise.adapters.errors import AdapterError
@@ -124,7 +125,8 @@ class Reconciler(KindLoop):
                 events=kube.events if kube is not None else None, metrics=metrics
             )
         self.memory = memory
-        super().__init__(Backoff(backoff_initial_s, backoff_max_s, failures=memory), log)
+        registry = metrics.registry if metrics is not None else CollectorRegistry()
+        super().__init__(Backoff(backoff_initial_s, backoff_max_s, failures=memory), log, registry)
 
     # ---- entry point
 
@@ -233,7 +235,7 @@ class Reconciler(KindLoop):
         try:
             self.kube.patch_status(ref, resource_version, raw_status, plan.status)
         except AdapterError as err:
-            status_failures.report(self.kube, self.metrics.registry, ref, err, now, context)
+            self.status_refused(self.kube.post_event, ref, err, now, context)
             raise RetryLater from err
         if self.hooks is not None:
             # Only now, with every call recorded in status: a crash before this line re-sends
@@ -352,9 +354,7 @@ class Reconciler(KindLoop):
         try:
             self.kube.patch_status(p.ref, p.resource_version, p.raw_status, new)
         except AdapterError as patch_err:
-            status_failures.report(
-                self.kube, self.metrics.registry, p.ref, patch_err, p.now, context
-            )
+            self.status_refused(self.kube.post_event, p.ref, patch_err, p.now, context)
             raise RetryLater from patch_err
         record = EventRecord(Reason.INVALID_SPEC, message, warning=True)
         self.post_events(self.kube.post_event, p.ref, [record], p.now, context)
@@ -376,9 +376,7 @@ class Reconciler(KindLoop):
         try:
             self.kube.patch_status(p.ref, p.resource_version, p.raw_status, new)
         except AdapterError as patch_err:
-            status_failures.report(
-                self.kube, self.metrics.registry, p.ref, patch_err, p.now, context
-            )
+            self.status_refused(self.kube.post_event, p.ref, patch_err, p.now, context)
         record = EventRecord(Reason.APPLY_FAILED, message, warning=True)
         self.post_events(self.kube.post_event, p.ref, [record], p.now, context)
 

@@ -114,6 +114,7 @@ def build(settings: OperatorSettings, metrics: OperatorMetrics | None = None) ->
         queue,
         backoff_initial_s=settings.backoff_initial_s,
         backoff_max_s=settings.backoff_max_s,
+        registry=metrics.registry,
     )
     train_queue = WorkQueue()
     train_reconcile = (

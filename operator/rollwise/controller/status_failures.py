@@ -1,8 +1,10 @@
 """A refused status write, made visible: what refused it, said so that someone can act on it.
 
-The status writer calls `report` when a status patch fails. Every failure gives a Warning Event
-on the object (Events are separate objects: they are written when the status is not), a count
-in `rollwise_status_write_failures_total{reason}` and a log line. The message names the real
+Every kind's loop calls `report` when a status patch fails (controller/loop.py,
+`KindLoop.status_refused`: ProgressiveServices, ReleaseTrains and FleetRollouts alike). Every
+failure gives a Warning Event on the object (Events are separate objects: they are written when
+the status is not), a count in `rollwise_status_write_failures_total{reason,kind}` and a log
+line. The message names the real
 cause: the object is too large for etcd (and what to shrink), an admission webhook refused it
 (which one), the ServiceAccount may not write status (RBAC), the status changed under every
 attempt (a conflict storm), or the API server found it invalid.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -25,7 +28,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 from rollwise.adapters.credentials import SEEN
 from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.manifests.types import ObjectRef
 from rollwise.adapters.refusals import admission_of
+from rollwise.core.model import EventRecord
 
 log = logging.getLogger("rollwise.controller")
 
@@ -54,8 +59,11 @@ class Refusal:
 _TOO_LARGE = re.compile(r"too large|request entity too large|exceeds the maximum", re.IGNORECASE)
 
 
-def classify(err: AdapterError, object_bytes: int | None = None) -> Refusal:
-    """Why a status patch was refused, in words that name the cause and the fix."""
+def classify(
+    err: AdapterError, object_bytes: int | None = None, plural: str = "progressiveservices"
+) -> Refusal:
+    """Why a status patch was refused, in words that name the cause and the fix; `plural`:
+    the kind's resource, as RBAC and admission rules name it."""
     text = f"{err.problem} {err.fix}"
     size = f" ({object_bytes} bytes)" if object_bytes else ""
     if err.status == 413 or _TOO_LARGE.search(text):
@@ -69,12 +77,12 @@ def classify(err: AdapterError, object_bytes: int | None = None) -> Refusal:
         return Refusal(
             StatusWriteFailure.ADMISSION,
             f"{name} refused the operator's status write: ask its owner to let the rollwise "
-            "ServiceAccount write progressiveservices/status; the spec is not at fault",
+            f"ServiceAccount write {plural}/status; the spec is not at fault",
         )
     if err.status == 403:
         return Refusal(
             StatusWriteFailure.FORBIDDEN,
-            "the operator's ServiceAccount may not patch progressiveservices/status here "
+            f"the operator's ServiceAccount may not patch {plural}/status here "
             "(RBAC): install the chart's Role in this namespace",
         )
     if err.status == 409:
@@ -97,15 +105,16 @@ _LOCK = threading.Lock()
 
 
 def counter(registry: CollectorRegistry) -> Counter:
-    """`rollwise_status_write_failures_total{reason}` in `registry` (one per registry)."""
+    """`rollwise_status_write_failures_total{reason,kind}` in `registry` (one per registry)."""
     with _LOCK:
         found = _COUNTERS.get(id(registry))
         if found is None:
             found = Counter(
                 "rollwise_status_write_failures_total",
                 "Status writes refused, by reason (StatusTooLarge, StatusRefusedByAdmission, "
-                "StatusWriteForbidden, StatusWriteConflict, StatusInvalid, StatusWriteFailed)",
-                ["reason"],
+                "StatusWriteForbidden, StatusWriteConflict, StatusInvalid, StatusWriteFailed) and "
+                "kind (ProgressiveService, ReleaseTrain, FleetRollout)",
+                ["reason", "kind"],
                 registry=registry,
             )
             _COUNTERS[id(registry)] = found
@@ -131,22 +140,22 @@ def scrubbed(text: str) -> str:
 
 
 def report(
-    kube: Any,
+    post: Callable[[ObjectRef, EventRecord, Any], None],
     registry: CollectorRegistry,
-    ref: Any,
+    ref: ObjectRef,
     err: AdapterError,
     now: Any,
-    context: dict[str, Any],
+    context: Mapping[str, Any],
     object_bytes: int | None = None,
+    plural: str = "progressiveservices",
 ) -> Refusal:
-    """The refused write as a Warning Event on the object, a metric and a log line."""
-    from rollwise.core.model import EventRecord
-
-    refusal = classify(err, object_bytes)
-    counter(registry).labels(reason=refusal.reason).inc()
+    """The refused write as a Warning Event on the object (`post(ref, record, now)`: the
+    kind's Event recorder), a metric by reason and kind, and a log line."""
+    refusal = classify(err, object_bytes, plural)
+    counter(registry).labels(reason=refusal.reason, kind=ref.kind).inc()
     log.warning("status write refused (%s): %s", refusal.reason, refusal.message, extra=context)
     try:
-        kube.post_event(ref, EventRecord(refusal.reason, refusal.message, warning=True), now)
+        post(ref, EventRecord(refusal.reason, refusal.message, warning=True), now)
     except AdapterError as event_err:  # Events refused too: the log line and metric remain
         log.warning("cannot post the %s Event: %s", refusal.reason, event_err, extra=context)
     return refusal

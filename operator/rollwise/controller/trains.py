@@ -22,15 +22,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import REGISTRY, CollectorRegistry
 from pydantic import ValidationError
 
+from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.kubernetes import KubernetesAdapter
 from rollwise.adapters.manifests.types import TrainRef
 from rollwise.adapters.trains import TrainAdapter, observe_member
 from rollwise.adapters.validation import validation_summary
+from rollwise.api import train as train_api
 from rollwise.api.train import TrainSpec, TrainStatus
 from rollwise.controller import logs
-from rollwise.controller.loop import Backoff, KindLoop
+from rollwise.controller.loop import Backoff, KindLoop, RetryLater
 from rollwise.controller.queue import Key, WorkerPool, WorkQueue
 from rollwise.core import naming
 from rollwise.core.model import EventRecord
@@ -87,6 +90,7 @@ class TrainReconciler(KindLoop):
     """`reconcile(key) -> requeue delay` for the trains' worker."""
 
     kind = "train"
+    plural = train_api.PLURAL
 
     def __init__(
         self,
@@ -96,8 +100,9 @@ class TrainReconciler(KindLoop):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 300.0,
+        registry: CollectorRegistry = REGISTRY,
     ) -> None:
-        super().__init__(Backoff(backoff_initial_s, backoff_max_s), log)
+        super().__init__(Backoff(backoff_initial_s, backoff_max_s), log, registry)
         self.kube = kube
         self.trains = TrainAdapter(kube.api)
         self.service_queue = service_queue
@@ -153,14 +158,7 @@ class TrainReconciler(KindLoop):
         # acts once per id.
         for request in plan.member_requests:
             self.trains.request_member(ref.namespace, request)
-        self.trains.patch_status(
-            ref.namespace,
-            ref.name,
-            ref.uid,
-            str(obj["metadata"]["resourceVersion"]),
-            raw_status,
-            plan.status,
-        )
+        self._patch_status(ref, obj, raw_status, plan.status, now)
         self.post_events(self.kube.post_event, ref, plan.events, now, context)
         if plan.status.phase != status.phase:
             log.info(
@@ -197,16 +195,32 @@ class TrainReconciler(KindLoop):
             for c in status.conditions
         )
         new = invalid_status(status, message, generation, now)
-        self.trains.patch_status(
-            ref.namespace,
-            ref.name,
-            ref.uid,
-            str(obj["metadata"]["resourceVersion"]),
-            raw_status,
-            new,
-        )
+        self._patch_status(ref, obj, raw_status, new, now)
         if not already:
             context = logs.ref(ref.namespace, ref.name)
             log.warning("%s", message, extra=context)
             record = EventRecord(Reason.TRAIN_INVALID, message, warning=True)
             self.post_events(self.kube.post_event, ref, [record], now, context)
+
+    def _patch_status(
+        self,
+        ref: TrainRef,
+        obj: Mapping[str, Any],
+        raw_status: dict[str, Any],
+        new: TrainStatus,
+        now: datetime,
+    ) -> None:
+        """The status write; a refusal is made visible (Event, metric, log) and retried."""
+        try:
+            self.trains.patch_status(
+                ref.namespace,
+                ref.name,
+                ref.uid,
+                str(obj["metadata"]["resourceVersion"]),
+                raw_status,
+                new,
+            )
+        except AdapterError as err:
+            context = logs.ref(ref.namespace, ref.name)
+            self.status_refused(self.kube.post_event, ref, err, now, context)
+            raise RetryLater from err

@@ -10,6 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.manifests.types import ServiceRef
+from rollwise.controller.fleet_hub import FleetReconciler
 from rollwise.controller.status_failures import (
     ETCD_LIMIT_BYTES,
     StatusWriteFailure,
@@ -17,6 +19,8 @@ from rollwise.controller.status_failures import (
     report,
     spec_size_warning,
 )
+from rollwise.controller.trains import TrainReconciler
+from tests.unit.controller.test_loop import PATCHING, FakeFleetAdapter
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -66,18 +70,107 @@ class Kube:
         self.events.append(record)
 
 
+SERVICE = ServiceRef("shop", "payment", "u1")
+
+
 def test_a_refused_write_is_an_event_and_a_metric_even_when_events_fail_too() -> None:
     registry, kube = CollectorRegistry(), Kube()
 
-    report(kube, registry, object(), refused(409, "conflict"), NOW, {})
-    report(Kube(fail=True), registry, object(), refused(409, "conflict"), NOW, {})
+    report(kube.post_event, registry, SERVICE, refused(409, "conflict"), NOW, {})
+    report(Kube(fail=True).post_event, registry, SERVICE, refused(409, "conflict"), NOW, {})
 
     assert [e.reason for e in kube.events] == ["StatusWriteConflict"]
     assert kube.events[0].warning
     value = registry.get_sample_value(
-        "rollwise_status_write_failures_total", {"reason": "StatusWriteConflict"}
+        "rollwise_status_write_failures_total",
+        {"reason": "StatusWriteConflict", "kind": "ProgressiveService"},
     )
     assert value == 2
+
+
+def test_a_refusal_names_the_status_resource_of_its_kind() -> None:
+    forbidden = classify(refused(403, "forbidden"), plural="releasetrains")
+    admission = classify(refused(400, 'admission webhook "a.b" denied it'), plural="fleetrollouts")
+
+    assert "may not patch releasetrains/status" in forbidden.message
+    assert "write fleetrollouts/status" in admission.message
+
+
+# ------------------------------------------------------------------ trains and fleets
+
+
+ADMISSION = 'admission webhook "freeze.example.com" denied the request: frozen'
+
+
+def failures(registry: CollectorRegistry, kind: str) -> float:
+    value = registry.get_sample_value(
+        "rollwise_status_write_failures_total",
+        {"reason": "StatusRefusedByAdmission", "kind": kind},
+    )
+    return value or 0.0
+
+
+class RefusingFleet(FakeFleetAdapter):
+    """The hub of test_loop, whose status subresource refuses every write."""
+
+    def patch_status(self, ref: Any, rv: str, old: Any, new: Any) -> bool:
+        raise AdapterError("FleetRollout shop/payment", ADMISSION, status=400)
+
+
+def test_a_refused_fleet_status_write_is_an_event_and_a_metric_and_patches_no_member() -> None:
+    registry, adapter = CollectorRegistry(), RefusingFleet(PATCHING)
+    hub = FleetReconciler(adapter, clock=lambda: NOW, registry=registry)  # type: ignore[arg-type]
+
+    delay = hub.reconcile(("shop", "payment"))
+
+    assert delay is not None and delay > 0, "backed off"
+    assert adapter.posted == ["StatusRefusedByAdmission"]
+    assert adapter.patched == [], "no member is patched after a status that was not written"
+    assert failures(registry, "FleetRollout") == 1
+
+
+class RefusingTrains:
+    """A ReleaseTrain with one member; its status subresource refuses every write."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.api = self
+
+    def read_train(self, namespace: str, name: str) -> Any:
+        return {
+            "metadata": {"uid": "t1", "generation": 1, "resourceVersion": "4"},
+            "spec": {"members": [{"service": "payment", "version": "2.0.0"}]},
+        }
+
+    def request_member(self, namespace: str, request: Any) -> None:
+        return None
+
+    def patch_status(self, *args: Any, **kwargs: Any) -> bool:
+        raise AdapterError("ReleaseTrain shop/spring", "forbidden", status=403)
+
+    def read_service(self, namespace: str, name: str) -> Any:
+        return None
+
+    def post_event(self, ref: Any, record: Any, now: Any) -> None:
+        self.events.append((ref.kind, record.reason, record.message))
+
+
+def test_a_refused_train_status_write_is_an_event_naming_rbac_and_a_metric() -> None:
+    registry, fake = CollectorRegistry(), RefusingTrains()
+    trains = TrainReconciler(fake, None, clock=lambda: NOW, registry=registry)  # type: ignore[arg-type]
+    trains.trains = fake  # type: ignore[assignment]
+
+    delay = trains.reconcile(("shop", "spring"))
+
+    assert delay is not None and delay > 0, "backed off"
+    [(kind, reason, message)] = fake.events
+    assert (kind, reason) == ("ReleaseTrain", "StatusWriteForbidden")
+    assert "may not patch releasetrains/status" in message
+    value = registry.get_sample_value(
+        "rollwise_status_write_failures_total",
+        {"reason": "StatusWriteForbidden", "kind": "ReleaseTrain"},
+    )
+    assert value == 1
 
 
 def test_a_spec_near_the_size_limit_is_told_what_to_shrink() -> None:
