@@ -10,11 +10,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -325,4 +328,82 @@ def test_a_member_kubeconfig_with_an_exec_plugin_is_refused_and_its_command_neve
     message = condition(status, "MemberUnreachable")["message"]
     assert "user.exec is refused: an exec plugin would run a program in the hub" in message
     assert not marker.exists(), "the exec command ran in the hub"
+    assert member_a.service(service)["metadata"]["generation"] == before
+
+
+def test_a_member_server_at_a_refused_address_is_never_called_and_names_the_member(
+    fleet: FleetGround,
+) -> None:
+    """Issue 21: member `server` addresses go through the operator's one outbound policy. A
+    kubeconfig Secret (valid CA and token, taken from member-a's) whose server is
+    https://0.0.0.0:<port> (on Linux that reaches the hub's own loopback listeners) is refused
+    as an unspecified address: MemberUnreachable names the member and why, and the listener
+    on that port never sees a connection. (Loopback members are allowed: the harness passes
+    --outbound-allow-loopback to the hub, as to every operator.)"""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepted: list[Any] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = listener.accept()
+            except OSError:
+                continue
+            accepted.append(peer)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        secret = json.loads(
+            fleet.hub.kubectl(
+                "get", "secret", "member-a-kubeconfig", "-n", HUB_NS, "-o", "json"
+            ).stdout
+        )
+        config = yaml.safe_load(base64.b64decode(secret["data"]["kubeconfig"]))
+        for entry in config["clusters"]:
+            entry["cluster"]["server"] = f"https://0.0.0.0:{port}"
+        zero = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "member-a-zero", "namespace": HUB_NS},
+            "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(config).encode()).decode()},
+        }
+        fleet.hub.kubectl("apply", "-f", "-", input=yaml.safe_dump(zero))
+        member_a = fleet.members["member-a"]
+        service = "pay-zero"
+        member_a.deploy(service)
+        before = member_a.service(service)["metadata"]["generation"]
+        manifest = fleet.fleet_manifest(
+            "pay-zero", service, "9.9.7", waves=[{"name": "all", "clusters": ["member-a"]}]
+        )
+        manifest["spec"]["clusters"] = [
+            {
+                "name": "member-a",
+                "region": "eu",
+                "kubeconfigSecretRef": {"name": "member-a-zero", "key": "kubeconfig"},
+            }
+        ]
+        fleet.apply_fleet(manifest)
+
+        status = fleet.wait_fleet(
+            "pay-zero",
+            lambda s: condition(s, "MemberUnreachable").get("status") == "True",
+            60,
+            "MemberUnreachable",
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+    message = condition(status, "MemberUnreachable")["message"]
+    assert "member-a" in message and "its server is refused" in message, message
+    assert "a link-local, metadata or unspecified address" in message, message
+    assert accepted == [], "the hub connected to the refused address"
     assert member_a.service(service)["metadata"]["generation"] == before

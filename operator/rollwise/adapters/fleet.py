@@ -22,6 +22,7 @@ from rollwise.adapters.events import EventRecorder
 from rollwise.adapters.kubeapi import PROGRESSIVE_SERVICES, KubeApi, Resource
 from rollwise.adapters.manifests.types import COMPONENT, Manifest, ObjectRef
 from rollwise.adapters.member_kubeconfig import KubeconfigRefused, sanitised
+from rollwise.adapters.outbound import OutboundPolicy, OutboundRefused, guard_pool_manager
 from rollwise.adapters.status_writer import StatusWriter
 from rollwise.api import GROUP, VERSION
 from rollwise.api import fleet as fleet_api
@@ -43,9 +44,13 @@ class FleetRef(ObjectRef):
 class MemberClients:
     """One ApiClient per member kubeconfig, rebuilt when its Secret changes."""
 
-    def __init__(self, hub: KubeApi, timeout: float) -> None:
+    def __init__(self, hub: KubeApi, timeout: float, policy: OutboundPolicy | None = None) -> None:
         self._hub = hub
         self._timeout = timeout
+        # The one outbound policy (adapters/outbound.py): a member's server is the platform's
+        # (whoever writes the hub's Secrets), so any address but link-local and metadata ones,
+        # and loopback only with --outbound-allow-loopback.
+        self._policy = policy or OutboundPolicy()
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str, str], tuple[str, KubeApi]] = {}
 
@@ -78,6 +83,15 @@ class MemberClients:
         except (ValueError, yaml.YAMLError):
             # Not the parser's text: it quotes the document, which holds the credential.
             raise AdapterError(where, f"key {ref.key} is not a kubeconfig (YAML)") from None
+        server = str(config_dict["clusters"][0]["cluster"]["server"])
+        try:
+            self._policy.check(server, platform=True, what=f"cluster {cluster.name}")
+        except OutboundRefused as err:
+            raise AdapterError(
+                where,
+                f"its server is refused: {err}",
+                fix="point the member's kubeconfig at the member's API server",
+            ) from None
         try:
             configuration = Configuration()
             kubernetes.config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
@@ -92,6 +106,8 @@ class MemberClients:
         # silent network costs one timeout.
         configuration.retries = 0
         client = ApiClient(configuration)
+        # Checked again on every connected socket: a name resolving elsewhere later gains nothing.
+        guard_pool_manager(client.rest_client.pool_manager, self._policy.address_refusal)
         client.user_agent = f"{COMPONENT}-fleet-hub"
         api = KubeApi(client, timeout=self._timeout)
         with self._lock:
@@ -139,9 +155,15 @@ def member_observation(cluster: str, obj: Manifest) -> MemberObservation:
 class FleetAdapter:
     """Hub reads and writes, and member reads and patches."""
 
-    def __init__(self, hub: KubeApi, member_timeout: float = 5.0, instance: str = "") -> None:
+    def __init__(
+        self,
+        hub: KubeApi,
+        member_timeout: float = 5.0,
+        instance: str = "",
+        policy: OutboundPolicy | None = None,
+    ) -> None:
         self.hub = hub
-        self.members = MemberClients(hub, member_timeout)
+        self.members = MemberClients(hub, member_timeout, policy)
         self.instance = instance or COMPONENT
         self.status = StatusWriter(hub, FLEET_ROLLOUTS)
         self.events = EventRecorder(hub, self.instance, component=f"{COMPONENT}-fleet-hub")

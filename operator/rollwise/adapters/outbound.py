@@ -1,11 +1,12 @@
 """The one policy for every URL the operator calls: web gates, Prometheus addresses, lifecycle
-webhooks and notifications.
+webhooks and notifications, and the fleet hub's member API servers.
 
 1. The URL is normalised before it is checked, and the normalised URL is what is requested:
    http or https only, no userinfo (credentials come from Secret references), host lowercased,
    port made explicit, dot-segments resolved (`/api/../admin` is `/admin`, also when written
    `%2e%2e`), no backslash, no fragment.
-2. Who wrote it decides what it may name. A ClusterMetricGate is the platform's: any host. A
+2. Who wrote it decides what it may name. A ClusterMetricGate and a fleet member's kubeconfig
+   Secret (written by the fleet's owners on the hub) are the platform's: any host. A
    namespaced MetricGate and a ProgressiveService's webhooks and notifications are a team's:
    only URLs under a prefix of the operator's outbound allow-list (`--outbound-allow`, chart
    value `outbound.allow`; `--web-gate-allow` is the same list).
@@ -36,6 +37,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
+from urllib3.poolmanager import PoolManager
 
 from rollwise.core.redaction import describe_url
 
@@ -314,28 +316,34 @@ class GuardedAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        refusal = self._refusal
+        guard_pool_manager(self.poolmanager, self._refusal)
 
-        def guarded(base: type[HTTPConnection]) -> type[HTTPConnection]:
-            class Guarded(base):  # type: ignore[valid-type,misc]
-                def _new_conn(self) -> socket.socket:
-                    sock: socket.socket = super()._new_conn()
-                    why = refusal(str(sock.getpeername()[0]))
-                    if why is not None:
-                        sock.close()
-                        raise NewConnectionError(self, f"connection refused by policy: {why}")
-                    return sock
 
-            return Guarded
+def guard_pool_manager(manager: PoolManager, refusal: Callable[[str], str | None]) -> None:
+    """Make every connection of a urllib3 PoolManager check the peer it connected to (requests'
+    sessions above, the Kubernetes client of the fleet hub's members): a refused address is a
+    NewConnectionError before a byte is sent."""
 
-        class Pool(HTTPConnectionPool):
-            ConnectionCls = guarded(HTTPConnection)
+    def guarded(base: type[HTTPConnection]) -> type[HTTPConnection]:
+        class Guarded(base):  # type: ignore[valid-type,misc]
+            def _new_conn(self) -> socket.socket:
+                sock: socket.socket = super()._new_conn()
+                why = refusal(str(sock.getpeername()[0]))
+                if why is not None:
+                    sock.close()
+                    raise NewConnectionError(self, f"connection refused by policy: {why}")
+                return sock
 
-        class TLSPool(HTTPSConnectionPool):
-            ConnectionCls = guarded(HTTPSConnection)  # type: ignore[assignment]
+        return Guarded
 
-        self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": TLSPool}
-        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = guarded(HTTPConnection)
+
+    class TLSPool(HTTPSConnectionPool):
+        ConnectionCls = guarded(HTTPSConnection)  # type: ignore[assignment]
+
+    manager.pool_classes_by_scheme = {"http": Pool, "https": TLSPool}
+    manager.key_fn_by_scheme = dict(manager.key_fn_by_scheme)
 
 
 def parse_allow_list(entries: Iterable[str]) -> tuple[str, ...]:

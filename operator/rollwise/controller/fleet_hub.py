@@ -347,7 +347,11 @@ def run_fleet_hub(settings: OperatorSettings, poll_s: float, resync_s: float) ->
         client, leads, LeadershipMetrics(metrics_registry, leads), timeout=settings.api_timeout_s
     )
     reconciler = FleetReconciler(
-        FleetAdapter(hub, member_timeout=min(5.0, settings.api_timeout_s)),
+        FleetAdapter(
+            hub,
+            member_timeout=min(5.0, settings.api_timeout_s),
+            policy=settings.outbound_policy(),
+        ),
         poll_s=poll_s,
         resync_s=resync_s,
         leads=leads,

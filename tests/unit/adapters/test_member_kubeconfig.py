@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,9 @@ from kubernetes.client import Configuration
 
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.fleet import SECRETS, MemberClients
-from rollwise.adapters.kubeapi import Resource
+from rollwise.adapters.kubeapi import PROGRESSIVE_SERVICES, Resource
 from rollwise.adapters.member_kubeconfig import KubeconfigRefused, sanitised
+from rollwise.adapters.outbound import OutboundPolicy
 from rollwise.api.fleet import FleetCluster
 
 CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
@@ -178,3 +182,89 @@ def test_a_yaml_error_never_quotes_the_secret(tmp_path: Path) -> None:
         MemberClients(hub, timeout=1.0).api_for("fleet", cluster())  # type: ignore[arg-type]
 
     assert "not a kubeconfig" in str(refused.value) and "s3cr3tT0kenXYZ" not in str(refused.value)
+
+
+# ----------------------------------------------------------------------------- the server address
+
+
+class Listener:
+    """A TCP port on 127.0.0.1 that records every byte a client sends it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.received = b""
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            with conn:
+                conn.settimeout(2)
+                try:
+                    while chunk := conn.recv(4096):
+                        self.received += chunk
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    server = Listener()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("server", "why"),
+    [
+        ("https://169.254.169.254", "a link-local, metadata or unspecified address"),
+        ("https://[::ffff:a9fe:a9fe]:443", "a link-local, metadata or unspecified address"),
+        ("https://metadata.google.internal", "a cloud metadata host is never called"),
+        ("https://0.0.0.0:{port}", "a link-local, metadata or unspecified address"),
+        ("https://127.0.0.1:{port}", "loopback address (operator setting"),
+    ],
+)
+def test_a_member_server_the_outbound_policy_refuses_is_an_error_naming_the_cluster(
+    listener: Listener, server: str, why: str
+) -> None:
+    config = kubeconfig({"token": "t"}, server=server.format(port=listener.port))
+    members = MemberClients(Hub(config), timeout=1.0, policy=OutboundPolicy())  # type: ignore[arg-type]
+
+    with pytest.raises(AdapterError) as refused:
+        members.api_for("fleet", cluster())
+
+    assert "Secret fleet/member-kubeconfig (cluster eu): its server is refused" in str(
+        refused.value
+    )
+    assert "cluster eu: URL https://" in str(refused.value) and why in str(refused.value)
+    assert listener.accepted == 0, "nothing connected to the address"
+
+
+def test_a_member_server_resolving_to_a_refused_address_at_connect_time_gets_no_byte(
+    listener: Listener,
+) -> None:
+    """The check at load time saw an allowed address (the name resolved elsewhere then); the
+    connected socket is checked again and closed before TLS or HTTP sends anything."""
+    lying = OutboundPolicy(resolver=lambda host, port: ["10.20.30.40"])
+    config = kubeconfig({"token": "t"}, server=f"https://localhost:{listener.port}")
+    api = MemberClients(Hub(config), timeout=2.0, policy=lying).api_for("fleet", cluster())  # type: ignore[arg-type]
+
+    with pytest.raises(AdapterError) as refused:
+        api.get(PROGRESSIVE_SERVICES, "shop", "payment")
+
+    assert "connection refused by policy" in str(refused.value)
+    assert "a loopback address" in str(refused.value)
+    assert listener.received == b"", "no TLS hello, no request"
