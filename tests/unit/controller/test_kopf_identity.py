@@ -80,7 +80,7 @@ def test_fleet_hub_gives_kopf_the_pod_name_as_identity(
 
     monkeypatch.setenv("POD_NAME", "rollwise-hub-0")
     monkeypatch.setattr(fleet_hub, "connect", lambda *_a, **_k: ApiClient(Configuration()))
-    settings = OperatorSettings(namespaces=("fleet",), health_port=0)
+    settings = OperatorSettings(namespaces=("fleet",), health_port=0, metrics_port=0)
 
     assert fleet_hub.run_fleet_hub(settings, poll_s=1.0, resync_s=30.0) == 0
 
