@@ -19,7 +19,7 @@ N ?= 100,500,1000,2000
 KIND ?= 1
 KIND_NICE ?= 5
 
-.PHONY: check-clean help venv tools test test-unit test-kind lint crds demo demo-sim demo-down bench cluster-up cluster-down clean
+.PHONY: check-clean help venv tools tools-local test test-unit test-kind lint crds demo demo-sim demo-down bench cluster-up cluster-down clean
 
 help: ## this list, generated from the `## ` comments of the targets below
 	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-zA-Z_-]+:[^#]*## / {printf "make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,10 +32,14 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## the virtualenv in .venv (once)
 
-tools: ## build the local control plane and the kind tier into ~/.cache/rollwise [KIND=0: no kind]
+tools: tools-local ## build the local control plane and the kind tier into ~/.cache/rollwise [KIND=0: no kind]
+	$(if $(filter 1,$(KIND)),bash deploy/kind/build.sh,)
+
+# The kwok tier's tools only: what needs no Docker daemon. `make demo-sim` runs inside the test
+# suite while the kind stage owns the daemon, so it must not build (or start) anything of kind.
+tools-local: ## build the local control plane (kwok tier) into ~/.cache/rollwise
 	bash deploy/local/build-tools.sh
 	bash deploy/local/build-promql-shape.sh
-	$(if $(filter 1,$(KIND)),bash deploy/kind/build.sh,)
 
 lint: venv ## ruff, mypy --strict, import-linter, stale-CRD check
 	$(VENV)/bin/ruff format --check operator tests
@@ -69,7 +73,7 @@ test: venv tools lint ## lint + the whole suite, the kind stage beside it (build
 test-kind: venv tools ## the kind stage only: the image, the chart, real pods (tests/kind)
 	$(PY) -m pytest tests/kind --durations=10 $(PYTEST_ARGS)
 
-cluster-up: venv tools ## a local control plane to poke at by hand
+cluster-up: venv tools-local ## a local control plane to poke at by hand
 	$(PY) -m tests.harness.cli up
 
 cluster-down: venv ## stop it
@@ -82,13 +86,13 @@ check-clean: venv ## list (exit 1) any harness process still running
 demo: venv tools ## a real canary and a real rollback, as real pods on a kind cluster
 	$(PY) -m tests.harness.kind_demo
 
-demo-sim: venv tools ## the same story on the kwok proving ground (no Docker, no images) [KEEP=1]
+demo-sim: venv tools-local ## the same story on the kwok proving ground (no Docker, no images) [KEEP=1]
 	$(PY) -m tests.harness.demo $(if $(KEEP),--keep,)
 
 demo-down: venv ## stop what make demo-sim KEEP=1 left running
 	$(PY) -m tests.harness.cli down
 
-bench: venv tools ## benchmarks [N=100,500,...], JSON under tests/bench/results/
+bench: venv tools-local ## benchmarks [N=100,500,...], JSON under tests/bench/results/
 	$(PY) -m tests.bench.run $(if $(N),--n $(N),)
 
 clean: ## remove .venv, .run and the caches

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.harness import argocd_lua, kstatus
 from tests.harness.fleet import (
     HUB_NS,
     FleetGround,
@@ -70,6 +71,15 @@ def plugin(fleet: FleetGround, *args: str) -> str:
     return result.stdout
 
 
+def gitops_health(fleet: FleetGround, name: str) -> tuple[str, str, str]:
+    """(kstatus status, Argo CD health, Argo CD message) of the live FleetRollout, as Flux and
+    Argo CD would read it (deploy/argocd/health-fleetrollout.lua run by a real Lua)."""
+    obj = fleet.fleet(name)
+    [computed] = kstatus.compute([obj])
+    health, message = argocd_lua.health(obj)
+    return computed["status"], health, message
+
+
 def deploy_everywhere(fleet: FleetGround, service: str, **bad: float) -> None:
     for name, member in fleet.members.items():
         member.deploy(service, error_rate=bad.get(name.replace("-", "_"), 0.0))
@@ -93,6 +103,7 @@ def test_a_three_wave_fleet_rollout_completes(fleet: FleetGround) -> None:
     assert spec_version(fleet, "member-c", service) == ("1.0.0", 1)
     view = plugin(fleet, "status", "pay-ok")
     assert "└─ member-a (eu)" in view and "WaitingForApproval" in view
+    assert gitops_health(fleet, "pay-ok")[:2] == ("InProgress", "Suspended")
 
     promoted = plugin(fleet, "promote", "pay-ok", "--wait", "--timeout", "60")
     assert "wave rest approved" in promoted
@@ -114,6 +125,7 @@ def test_a_three_wave_fleet_rollout_completes(fleet: FleetGround) -> None:
     view = plugin(fleet, "status", "pay-ok")
     (fleet.run.log_dir / "fleet-status-succeeded.txt").write_text(view)
     assert view.count("Succeeded") >= 7  # the fleet, three waves, three clusters
+    assert gitops_health(fleet, "pay-ok")[:2] == ("Current", "Healthy")
 
 
 def test_a_bad_version_fails_in_wave_one_and_never_reaches_wave_two(fleet: FleetGround) -> None:
@@ -141,6 +153,9 @@ def test_a_bad_version_fails_in_wave_one_and_never_reaches_wave_two(fleet: Fleet
     view = plugin(fleet, "status", "pay-bad")
     (fleet.run.log_dir / "fleet-status-failed.txt").write_text(view)
     assert "GateFailed" in view
+    ks, health, message = gitops_health(fleet, "pay-bad")
+    assert (ks, health) == ("Failed", "Degraded"), message
+    assert "GateFailed" in message
 
 
 def test_a_fleet_naming_an_unknown_cluster_is_invalid_and_patches_nothing(
@@ -157,6 +172,8 @@ def test_a_fleet_naming_an_unknown_cluster_is_invalid_and_patches_nothing(
     status = fleet.wait_fleet_phase("pay-invalid", "Invalid", timeout=60)
     assert "unknown cluster member-z" in status["message"]
     assert condition(status, "Degraded")["status"] == "True"
+    ks, health, message = gitops_health(fleet, "pay-invalid")
+    assert (ks, health) == ("Failed", "Degraded"), message
     after = {
         name: m.service(service)["metadata"]["generation"] for name, m in fleet.members.items()
     }

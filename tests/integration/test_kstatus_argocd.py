@@ -12,7 +12,8 @@ actions (deploy/argocd/, run by a real Lua), each given the live object as read 
 - Flux's own healthCheckExprs evaluator (github.com/fluxcd/pkg/runtime/cel) with the
   expressions docs/gitops.md ships: the same verdicts as kstatus, and no "Current" before the
   operator wrote a status.
-- A ReleaseTrain's health from its live status.
+- A ReleaseTrain's health (Argo CD and kstatus) from its live status; a failed train and the
+  FleetRollout phases are read the same way in test_release_train.py and test_fleet.py.
 """
 
 from __future__ import annotations
@@ -138,4 +139,6 @@ def test_a_release_train_reads_healthy_from_its_live_status(
     obj = train.get()
 
     assert argocd_lua.health(obj)[0] == "Healthy"
+    [computed] = kstatus.compute([obj])
+    assert computed["status"] == "Current", computed
     assert argocd_lua.discovered(obj) == {"promote": False, "abort": False, "retry": False}

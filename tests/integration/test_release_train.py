@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from kubernetes import client
 
 from rollwise.cli.plugin_train import render_train
+from tests.harness import argocd_lua, kstatus
 from tests.harness.admission import status_writes_frozen
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.rollouts import GROUP, VERSION, Rollouts, service_manifest
@@ -166,6 +167,11 @@ def test_a_failing_second_member_halts_the_third_and_rolls_back_the_first(
     assert events.index("MemberFailed") < events.index("MemberRollingBack")
     assert events[-1] == "TrainFailed"
     assert at(members["a"]["finishedAt"]) >= at(members["b"]["finishedAt"])
+    # What Flux (kstatus) and Argo CD make of the live train: failed now, not at a timeout.
+    live = train.get()
+    [computed] = kstatus.compute([live])
+    assert computed["status"] == "Failed", computed
+    assert argocd_lua.health(live)[0] == "Degraded"
 
 
 def test_a_freeze_window_holds_a_new_version_until_it_ends(

@@ -11,15 +11,29 @@ from __future__ import annotations
 
 import pytest
 from kubernetes.client import ApiClient
+from prometheus_client import CollectorRegistry
 
 from rollwise.adapters.cache import ObjectCache, prime
 from rollwise.adapters.errors import AdapterError
-from rollwise.adapters.kubeapi import METRIC_GATES, REPLICA_SETS, SERVICES, KubeApi
+from rollwise.adapters.kubeapi import (
+    JOBS,
+    METRIC_GATES,
+    PROGRESSIVE_SERVICES,
+    REPLICA_SETS,
+    SERVICES,
+    KubeApi,
+)
 from rollwise.adapters.kubernetes import KubernetesAdapter
-from rollwise.adapters.manifests.types import ServiceRef
+from rollwise.adapters.manifests.builders import migration_job_manifest
+from rollwise.adapters.manifests.types import ServiceRef, owned_selector
 from rollwise.api import GROUP, VERSION
+from rollwise.api.service import ServiceSpec
+from rollwise.controller.metrics import OperatorMetrics
+from rollwise.controller.reconcile import Reconciler
 from rollwise.core import naming
 from rollwise.core.model import ScaleReplicaSet
+from rollwise.core.revision import revision_of
+from tests.harness.rollouts import service_manifest
 from tests.unit.core.world import spec_from
 
 pytestmark = pytest.mark.cluster
@@ -139,3 +153,38 @@ def test_prime_lists_what_rollwise_made_page_by_page(
     gate = cache.get(METRIC_GATES, namespace, "error-rate")
     assert gate is not None and gate["spec"]["provider"]["prometheus"]["query"] == "vector(0)"
     assert count >= 6
+
+
+def test_a_migration_job_still_missing_from_the_cache_holds_a_newer_migration(
+    api_client: ApiClient, namespace: str, rollwise_crds: None
+) -> None:
+    """Version 2.0.0's migration Job was created a moment ago and its watch event has not
+    reached the cache yet (this cache is fed by no watch at all) when 3.0.0 is applied. A
+    migration Job cannot be taken back: the pass that would create 3.0.0's lists the Jobs
+    from the API server first, finds 2.0.0's still running and waits instead."""
+    api = KubeApi(api_client)
+    kube = KubernetesAdapter(api, cache=ObjectCache())
+    manifest = service_manifest(namespace, "2.0.0", name=OWNER, steps=[{"setWeight": 50}])
+    never_runs = {"rollwise.dev/no-such-node": "true"}  # the Job stays active
+    manifest["spec"]["migration"]["template"]["spec"]["nodeSelector"] = never_runs
+    created = api.create(PROGRESSIVE_SERVICES, namespace, manifest)
+    ref = ServiceRef(namespace=namespace, name=OWNER, uid=created["metadata"]["uid"])
+    v2 = ServiceSpec.model_validate(manifest["spec"])
+    running = naming.migration_job_name(OWNER, revision_of(v2), 1)
+    api.create(JOBS, namespace, migration_job_manifest(ref, v2, revision_of(v2), running))
+    manifest["spec"]["version"] = "3.0.0"
+    manifest["spec"]["migration"]["template"]["spec"]["containers"][0]["args"][-1] = "3.0.0"
+    api.patch(PROGRESSIVE_SERVICES, namespace, OWNER, {"spec": manifest["spec"]})
+    reconciler = Reconciler(
+        kube,
+        None,  # type: ignore[arg-type]  # no gate is due: nothing is measured
+        OperatorMetrics(CollectorRegistry()),
+    )
+
+    reconciler.run_pass((namespace, OWNER))
+
+    jobs = {j["metadata"]["name"] for j in api.list(JOBS, namespace, owned_selector(OWNER))}
+    assert jobs == {running}, "a second migration Job was started beside the running one"
+    status = (api.get(PROGRESSIVE_SERVICES, namespace, OWNER) or {})["status"]
+    assert status["phase"] == "Migrating"
+    assert f"waiting for migration Job {running}" in status["message"], status["message"]

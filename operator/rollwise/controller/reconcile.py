@@ -44,6 +44,7 @@ from rollwise.core.decide import decide
 from rollwise.core.gates import verdict_of
 from rollwise.core.migration import migration_pending
 from rollwise.core.model import (
+    CreateMigrationJob,
     EventRecord,
     MetricSample,
     Observed,
@@ -218,6 +219,26 @@ class Reconciler(KindLoop):
         outcomes = self.hooks.outcomes(key) if self.hooks is not None else ()
         observed = replace(observed, samples=samples, hook_outcomes=outcomes)
         plan = decide(spec, status, observed, now)
+        if self.kube.cache is not None and any(
+            isinstance(a, CreateMigrationJob) for a in plan.actions
+        ):
+            # A migration Job cannot be taken back, and one runs at a time per service: that
+            # is decided on the Jobs as stored now. The watch cache may not yet hold a Job
+            # this operator created a moment ago (its watch event still on the way), and a
+            # newer version's pass would then start a second migration beside it.
+            try:
+                listed = self._observe(ref, spec, status, metadata, generation, fresh=True)
+            except AdapterError as err:
+                log.warning("observing failed: %s", err, extra=context)
+                raise RetryLater from err
+            observed = replace(
+                listed,
+                workload=workload,
+                deleting=deleting,
+                samples=samples,
+                hook_outcomes=outcomes,
+            )
+            plan = decide(spec, status, observed, now)
 
         for action in plan.actions:
             try:
@@ -269,8 +290,11 @@ class Reconciler(KindLoop):
         status: ServiceStatus,
         metadata: Mapping[str, Any],
         generation: int,
+        *,
+        fresh: bool = False,
     ) -> Observed:
-        """Everything decide() may know, read in this pass."""
+        """Everything decide() may know, read in this pass (`fresh`: the service's workloads
+        listed from the API server, not the watch cache)."""
         migration_job = status.migration.job if status.migration else None
         revision = revision_of(spec)
         steady = (
@@ -284,7 +308,7 @@ class Reconciler(KindLoop):
             migration_job,
             # Job gates measure through Jobs while a canary runs; only steady state has none.
             jobs_needed=migration_pending(spec, status) or not steady,
-            fresh=steady and self._due_fresh((ref.namespace, ref.name)),
+            fresh=fresh or (steady and self._due_fresh((ref.namespace, ref.name))),
         )
         # Steady state (the declared revision is stable, no canary) never consults a gate:
         # reading them there would cost a lookup per gate on every resync of every Healthy

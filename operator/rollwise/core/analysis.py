@@ -75,26 +75,32 @@ def due_gates(
         if provider.job is not None:
             continue  # measured by its Jobs, which decide() creates and follows
         context = _query_context(observed, status)
+        # Every measurement names its gate's owner: the outbound policy lets a ClusterMetricGate
+        # (platform-owned) call any address and a namespaced MetricGate only the allow-list.
+        base = GateQuery(
+            key=key,
+            gate=ref.name,
+            background=background,
+            address="",
+            query="",
+            timeout_s=0.0,
+            cluster=ref.cluster,
+            namespace=observed.namespace,
+        )
         try:
             if provider.web is not None:
                 request = gatelib.resolve_web(ref.name, gspec, ref, context)
-                query = GateQuery(
-                    key=key,
-                    gate=ref.name,
-                    background=background,
+                query = replace(
+                    base,
                     address=request.url,
                     query=gatelib.describe_web(request),
                     timeout_s=parse_duration(provider.web.timeout),
                     provider=ProviderKind.WEB,
                     web=request,
-                    cluster=ref.cluster,
-                    namespace=observed.namespace,
                 )
             elif provider.influxdb is not None:
-                query = GateQuery(
-                    key=key,
-                    gate=ref.name,
-                    background=background,
+                query = replace(
+                    base,
                     address=provider.influxdb.address,
                     query=gatelib.resolve_query(ref.name, gspec, ref, context),
                     timeout_s=parse_duration(provider.influxdb.timeout),
@@ -102,10 +108,8 @@ def due_gates(
                     params=(("db", provider.influxdb.database),),
                 )
             elif provider.graphite is not None:
-                query = GateQuery(
-                    key=key,
-                    gate=ref.name,
-                    background=background,
+                query = replace(
+                    base,
                     address=provider.graphite.address,
                     query=gatelib.resolve_query(ref.name, gspec, ref, context),
                     timeout_s=parse_duration(provider.graphite.timeout),
@@ -114,18 +118,14 @@ def due_gates(
                 )
             elif gspec.comparison is not None and provider.prometheus is not None:
                 query = comparison_query(
-                    ref, key, background, gspec, context, provider.prometheus, started, now
+                    base, ref, gspec, context, provider.prometheus, started, now
                 )
             elif provider.prometheus is not None:
-                query = GateQuery(
-                    key=key,
-                    gate=ref.name,
-                    background=background,
+                query = replace(
+                    base,
                     address=provider.prometheus.address,
                     query=gatelib.resolve_query(ref.name, gspec, ref, context),
                     timeout_s=parse_duration(provider.prometheus.timeout),
-                    cluster=ref.cluster,  # the outbound policy: whose address this is
-                    namespace=observed.namespace,
                     auth=gatelib.prometheus_auth(provider.prometheus),
                 )
             else:  # pragma: no cover - the provider is a closed one-of
@@ -137,9 +137,8 @@ def due_gates(
 
 
 def comparison_query(
+    base: GateQuery,
     ref: GateRef,
-    key: str,
-    background: bool,
     gspec: MetricGateSpec,
     context: dict[str, str],
     prometheus: PrometheusProvider,
@@ -152,14 +151,13 @@ def comparison_query(
     assert comparison is not None
     canary_query, stable_query = gatelib.resolve_comparison(ref.name, gspec, ref, context)
     start = max(now - timedelta(seconds=parse_duration(comparison.window)), started)
-    return GateQuery(
-        key=key,
-        gate=ref.name,
-        background=background,
+    return replace(
+        base,
         address=prometheus.address,
         query=canary_query,
         timeout_s=parse_duration(prometheus.timeout),
         provider=ProviderKind.PROMETHEUS,
+        auth=gatelib.prometheus_auth(prometheus),
         comparison=RangeQuery(
             stable_query=stable_query,
             start=start,

@@ -103,6 +103,9 @@ class FleetConditionType(StrEnum):
     DEGRADED = "Degraded"
     MEMBER_UNREACHABLE = "MemberUnreachable"
     WAITING_FOR_APPROVAL = "WaitingForApproval"
+    # kstatus (Flux, cli-utils): Reconciling -> InProgress, Stalled -> Failed
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class FleetReason(StrEnum):

@@ -19,12 +19,13 @@ from prometheus_client import CollectorRegistry
 from rollwise.adapters.credentials import CredentialError, SecretReader, SecretValues
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.outbound import OutboundPolicy
+from rollwise.adapters.providers.comparison import ComparisonProvider
 from rollwise.adapters.providers.prometheus import PrometheusProvider
 from rollwise.adapters.providers.web import WebProvider
 from rollwise.adapters.webhooks import HookMetrics, HookSender
 from rollwise.api.service import ServiceSpec
 from rollwise.controller.logs import JsonFormatter
-from rollwise.core.model import GateAuth, GateQuery, WebRequest
+from rollwise.core.model import GateAuth, GateQuery, RangeQuery, WebRequest
 from tests.harness.receiver import Receiver
 from tests.harness.wait import wait_for
 from tests.unit.adapters.test_webhooks import KEY, Woken, call
@@ -288,3 +289,21 @@ def test_a_header_secret_that_is_missing_or_not_one_line_fails_the_call_and_send
     assert not outcome.ok and why in (outcome.error or "")
     assert MARKER not in (outcome.error or "")
     assert receiver.received() == []
+
+
+def test_a_comparison_gate_sends_its_prometheus_bearer_from_the_secret(echo: str) -> None:
+    """Both range queries of a comparison gate carry the gate's credential, like a plain
+    Prometheus gate's query (before, a comparison gate sent none)."""
+    secrets = Secrets({("shop", "prom"): {"t": MARKER}})
+    reader = SecretReader(secrets, "rollwise-system", SecretValues())
+    policy = OutboundPolicy((echo + "/",), allow_loopback=True)
+    window = RangeQuery(stable_query="up", start=NOW, end=NOW, step_s=15)
+    query = GateQuery(
+        key="c", gate="c", background=False, address=echo, query="up", timeout_s=2,
+        cluster=False, namespace="shop", auth=GateAuth(bearer=("prom", "t")), comparison=window,
+    )  # fmt: skip
+
+    sample = ComparisonProvider(policy=policy, secrets=reader).measure(query, NOW)
+
+    assert Echo.seen and Echo.seen[0].get("authorization") == f"Bearer {MARKER}"
+    assert MARKER not in str(sample.error)

@@ -328,3 +328,49 @@ def test_a_comparison_gates_revision_placeholder_is_declared_and_typed_like_a_la
         "cmp", gate, GateRef(name="cmp"), CONTEXT | {"canary.revision": 'a"} or vector(1) #'}
     )
     assert 'revision="a\\"} or vector(1) #"' in canary and 'revision="def"' in stable
+
+
+PROVIDERS: dict[str, dict[str, Any]] = {
+    "prometheus": {"provider": {"prometheus": {"address": "http://prom:9090", "query": "up"}}},
+    "comparison": {
+        "provider": {"prometheus": {"address": "http://prom:9090", "query": QUERY}},
+        "comparison": {"window": "5m", "step": "15s", "minSamples": 10},
+        "thresholdRange": None,
+    },
+    "influxdb": {
+        "provider": {
+            "influxdb": {"address": "http://influx:8086", "database": "m", "query": "SELECT 1"}
+        }
+    },
+    "graphite": {"provider": {"graphite": {"address": "http://graphite", "target": "a.b"}}},
+    "web": {"provider": {"web": {"url": "http://slo.internal/v", "jsonPath": "$.v"}}},
+}
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["MetricGate", "ClusterMetricGate"])
+@pytest.mark.parametrize("kind", sorted(PROVIDERS))
+def test_every_measurement_names_whose_gate_it_is_for_the_outbound_policy(
+    kind: str, cluster: bool
+) -> None:
+    """The outbound policy lets a ClusterMetricGate call any address and a namespaced one only
+    the allow-list: every provider's query says which it is, and the service's namespace."""
+    wire = {k: v for k, v in PROVIDERS[kind].items() if v is not None}
+    gate = MetricGateSpec.model_validate(
+        {"interval": "10s", "count": 1, "thresholdRange": {"max": 1}} | wire
+        if "comparison" not in wire
+        else {"interval": "10s", "count": 1} | wire
+    )
+    steps = [{"setWeight": 25}, {"analysis": {"gates": [{"name": "g", "cluster": cluster}]}}]
+    spec = spec_from(strategy={"canary": {"steps": steps}})
+    world = World(spec=spec, gates={("cluster:" if cluster else "") + "g": gate})
+    world.reach("Healthy")
+    world.spec = released(world.spec, "2.0.0")
+    queries: list[GateQuery] = []
+    for _ in range(20):  # the passes up to the analysis step's first measurement
+        world.now += timedelta(seconds=5)
+        queries = due_gates(world.spec, world.status, world.observed(), world.now)
+        if queries:
+            break
+        world.step()
+
+    assert [(q.gate, q.cluster, q.namespace) for q in queries] == [("g", cluster, "shop")]

@@ -192,6 +192,11 @@ def test_spec_rejects_unknown_cluster_names_and_clusters_with_selector() -> None
 # ----------------------------------------------------------------------------- waves
 
 
+def kstatus_conditions(status: FleetRolloutStatus) -> dict[str, str]:
+    """What kstatus (Flux) reads: Reconciling -> InProgress, Stalled -> Failed."""
+    return {c.type: c.status for c in status.conditions if c.type in ("Reconciling", "Stalled")}
+
+
 def test_three_waves_complete_in_order_and_each_member_is_patched_once() -> None:
     world = World(fleet_spec())
     status = world.run()
@@ -207,6 +212,7 @@ def test_three_waves_complete_in_order_and_each_member_is_patched_once() -> None
     )
     ready = next(c for c in status.conditions if c.type == ConditionType.READY)
     assert ready.status == "True"
+    assert kstatus_conditions(status) == {"Reconciling": "False", "Stalled": "False"}
 
 
 def test_no_member_of_a_later_wave_is_patched_before_the_earlier_wave_succeeded() -> None:
@@ -320,6 +326,7 @@ def test_a_failed_wave_halts_and_later_waves_never_get_the_version() -> None:
     assert world.member_phase("eu-1") is MemberPhase.FAILED
     assert {world.member_phase(n) for n in ("us-1", "us-2", "ap-1")} == {MemberPhase.SKIPPED}
     assert "GateFailed" in (status.message or "")
+    assert kstatus_conditions(status) == {"Reconciling": "False", "Stalled": "True"}
     for _ in range(5):  # halted stays halted: nothing more is patched
         assert world.step().patches == ()
 

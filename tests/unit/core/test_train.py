@@ -119,6 +119,8 @@ def test_members_start_in_after_order_one_at_a_time() -> None:
     assert a is not None and a.release is not None and a.release.version == "2.0"
     assert a.previous is None and a.previous_version == "1.0" and a.started_at == NOW
     assert reasons(plan) == [Reason.RELEASE_STARTED, Reason.MEMBER_STARTED]
+    kstatus = {c.type: c.status for c in plan.status.conditions}
+    assert (kstatus["Reconciling"], kstatus["Stalled"]) == ("True", "False")
 
 
 def test_a_promoted_member_lets_the_next_start_and_all_promoted_succeeds() -> None:
@@ -201,6 +203,8 @@ def test_halt_policy_halts_the_rest_and_keeps_the_promoted() -> None:
     assert b is not None and b.release is None  # declares what it runs again: its own spec
     assert plan.status.failure is not None and plan.status.failure.service == "b"
     assert Reason.MEMBER_FAILED in reasons(plan) and Reason.TRAIN_HALTED in reasons(plan)
+    kstatus = {c.type: c.status for c in plan.status.conditions}
+    assert (kstatus["Stalled"], kstatus["Reconciling"]) == ("True", "False")
 
 
 def test_rollback_policy_rolls_promoted_members_back_last_promoted_first() -> None:

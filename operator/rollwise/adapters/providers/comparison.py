@@ -13,8 +13,10 @@ from typing import Any
 
 import requests
 
+from rollwise.adapters.credentials import CredentialError, SecretReader
 from rollwise.adapters.outbound import OutboundPolicy, OutboundRefused
 from rollwise.adapters.providers.metric_http import PolicedSessions, unreachable
+from rollwise.adapters.providers.prometheus import auth_headers
 from rollwise.core.model import GateQuery, MetricSample
 
 log = logging.getLogger("rollwise.adapters.providers.comparison")
@@ -49,10 +51,18 @@ class ComparisonProvider:
     """Two `/api/v1/query_range` calls per measurement, through the outbound policy (as every
     provider), no retries inside a measurement (the gate's interval is the retry)."""
 
-    def __init__(self, pool_size: int = 8, policy: OutboundPolicy | None = None) -> None:
+    def __init__(
+        self,
+        pool_size: int = 8,
+        policy: OutboundPolicy | None = None,
+        secrets: SecretReader | None = None,
+    ) -> None:
         self.sessions = PolicedSessions(policy, pool_size)
+        self.secrets = secrets  # the gate's bearer token or basic auth, as a plain gate's
 
-    def _range(self, address: str, query: str, window: Any, timeout: float) -> tuple[float, ...]:
+    def _range(
+        self, address: str, query: str, window: Any, timeout: float, headers: dict[str, str]
+    ) -> tuple[float, ...]:
         response = self.sessions.session(address).get(
             f"{address}/api/v1/query_range",
             params={
@@ -63,6 +73,7 @@ class ComparisonProvider:
                 "timeout": f"{timeout:g}s",
             },
             timeout=timeout,
+            headers=headers,
         )
         if response.status_code >= 300:
             raise RangeResultError(
@@ -89,8 +100,13 @@ class ComparisonProvider:
         except OutboundRefused as err:
             return sample(error=str(err))
         try:
-            canary = self._range(address, query.query, window, query.timeout_s)
-            stable = self._range(address, window.stable_query, window, query.timeout_s)
+            headers = auth_headers(self.secrets, query)
+        except CredentialError as err:
+            owner = "ClusterMetricGate " if query.cluster else f"MetricGate {query.namespace}/"
+            return sample(error=f"{owner}{query.gate}: {err}")
+        try:
+            canary = self._range(address, query.query, window, query.timeout_s, headers)
+            stable = self._range(address, window.stable_query, window, query.timeout_s, headers)
         except RangeResultError as err:
             return sample(error=str(err))
         except requests.RequestException as err:

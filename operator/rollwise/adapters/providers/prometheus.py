@@ -115,6 +115,24 @@ def _unreachable(address: str, err: requests.RequestException, timeout: float) -
     return f"Prometheus at {shown} is unreachable: {connection_failure(err)}"
 
 
+def auth_headers(secrets: SecretReader | None, query: GateQuery) -> dict[str, str]:
+    """The Authorization header of a Prometheus gate from its Secret, read now; {} without
+    one; CredentialError naming what is missing."""
+    auth = query.auth
+    if auth is None:
+        return {}
+    if secrets is None:
+        raise CredentialError("a secretRef: this operator reads no Secrets")
+    namespace = secrets.namespace_for(query.cluster, query.namespace)
+    if auth.bearer is not None:
+        return {"Authorization": f"Bearer {secrets.value(namespace, *auth.bearer)}"}
+    if auth.basic_password is not None:
+        password = secrets.value(namespace, *auth.basic_password)
+        pair = base64.b64encode(f"{auth.basic_user}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {pair}"}
+    return {}
+
+
 class PrometheusProvider:
     """Prometheus through prometheus_api_client: one PrometheusConnect per address, cached.
 
@@ -133,22 +151,6 @@ class PrometheusProvider:
         self.secrets = secrets
         self._clients: dict[str, PrometheusConnect] = {}
         self._lock = threading.Lock()
-
-    def _auth_headers(self, query: GateQuery) -> dict[str, str]:
-        """The Authorization header from the gate's Secret, read now; {} without one."""
-        auth = query.auth
-        if auth is None:
-            return {}
-        if self.secrets is None:
-            raise CredentialError("a secretRef: this operator reads no Secrets")
-        namespace = self.secrets.namespace_for(query.cluster, query.namespace)
-        if auth.bearer is not None:
-            return {"Authorization": f"Bearer {self.secrets.value(namespace, *auth.bearer)}"}
-        if auth.basic_password is not None:
-            password = self.secrets.value(namespace, *auth.basic_password)
-            pair = base64.b64encode(f"{auth.basic_user}:{password}".encode()).decode()
-            return {"Authorization": f"Basic {pair}"}
-        return {}
 
     def _client(self, address: str, headers: dict[str, str] | None = None) -> PrometheusConnect:
         # One client per address and credential (a digest of it: no credential as a key).
@@ -194,7 +196,7 @@ class PrometheusProvider:
             return sample(error=str(err))
         address = normal.url.rstrip("/")
         try:
-            headers = self._auth_headers(query)
+            headers = auth_headers(self.secrets, query)
         except CredentialError as err:
             return sample(error=f"{owner}{query.gate}: {err}")
 

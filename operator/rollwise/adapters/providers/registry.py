@@ -52,7 +52,7 @@ class MetricProviders:
         return cls(
             PrometheusProvider(pool_size=pool_size, policy=policy, secrets=secrets),
             web or WebProvider(policy, pool_size=pool_size),
-            ComparisonProvider(pool_size=pool_size, policy=policy),
+            ComparisonProvider(pool_size=pool_size, policy=policy, secrets=secrets),
             InfluxDBProvider(pool_size=pool_size, policy=policy),
             GraphiteProvider(pool_size=pool_size, policy=policy),
         )

@@ -113,6 +113,9 @@ def _conditions(
         FleetPhase.ROLLING_BACK,
         FleetPhase.INVALID,
     )
+    # kstatus reads Stalled as Failed at once: a Kustomization waiting on the fleet fails now,
+    # not at its timeout. A fleet still rolling back is not there yet (Reconciling).
+    stalled = phase in (FleetPhase.FAILED, FleetPhase.ROLLED_BACK, FleetPhase.INVALID)
     if unreachable:
         names = ", ".join(
             f"{m.name} (since {m.unreachable_since.isoformat() if m.unreachable_since else '?'}"
@@ -127,6 +130,8 @@ def _conditions(
         (FleetConditionType.READY, phase is FleetPhase.SUCCEEDED, phase.value, message),
         (FleetConditionType.PROGRESSING, active, phase.value, message),
         (FleetConditionType.DEGRADED, degraded, phase.value, message),
+        (FleetConditionType.RECONCILING, active, phase.value, message),
+        (FleetConditionType.STALLED, stalled, phase.value, message),
         (
             FleetConditionType.WAITING_FOR_APPROVAL,
             phase is FleetPhase.WAITING_FOR_APPROVAL,

@@ -57,21 +57,22 @@ def finish(t: TrainPass) -> None:
             t.event(Reason.TRAIN_FROZEN, message)
     generation = t.observed.generation
     conditions = [c for c in t.status.conditions if c.type != ConditionType.INVALID]
+    moving = phase in (
+        TrainPhase.PENDING,
+        TrainPhase.PROGRESSING,
+        TrainPhase.FROZEN,
+        TrainPhase.ROLLING_BACK,
+    )
+    ended_badly = phase in (TrainPhase.HALTED, TrainPhase.FAILED)
     wanted = [
         (ConditionType.READY, phase is TrainPhase.SUCCEEDED),
-        (
-            ConditionType.PROGRESSING,
-            phase
-            in (
-                TrainPhase.PENDING,
-                TrainPhase.PROGRESSING,
-                TrainPhase.FROZEN,
-                TrainPhase.ROLLING_BACK,
-            ),
-        ),
-        (ConditionType.DEGRADED, phase in (TrainPhase.HALTED, TrainPhase.FAILED)),
+        (ConditionType.PROGRESSING, moving),
+        (ConditionType.DEGRADED, ended_badly),
         (ConditionType.FROZEN, phase is TrainPhase.FROZEN),
-        (ConditionType.INVALID, False),
+        # kstatus (Flux, cli-utils): InProgress while moving, Failed at once when it ended badly
+        (ConditionType.RECONCILING, moving),
+        (ConditionType.STALLED, ended_badly),
+        (ConditionType.INVALID, False),  # last: it was taken out above and comes back here
     ]
     for ctype, value in wanted:
         reason = (
@@ -88,15 +89,15 @@ def invalid_status(
 ) -> TrainStatus:
     """The stored status with Invalid=True naming what is wrong with the spec; nothing else
     changes (what runs keeps running, no member starts)."""
-    conditions = set_condition(
-        status.conditions,
-        ConditionType.INVALID,
-        True,
-        Reason.TRAIN_INVALID,
-        message,
-        generation,
-        now,
-    )
+    conditions = status.conditions
+    for ctype, value in (
+        (ConditionType.INVALID, True),
+        (ConditionType.STALLED, True),  # kstatus: Failed until the spec is fixed
+        (ConditionType.RECONCILING, False),
+    ):
+        conditions = set_condition(
+            conditions, ctype, value, Reason.TRAIN_INVALID, message, generation, now
+        )
     return checked_update(
         status, {"conditions": conditions, "message": message, "observed_generation": generation}
     )
