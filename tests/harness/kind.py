@@ -999,7 +999,7 @@ def start_stage(run_: HarnessRun, extra_tags: Sequence[str] = ()) -> Stage:
             cluster.create()
             cluster.install_prometheus()
             cluster.install_traefik()
-            cluster.load(pins["KIND_APP_IMAGE"])  # while the release builds
+            cluster.load_archive(image_archive(pins["KIND_APP_IMAGE"]))  # while it builds
             builder.join()
             if errors:
                 raise errors[0]
