@@ -2,10 +2,12 @@
 the namespace and the operator) installs a running operator with `kubectl apply -f` alone, as a
 user without helm does: two Ready pods on the release's image, and a ProgressiveService rolled
 to a new version step by step. The chart's release is removed first (this file runs last,
-after test_uninstall.py)."""
+after test_uninstall.py). And the release's SHA256SUMS, which the README checks first, covers
+the image archive the stage loaded."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from tests.harness import kind
@@ -60,3 +62,17 @@ def test_the_install_manifest_runs_the_operator_that_rolls_out_a_new_version(
         if h["event"] == "StepCompleted" and h.get("revision") == revision
     ]
     assert steps == [0, 1], "the canary's two steps, each once"
+
+
+def test_the_release_checksums_cover_the_image_archive_the_stage_loaded(
+    kind_stage: KindStage,
+) -> None:
+    release = kind_stage.release
+    lines = (release.dist / "SHA256SUMS").read_text().splitlines()
+    sums = {name: digest for digest, name in (line.split("  ", 1) for line in lines)}
+
+    assert release.image_archive.name in sums and release.chart.name in sums
+    assert release.install_manifest.name in sums
+    for name, digest in sums.items():
+        with (release.dist / name).open("rb") as handle:
+            assert hashlib.file_digest(handle, "sha256").hexdigest() == digest, name
