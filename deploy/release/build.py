@@ -11,9 +11,11 @@
     SHA256SUMS                          sha256 of every file above
     release.json                        what was built (and why the image was not), for CI
 
-The checkout is never modified: the version is written into a staged copy (build/release/).
-The image is built with `docker build` when a Docker daemon answers (or by the kind tier's
-deploy/kind/build-image.sh when it exists); otherwise release.json says why it was skipped.
+The checkout is never modified: the version is written into a staged copy (a temporary
+folder, removed afterwards, so that two builds may run at once). The image is built with
+`docker build` when a Docker daemon answers, else on the kind tier's private daemon
+(deploy/kind/dockerd.sh, started for the build and stopped after it); otherwise release.json
+says why it was skipped.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -167,39 +171,59 @@ def _kind_env() -> dict[str, str]:
     return {**os.environ, **values}
 
 
-def _docker_build(staging: Path, reference: str, env: dict[str, str], dist: Path) -> Path:
-    args = ["docker", "build", "-q", "-t", reference]
+@dataclass(frozen=True)
+class ImageOptions:
+    """How the image is built: `builder_tag` also tags the Dockerfile's builder stage, so that
+    its dependency layer is no dangling image that `docker image prune` would take from the
+    next build's cache (the kind tier prunes after each run)."""
+
+    builder_tag: str | None = None
+
+
+def _docker(*args: str, env: dict[str, str], what: str) -> None:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise ReleaseError(f"{what} failed:\n{(done.stderr or done.stdout)[-2000:]}")
+
+
+def _docker_build(
+    staging: Path, reference: str, env: dict[str, str], dist: Path, options: ImageOptions
+) -> Path:
+    """`docker build` of the staged Dockerfile, then `docker save` of the one reference."""
+    common = ["build", "-q"]
     if env.get("PYTHON_IMAGE"):
-        args += ["--build-arg", f"PYTHON_IMAGE={env['PYTHON_IMAGE']}"]
-    done = subprocess.run(
-        [*args, str(staging)], capture_output=True, text=True, env=env, check=False
-    )
-    if done.returncode != 0:
-        raise ReleaseError(f"docker build of {reference} failed:\n{done.stderr[-2000:]}")
+        common += ["--build-arg", f"PYTHON_IMAGE={env['PYTHON_IMAGE']}"]
+    if options.builder_tag:
+        _docker(
+            *common,
+            "--target",
+            "builder",
+            "-t",
+            options.builder_tag,
+            str(staging),
+            env=env,
+            what=f"docker build of the builder stage ({options.builder_tag})",
+        )
+    _docker(*common, "-t", reference, str(staging), env=env, what=f"docker build of {reference}")
     tarball = dist / f"rollwise-image-{reference.rsplit(':', 1)[1]}.tar"
-    done = subprocess.run(
-        ["docker", "save", "-o", str(tarball), reference],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise ReleaseError(f"docker save of {reference} failed:\n{done.stderr[-2000:]}")
+    _docker("save", "-o", str(tarball), reference, env=env, what=f"docker save of {reference}")
+    tarball.chmod(0o644)  # docker save writes 0600; a release file is readable like the others
     return tarball
 
 
-def build_image(staging: Path, image: str, version: str, dist: Path) -> dict[str, str]:
+def build_image(
+    staging: Path, image: str, version: str, dist: Path, options: ImageOptions = ImageOptions()
+) -> dict[str, str]:
     """The operator image from the Dockerfile, saved as a tarball; or why it was not built.
 
     A Docker daemon that answers is used as it is. Without one, the kind tier's private daemon
     (deploy/kind/dockerd.sh) is started for the build and stopped after it, with the base image
-    its build provides (PYTHON_IMAGE)."""
+    the kind tier built (PYTHON_IMAGE)."""
     reference = f"{image}:{version}"
     if docker_reachable():
         return {
             "image": reference,
-            "file": _docker_build(staging, reference, dict(os.environ), dist).name,
+            "file": _docker_build(staging, reference, dict(os.environ), dist, options).name,
         }
     if not (KIND / "dockerd.sh").exists():
         return {
@@ -213,10 +237,27 @@ def build_image(staging: Path, image: str, version: str, dist: Path) -> dict[str
     if started:
         run("bash", KIND / "dockerd.sh", "start")
     try:
-        # The base where python:3.11-slim cannot be pulled (idempotent: built once).
-        if (KIND / "build.sh").exists():
-            run("bash", KIND / "build.sh", "python-image")
-        tarball = _docker_build(staging, reference, env, dist)
+        base = env.get("PYTHON_IMAGE", "")
+        if (
+            base
+            and subprocess.run(
+                ["docker", "image", "inspect", base], capture_output=True, env=env, check=False
+            ).returncode
+        ):
+            raise ReleaseError(
+                f"the kind tier's daemon has no base image {base}: build it once with "
+                "`bash deploy/kind/build.sh python-image` (or `make tools`)"
+            )
+        tarball = _docker_build(
+            staging,
+            reference,
+            env,
+            dist,
+            options,
+        )
+        # The archive is the product: the private daemon's data-root does not keep a copy of
+        # every version built (the builder stage's layers stay, for the next build's cache).
+        _docker("rmi", reference, env=env, what=f"docker rmi {reference}")
     finally:
         if started:
             run("bash", KIND / "dockerd.sh", "stop")
@@ -248,13 +289,36 @@ def sha256(path: Path) -> str:
 
 
 def build(
-    version: str, image: str, dist: Path, helm: Path, python: Path, with_image: bool
+    version: str,
+    image: str,
+    dist: Path,
+    helm: Path,
+    python: Path,
+    with_image: bool,
+    image_options: ImageOptions = ImageOptions(),
 ) -> dict[str, Any]:
     """Build every artifact of `version` into `dist`; returns what release.json records."""
     if not SEMVER.match(version):
         raise ReleaseError(f"VERSION {version!r} is not a semantic version like 1.2.3")
     notes = changelog_section((REPO / "CHANGELOG.md").read_text(), version)
-    staging = stage(version, image, REPO / "build" / "release")
+    with tempfile.TemporaryDirectory(prefix="rollwise-release-") as scratch:
+        return _build(
+            version, image, dist, helm, python, with_image, image_options, notes, Path(scratch)
+        )
+
+
+def _build(
+    version: str,
+    image: str,
+    dist: Path,
+    helm: Path,
+    python: Path,
+    with_image: bool,
+    image_options: ImageOptions,
+    notes: str,
+    scratch: Path,
+) -> dict[str, Any]:
+    staging = stage(version, image, scratch / "src")
     if dist.exists():
         shutil.rmtree(dist)
     dist.mkdir(parents=True)
@@ -269,7 +333,7 @@ def build(
     (dist / f"rollwise-crds-{version}.yaml").write_text(crds_manifest(chart))
     (dist / f"RELEASE-NOTES-{version}.md").write_text(notes)
     image_result = (
-        build_image(staging, image, version, dist)
+        build_image(staging, image, version, dist, image_options)
         if with_image
         else {
             "image": f"{image}:{version}",
@@ -312,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         "--python", type=Path, default=Path(sys.executable), help="a Python with `build` installed"
     )
     parser.add_argument("--no-image", action="store_true", help="skip the image")
+    parser.add_argument(
+        "--builder-tag",
+        default=None,
+        help="also tag the Dockerfile's builder stage (its dependency layer stays cached)",
+    )
     args = parser.parse_args(argv)
     try:
         helm = args.helm or find_helm()
@@ -322,12 +391,16 @@ def main(argv: list[str] | None = None) -> int:
             helm,
             args.python,
             with_image=not args.no_image,
+            image_options=ImageOptions(args.builder_tag),
         )
     except ReleaseError as error:
         print(f"make release: {error}", file=sys.stderr)
         return 1
+    shown = args.dist.resolve()
+    if shown.is_relative_to(Path.cwd()):
+        shown = shown.relative_to(Path.cwd())
     for name in record["files"]:
-        print(f"dist/{name}")
+        print(shown / name)
     image = record["image"]
     print(f"image {image['image']}: " + (image.get("file") or f"not built ({image['skipped']})"))
     return 0

@@ -1,7 +1,10 @@
 """The kind tier: rollwise as users run it, as real pods on a real kind cluster.
 
-The operator image is built from the project's Dockerfile, loaded into a kind cluster and
-installed by the chart as shipped; the workloads (the demo app in ``deploy/kind/app/``, its
+The operator is installed from a release: ``make release``'s builder
+(``deploy/release/build.py``) builds the image from the project's Dockerfile and saves it, with
+the chart package and the install manifest, into a dist folder; the image archive is loaded
+into a kind cluster (``kind load image-archive``) and the chart package installed by helm, as a
+user installs from ``dist/``. The workloads (the demo app in ``deploy/kind/app/``, its
 migration Job), Prometheus and Traefik (the Gateway API data plane) run as pods beside it. The
 pieces are built once per machine by ``deploy/kind/build.sh`` (``make tools``); a private
 Docker daemon (``deploy/kind/dockerd.sh``) is started when none runs and stopped afterwards,
@@ -20,6 +23,7 @@ import logging
 import os
 import secrets
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 
 KIND_DIR = paths.REPO_ROOT / "deploy" / "kind"
 CHART = paths.REPO_ROOT / "charts" / "rollwise"
+RELEASE_BUILDER = paths.REPO_ROOT / "deploy" / "release" / "build.py"
 RELEASE = "rollwise"
 OPERATOR_NAMESPACE = "rollwise-system"
 MONITORING = "monitoring"
@@ -217,25 +222,53 @@ def leftovers() -> list[str]:
 # --------------------------------------------------------------------------- images
 
 
-def build_operator_image(run_: HarnessRun, tag: str) -> str:
-    """``docker build`` of the project's Dockerfile, unchanged, with its base as a build-arg
-    (``PYTHON_IMAGE``; the local stand-in where python:3.11-slim cannot be pulled). The
-    builder stage is tagged too (``<repository>-builder:cache``), so that its layers (the
-    dependencies) are not dangling images that a prune would take from the next run's cache."""
+@dataclass(frozen=True)
+class Release:
+    """What ``make release`` built into a dist folder, as a user gets it."""
+
+    dist: Path
+    version: str
+    image: str  # the reference the chart package and the install manifest pin
+    image_archive: Path  # rollwise-image-<v>.tar (``docker save``)
+    chart: Path  # rollwise-<v>.tgz
+    install_manifest: Path  # rollwise-install-<v>.yaml: CRDs + operator
+
+
+def release_version() -> str:
+    """The kind stage's release: a pre-release of the checkout's version. It is the same on
+    every run, so the image build's dependency layer (the staged pyproject.toml, which carries
+    the version) stays cached."""
+    text = (paths.REPO_ROOT / "pyproject.toml").read_text()
+    (line,) = [x for x in text.splitlines() if x.startswith("version = ")]
+    return line.split('"')[1] + "-dev.0"
+
+
+def build_release(run_: HarnessRun, dist: Path) -> Release:
+    """``make release`` (deploy/release/build.py) into ``dist``, image included, on the kind
+    tier's daemon: the Dockerfile unchanged, its base as a build-arg (``PYTHON_IMAGE``, the
+    local stand-in where python:3.11-slim cannot be pulled). The builder stage is tagged too
+    (``<repository>-builder:cache``), so that its layers (the dependencies) are not dangling
+    images that a prune would take from the next run's cache."""
     pins = settings()
-    ref = f"{pins['ROLLWISE_IMAGE']}:{tag}"
-    base = ["docker", "build", "--network", "host"]
-    base += ["--build-arg", f"PYTHON_IMAGE={pins['PYTHON_IMAGE']}"]
-    output = []
-    with run_.timed("kind: operator image build"):
-        for extra in (
-            ["--target", "builder", "-t", f"{pins['ROLLWISE_IMAGE']}-builder:cache"],
-            ["-t", ref],
-        ):
-            done = run([*base, *extra, str(paths.REPO_ROOT)], timeout=900)
-            output.append(done.stdout + done.stderr)
-    (run_.log_dir / "operator-image-build.log").write_text("\n".join(output))
-    return ref
+    version = release_version()
+    env = {**tool_env(), "PYTHON_IMAGE": pins["PYTHON_IMAGE"]}
+    argv = [sys.executable, str(RELEASE_BUILDER), "--version", version]
+    argv += ["--image", pins["ROLLWISE_IMAGE"], "--dist", str(dist)]
+    argv += ["--builder-tag", f"{pins['ROLLWISE_IMAGE']}-builder:cache"]
+    with run_.timed("kind: release build (make release, image included)"):
+        done = run(argv, env=env, timeout=900)
+    (run_.log_dir / "release-build.log").write_text(done.stdout + done.stderr)
+    record = json.loads((dist / "release.json").read_text())
+    if "file" not in record["image"]:
+        raise KindError(f"make release built no image: {record['image']}")
+    return Release(
+        dist=dist,
+        version=version,
+        image=record["image"]["image"],
+        image_archive=dist / record["image"]["file"],
+        chart=dist / record["chart"],
+        install_manifest=dist / f"rollwise-install-{version}.yaml",
+    )
 
 
 # --------------------------------------------------------------------------- a cluster
@@ -247,6 +280,8 @@ class KindCluster:
 
     run_: HarnessRun
     name: str = field(default_factory=lambda: f"rw-{secrets.token_hex(3)}")
+    # What `helm install` installs: the release's chart package once the stage has built it.
+    chart: Path = CHART
     gateway_port: int = field(default_factory=free_port)
     prometheus_port: int = field(default_factory=free_port)
     traefik_api_port: int = field(default_factory=free_port)
@@ -423,24 +458,23 @@ class KindCluster:
 
     # ------------------------------------------------------------------ the operator
 
-    def helm_install(self, image: str, *values: str, upgrade: bool = False) -> None:
-        """The chart as shipped: only the image, the platform's outbound allow-list (the
-        example gates' in-cluster Prometheus, docs/security.md) and what a test passes set."""
-        repository, tag = image.rsplit(":", 1)
+    def helm_install(self, *values: str, image: str | None = None, upgrade: bool = False) -> None:
+        """The chart (the release's package) as shipped: its pinned image unless ``image`` says
+        otherwise, the platform's outbound allow-list (the example gates' in-cluster
+        Prometheus, docs/security.md) and what a test passes set."""
         verb = ["upgrade"] if upgrade else ["install", "--create-namespace"]
+        pinned: list[str] = []
+        if image is not None:
+            repository, tag = image.rsplit(":", 1)
+            pinned = ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}"]
         with self.run_.timed(f"kind: helm {verb[0]}"):
             self.helm(
                 *verb,
                 RELEASE,
-                str(CHART),
+                str(self.chart),
                 "-n",
                 OPERATOR_NAMESPACE,
-                "--set",
-                f"image.repository={repository}",
-                "--set",
-                f"image.tag={tag}",
-                "--set",
-                "image.pullPolicy=Never",
+                *pinned,
                 "--set",
                 f"outbound.allow={{{PROMETHEUS_URL}/}}",
                 *values,
@@ -921,20 +955,27 @@ class Rollout:
 
 @dataclass
 class Stage:
-    """A running kind stage: the daemon, the cluster, the operator installed by the chart."""
+    """A running kind stage: the daemon, the cluster, the operator installed from the release
+    (its image archive loaded, its chart package installed by helm)."""
 
     run_: HarnessRun
     daemon: DockerDaemon
     cluster: KindCluster
-    operator_image: str
+    release: Release
     extra_images: dict[str, str]
     app_image: str
     teardown_tokens: tuple[int, ...] = ()
 
+    @property
+    def operator_image(self) -> str:
+        return self.release.image
+
 
 def start_stage(run_: HarnessRun, extra_tags: Sequence[str] = ()) -> Stage:
-    """Start the daemon if needed; build the operator image while the cluster is created; load
-    the images; Prometheus and Traefik; `helm install` of the chart as shipped. Everything
+    """Start the daemon if needed; build the release (``make release``, the image included)
+    while the cluster is created; load the release's image archive and the other images;
+    Prometheus and Traefik; `helm install` of the release's chart package. ``extra_tags``:
+    more tags of the one operator image (``<version>-<tag>``), for upgrade tests. Everything
     started is registered for teardown (`stop_stage` undoes it in order)."""
     pins = settings()
     daemon = DockerDaemon()
@@ -942,43 +983,47 @@ def start_stage(run_: HarnessRun, extra_tags: Sequence[str] = ()) -> Stage:
     tokens = [processes.on_teardown("kind: stop dockerd", daemon.stop)]
     cluster = KindCluster(run_)
     tokens.append(processes.on_teardown(f"kind: delete {cluster.name}", cluster.delete))
-    tag = f"dev-{secrets.token_hex(3)}"
-    built_images: dict[str, str] = {}
+    built: list[Release] = []
     errors: list[BaseException] = []
 
     def build() -> None:
         try:
-            built_images["operator"] = build_operator_image(run_, tag)
+            built.append(build_release(run_, run_.state_dir / "dist"))
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
 
-    builder = threading.Thread(target=build, name="operator-image-build")
+    builder = threading.Thread(target=build, name="release-build")
     builder.start()
     try:
         with run_.timed("kind: stage setup"):
             cluster.create()
             cluster.install_prometheus()
             cluster.install_traefik()
+            cluster.load_archive(image_archive(pins["KIND_APP_IMAGE"]))  # while it builds
             builder.join()
             if errors:
                 raise errors[0]
-            operator = built_images["operator"]
-            extra = {t: f"{operator.rsplit(':', 1)[0]}:{tag}-{t}" for t in extra_tags}
+            (release,) = built
+            cluster.load_archive(release.image_archive)
+            extra = {t: f"{release.image}-{t}" for t in extra_tags}
             for ref in extra.values():
-                run(["docker", "tag", operator, ref])
-            cluster.load(operator, *extra.values(), pins["KIND_APP_IMAGE"])
+                run(["docker", "tag", release.image, ref])
+            if extra:  # the archive's image under more names: kind only tags it in the node
+                cluster.load(*extra.values())
             cluster.wait_services()
-            cluster.helm_install(operator)
+            cluster.chart = release.chart
+            cluster.helm_install()
     except BaseException:
         with contextlib.suppress(Exception):
             cluster.save_logs()
         builder.join()
-        if "operator" in built_images:
-            run(["docker", "rmi", built_images["operator"]], check=False)
+        for release in built:
+            for ref in (release.image, *(f"{release.image}-{t}" for t in extra_tags)):
+                run(["docker", "rmi", ref], check=False)
         raise
     finally:
         builder.join()
-    return Stage(run_, daemon, cluster, operator, extra, pins["KIND_APP_IMAGE"], tuple(tokens))
+    return Stage(run_, daemon, cluster, release, extra, pins["KIND_APP_IMAGE"], tuple(tokens))
 
 
 def stop_stage(stage: Stage) -> None:

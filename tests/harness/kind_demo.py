@@ -1,6 +1,7 @@
 """`make demo`: rollwise as users run it, on a real kind cluster with real pods.
 
-The operator image is built from the Dockerfile and installed by the chart; the demo app
+The operator is installed from a release that `make release` builds (the image from the
+Dockerfile, loaded from its archive; the chart package, installed by helm); the demo app
 (deploy/kind/app/, a real HTTP server), Prometheus and Traefik run in the cluster. The story
 is today's demo's (tests/harness/demo.py, now `make demo-sim` on the kwok proving ground): the
 first version with its migration Job, 2.0.0 through the gateway step by step with the live
@@ -104,8 +105,9 @@ def main() -> int:
     summary: list[str] = []
     try:
         say(
-            "kind cluster, the operator image from the Dockerfile, Prometheus and Traefik in "
-            "the cluster, `helm install` of the chart"
+            "kind cluster, a release built by `make release` (the image from the Dockerfile, "
+            "the chart package), Prometheus and Traefik in the cluster, `kind load "
+            "image-archive` and `helm install` of the release's files"
         )
         stage = kind.start_stage(run)
         cluster = stage.cluster

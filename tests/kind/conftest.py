@@ -1,7 +1,10 @@
 """The kind stage: rollwise as users run it (tests/harness/kind.py).
 
-One kind cluster per session, created once: the operator image built from the Dockerfile and
-installed by the chart as shipped, Prometheus and Traefik in the cluster. The stage runs in a
+One kind cluster per session, created once: the operator installed from a release that
+`make release` builds for the session (deploy/release/build.py into a dist folder: the image
+from the Dockerfile, saved and loaded with `kind load image-archive`; the chart package
+installed by helm; the install manifest for test_install_manifest.py), Prometheus and Traefik
+in the cluster. The stage runs in a
 pytest process of its own (``make test`` starts it beside the kwok suite): its tests share one
 operator and run in file order, the uninstall last.
 """
@@ -27,7 +30,7 @@ from tests.harness.wait import wait_for
 log = logging.getLogger("rollwise.tests.kind")
 
 # Files that must run last, in this order: they change or remove the shared operator.
-LAST = ("test_uninstall.py",)
+LAST = ("test_uninstall.py", "test_install_manifest.py")
 _active: HarnessRun | None = None
 
 
@@ -125,10 +128,12 @@ class MemorySampler:
 
 @dataclass
 class KindStage:
-    """What the tests get: the cluster, the operator images (two tags of the one build, for
-    the upgrade test) and the app image."""
+    """What the tests get: the cluster, the release it runs (dist folder, chart package,
+    install manifest), the operator images (the release's and a second tag of it, for the
+    upgrade test) and the app image."""
 
     cluster: KindCluster
+    release: kind.Release
     operator_image: str
     operator_image_next: str
     app_image: str
@@ -153,7 +158,12 @@ def kind_stage() -> Iterator[KindStage]:
     try:
         stage = kind.start_stage(run, extra_tags=("next",))
         yield KindStage(
-            stage.cluster, stage.operator_image, stage.extra_images["next"], stage.app_image, run
+            stage.cluster,
+            stage.release,
+            stage.operator_image,
+            stage.extra_images["next"],
+            stage.app_image,
+            run,
         )
     finally:
         if stage is not None:

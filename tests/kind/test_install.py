@@ -92,7 +92,6 @@ def test_namespaced_rbac_mode_reconciles_its_namespace(
 ) -> None:
     cluster = kind_stage.cluster
     cluster.helm_install(
-        kind_stage.operator_image,
         "--set",
         "rbac.scope=namespaced",
         "--set",
@@ -112,4 +111,4 @@ def test_namespaced_rbac_mode_reconciles_its_namespace(
 
         assert status["phase"] == "Healthy", status.get("message")
     finally:
-        cluster.helm_install(kind_stage.operator_image, "--reset-values", upgrade=True)
+        cluster.helm_install("--reset-values", upgrade=True)

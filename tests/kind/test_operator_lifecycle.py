@@ -77,7 +77,7 @@ def test_helm_upgrade_to_a_new_image_mid_canary_completes_the_rollout(
     rollout.apply(replicas_service(kind_stage, fresh_namespace, "2.0.0"))
     paused = in_pause(rollout)
 
-    cluster.helm_install(kind_stage.operator_image_next, upgrade=True)
+    cluster.helm_install(image=kind_stage.operator_image_next, upgrade=True)
     done = rollout.wait_settled("2.0.0", timeout=180)
 
     assert done["phase"] == "Healthy", done.get("message")
