@@ -281,6 +281,43 @@ def test_an_unreachable_member_pauses_the_fleet_and_a_killed_hub_repeats_nothing
     assert fleet.members["member-b"].operator.alive()
 
 
+def roll_member_a_with(
+    fleet: FleetGround, kubeconfig: dict[str, Any], service: str, version: str
+) -> tuple[dict[str, Any], int]:
+    """A FleetRollout of `service` to member-a alone through `kubeconfig` (stored in a Secret
+    of its own): its status once MemberUnreachable is True, and the member service's
+    generation before (it must stay there: nothing patched)."""
+    secret_name = f"member-a-{service}"
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret_name, "namespace": HUB_NS},
+        "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()},
+    }
+    fleet.hub.kubectl("apply", "-f", "-", input=yaml.safe_dump(secret))
+    member_a = fleet.members["member-a"]
+    member_a.deploy(service)
+    before = int(member_a.service(service)["metadata"]["generation"])
+    manifest = fleet.fleet_manifest(
+        service, service, version, waves=[{"name": "all", "clusters": ["member-a"]}]
+    )
+    manifest["spec"]["clusters"] = [
+        {
+            "name": "member-a",
+            "region": "eu",
+            "kubeconfigSecretRef": {"name": secret_name, "key": "kubeconfig"},
+        }
+    ]
+    fleet.apply_fleet(manifest)
+    status = fleet.wait_fleet(
+        service,
+        lambda s: condition(s, "MemberUnreachable").get("status") == "True",
+        60,
+        "MemberUnreachable",
+    )
+    return status, before
+
+
 def test_a_member_kubeconfig_with_an_exec_plugin_is_refused_and_its_command_never_runs(
     fleet: FleetGround, tmp_path: Path
 ) -> None:
@@ -313,34 +350,9 @@ def test_a_member_kubeconfig_with_an_exec_plugin_is_refused_and_its_command_neve
         "contexts": [{"name": "c", "context": {"cluster": "m", "user": "u"}}],
         "current-context": "c",
     }
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "member-a-exec", "namespace": HUB_NS},
-        "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()},
-    }
-    fleet.hub.kubectl("apply", "-f", "-", input=yaml.safe_dump(secret))
     service = "pay-exec"
-    member_a.deploy(service)
-    before = member_a.service(service)["metadata"]["generation"]
-    manifest = fleet.fleet_manifest(
-        "pay-exec", service, "9.9.8", waves=[{"name": "all", "clusters": ["member-a"]}]
-    )
-    manifest["spec"]["clusters"] = [
-        {
-            "name": "member-a",
-            "region": "eu",
-            "kubeconfigSecretRef": {"name": "member-a-exec", "key": "kubeconfig"},
-        }
-    ]
-    fleet.apply_fleet(manifest)
 
-    status = fleet.wait_fleet(
-        "pay-exec",
-        lambda s: condition(s, "MemberUnreachable").get("status") == "True",
-        60,
-        "MemberUnreachable",
-    )
+    status, before = roll_member_a_with(fleet, kubeconfig, service, "9.9.8")
 
     message = condition(status, "MemberUnreachable")["message"]
     assert "user.exec is refused: an exec plugin would run a program in the hub" in message
@@ -385,35 +397,9 @@ def test_a_member_server_at_a_refused_address_is_never_called_and_names_the_memb
         config = yaml.safe_load(base64.b64decode(secret["data"]["kubeconfig"]))
         for entry in config["clusters"]:
             entry["cluster"]["server"] = f"https://0.0.0.0:{port}"
-        zero = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "member-a-zero", "namespace": HUB_NS},
-            "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(config).encode()).decode()},
-        }
-        fleet.hub.kubectl("apply", "-f", "-", input=yaml.safe_dump(zero))
         member_a = fleet.members["member-a"]
         service = "pay-zero"
-        member_a.deploy(service)
-        before = member_a.service(service)["metadata"]["generation"]
-        manifest = fleet.fleet_manifest(
-            "pay-zero", service, "9.9.7", waves=[{"name": "all", "clusters": ["member-a"]}]
-        )
-        manifest["spec"]["clusters"] = [
-            {
-                "name": "member-a",
-                "region": "eu",
-                "kubeconfigSecretRef": {"name": "member-a-zero", "key": "kubeconfig"},
-            }
-        ]
-        fleet.apply_fleet(manifest)
-
-        status = fleet.wait_fleet(
-            "pay-zero",
-            lambda s: condition(s, "MemberUnreachable").get("status") == "True",
-            60,
-            "MemberUnreachable",
-        )
+        status, before = roll_member_a_with(fleet, config, service, "9.9.7")
     finally:
         stop.set()
         thread.join(timeout=5)
