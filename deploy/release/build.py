@@ -35,6 +35,8 @@ from typing import Any
 
 import yaml
 
+from rollwise.api import yaml11
+
 REPO = Path(__file__).resolve().parents[2]
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
 DEFAULT_IMAGE = "ghcr.io/rollwise/rollwise"
@@ -147,7 +149,8 @@ def install_manifest(helm: Path, chart: Path, *values: str) -> str:
     namespaces = [d for d in docs if d["kind"] == "Namespace"]
     rest = [_strip_helm_labels(d) for d in docs if d not in crds and d not in namespaces]
     ordered = [*crds, namespace, *namespaces, *rest]
-    return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in ordered)
+    # Quoted where Go's YAML 1.1 reader would see a boolean (the schema's property `n`).
+    return "---\n".join(yaml11.dump(d, sort_keys=False) for d in ordered)
 
 
 def crds_manifest(chart: Path) -> str:

@@ -219,9 +219,16 @@ class _PodHTTPServer(ThreadingHTTPServer):
             return self._open.get(conn, [False, True])[1]
 
     def end(self, conn: socket.socket) -> None:
+        """The answer is written. A drain that came while it was being written (the client
+        may already hold the answer) closes the connection now: it is idle from here on."""
         with self._lock:
-            if conn in self._open:
-                self._open[conn][0] = False
+            state = self._open.get(conn)
+            if state is None:
+                return
+            state[0] = False
+            if state[1]:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
 
     def _drain(self, conn: socket.socket) -> None:
         """Close an idle connection now, a busy one after its answer (lock held)."""
